@@ -1,0 +1,8 @@
+//! `profiler`: per-task I/O counters from taskstats, eBPF or /proc, normalised into one
+//! [`sample::Sample`], turned into deltas and rates by [`model`], shown by a [`view`].
+//! Data flows one way: source → Sample → model → view.
+
+pub mod model;
+pub mod sample;
+pub mod source;
+pub mod view;

@@ -1,0 +1,220 @@
+//! The model: deltas and rates from two samples of one source, per thread or per process.
+//! A pure function of (previous sample, current sample); nothing here reads the kernel.
+
+use std::collections::HashMap;
+
+use crate::sample::{Counters, Sample, TaskSample};
+
+/// How to group and what to compare against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// One row per process (summed threads) instead of one per thread.
+    pub processes: bool,
+}
+
+/// One row: a thread, or a process with `tid == None`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub pid: u32,
+    pub tid: Option<u32>,
+    pub uid: Option<u32>,
+    pub command: String,
+    pub cgroup_id: Option<u64>,
+    /// What the source counts (since task start, or since attach for eBPF).
+    pub total: Counters,
+    /// Since the baseline sample; a counter is `None` when the source cannot measure it or
+    /// when there is no trustworthy baseline (first sample, counter went backwards).
+    pub delta: Counters,
+    /// The task exited during the interval; these are its last counters.
+    pub exited: bool,
+}
+
+impl Row {
+    /// Per second over `interval_s`.
+    pub fn rate(&self, counter: Option<u64>, interval_s: f64) -> Option<f64> {
+        counter.filter(|_| interval_s > 0.0).map(|v| v as f64 / interval_s)
+    }
+
+    /// Did anything move in the interval (for `--only`)?
+    pub fn active(&self) -> bool {
+        self.delta.values().iter().take(7).any(|v| v.is_some_and(|v| v > 0))
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Model {
+    pub rows: Vec<Row>,
+    /// Seconds between the baseline and the current sample; 0 for the first sample.
+    pub interval_s: f64,
+    pub lost_events: Option<u64>,
+    pub skipped_tasks: u64,
+}
+
+impl Model {
+    /// Sum of every row, the way the header shows it.
+    pub fn total_delta(&self) -> Counters {
+        self.rows.iter().fold(Counters::default(), |acc, r| acc.add(&r.delta))
+    }
+}
+
+/// Is `cur` the same task `prev` was, or did the TID get reused?
+fn same_task(prev: &TaskSample, cur: &TaskSample) -> bool {
+    match (prev.start_time, cur.start_time) {
+        (Some(a), Some(b)) => a == b,
+        _ => prev.pid == cur.pid,
+    }
+}
+
+/// Delta of one task. A task absent from the baseline started (or first did I/O) within the
+/// interval, so all it counted belongs to the interval. A counter that went backwards gives None:
+/// no rate, rather than a huge or negative one.
+fn task_delta(base: Option<&TaskSample>, cur: &TaskSample) -> Counters {
+    match base.filter(|b| same_task(b, cur)) {
+        Some(b) => cur.counters.zip_with(&b.counters, |c, p| c?.checked_sub(p?)),
+        None => cur.counters,
+    }
+}
+
+/// Builds the model of `cur` against `base` (the previous sample, or the first one for
+/// accumulated mode). With no baseline, every delta is None.
+pub fn compute(base: Option<&Sample>, cur: &Sample, opts: ModelOptions) -> Model {
+    let interval_s = base.map_or(0.0, |b| cur.taken_at.saturating_duration_since(b.taken_at).as_secs_f64());
+    let by_tid: HashMap<u32, &TaskSample> =
+        base.map(|b| b.tasks.iter().map(|t| (t.tid, t)).collect()).unwrap_or_default();
+    let thread_rows = cur.tasks.iter().map(|t| Row {
+        pid: t.pid,
+        tid: Some(t.tid),
+        uid: t.uid,
+        command: t.command.clone(),
+        cgroup_id: t.cgroup_id,
+        total: t.counters,
+        delta: match base {
+            Some(_) => task_delta(by_tid.get(&t.tid).copied(), t),
+            None => Counters::default(),
+        },
+        exited: t.exited,
+    });
+    let rows = if opts.processes { group_processes(thread_rows) } else { thread_rows.collect() };
+    Model { rows, interval_s, lost_events: cur.lost_events, skipped_tasks: cur.skipped_tasks }
+}
+
+/// Sums threads into their process. The process row is labelled by its main thread
+/// (tid == pid) when present, else by its first thread.
+fn group_processes(threads: impl Iterator<Item = Row>) -> Vec<Row> {
+    let mut order = Vec::new();
+    let mut procs: HashMap<u32, Row> = HashMap::new();
+    for t in threads {
+        match procs.get_mut(&t.pid) {
+            Some(p) => {
+                p.total = p.total.add(&t.total);
+                p.delta = p.delta.add(&t.delta);
+                p.exited &= t.exited;
+                if t.tid == Some(t.pid) {
+                    p.command = t.command;
+                    p.uid = t.uid;
+                }
+            }
+            None => {
+                order.push(t.pid);
+                procs.insert(t.pid, Row { tid: None, ..t });
+            }
+        }
+    }
+    order.into_iter().filter_map(|pid| procs.remove(&pid)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn task(tid: u32, pid: u32, start: Option<u64>, rchar: u64, wchar: u64) -> TaskSample {
+        TaskSample {
+            tid,
+            pid,
+            uid: Some(0),
+            command: format!("t{tid}"),
+            start_time: start,
+            cgroup_id: None,
+            counters: Counters { rchar: Some(rchar), wchar: Some(wchar), ..Default::default() },
+            exited: false,
+        }
+    }
+
+    fn sample(tasks: Vec<TaskSample>) -> Sample {
+        Sample::new(tasks)
+    }
+
+    /// A sample taken `secs` after `base`.
+    fn after(base: &Sample, secs: u64, tasks: Vec<TaskSample>) -> Sample {
+        let mut s = Sample::new(tasks);
+        s.taken_at = base.taken_at + Duration::from_secs(secs);
+        s
+    }
+
+    #[test]
+    fn first_sample_has_totals_but_no_deltas() {
+        let m = compute(None, &sample(vec![task(1, 1, Some(5), 10, 20)]), ModelOptions::default());
+        assert_eq!(m.rows[0].total.rchar, Some(10));
+        assert_eq!(m.rows[0].delta.rchar, None);
+        assert_eq!(m.interval_s, 0.0);
+    }
+
+    #[test]
+    fn delta_and_rate_over_the_interval() {
+        let a = sample(vec![task(1, 1, Some(5), 100, 0)]);
+        let b = after(&a, 2, vec![task(1, 1, Some(5), 300, 40)]);
+        let m = compute(Some(&a), &b, ModelOptions::default());
+        assert_eq!(m.rows[0].delta.rchar, Some(200));
+        assert_eq!(m.rows[0].delta.wchar, Some(40));
+        assert_eq!(m.rows[0].delta.syscr, None, "unmeasured stays unmeasured");
+        assert!((m.interval_s - 2.0).abs() < 1e-9);
+        assert_eq!(m.rows[0].rate(m.rows[0].delta.rchar, m.interval_s), Some(100.0));
+    }
+
+    #[test]
+    fn counter_going_backwards_gives_no_rate() {
+        let a = sample(vec![task(1, 1, None, 100, 50)]);
+        let b = after(&a, 1, vec![task(1, 1, None, 10, 60)]);
+        let m = compute(Some(&a), &b, ModelOptions::default());
+        assert_eq!(m.rows[0].delta.rchar, None);
+        assert_eq!(m.rows[0].delta.wchar, Some(10));
+    }
+
+    #[test]
+    fn reused_tid_counts_from_the_new_task_start() {
+        let a = sample(vec![task(7, 7, Some(1000), 5000, 0)]);
+        let b = after(&a, 1, vec![task(7, 7, Some(2000), 30, 0)]);
+        let m = compute(Some(&a), &b, ModelOptions::default());
+        assert_eq!(m.rows[0].delta.rchar, Some(30));
+        // Without start times, a different process id gives the same verdict.
+        let a = sample(vec![task(7, 7, None, 5000, 0)]);
+        let b = after(&a, 1, vec![task(7, 9, None, 6000, 0)]);
+        assert_eq!(compute(Some(&a), &b, ModelOptions::default()).rows[0].delta.rchar, Some(6000));
+    }
+
+    #[test]
+    fn appearing_and_vanishing_tasks() {
+        let a = sample(vec![task(1, 1, Some(1), 10, 0), task(2, 2, Some(1), 10, 0)]);
+        let b = after(&a, 1, vec![task(1, 1, Some(1), 15, 0), task(3, 3, Some(9), 7, 0)]);
+        let m = compute(Some(&a), &b, ModelOptions::default());
+        assert_eq!(m.rows.len(), 2, "the vanished task is gone");
+        assert_eq!(m.rows[1].tid, Some(3));
+        assert_eq!(m.rows[1].delta.rchar, Some(7), "a new task's I/O all happened in the interval");
+    }
+
+    #[test]
+    fn processes_sum_their_threads() {
+        let a = sample(vec![task(10, 10, Some(1), 1, 1), task(11, 10, Some(1), 1, 1), task(20, 20, Some(1), 0, 0)]);
+        let b = after(&a, 1, vec![task(10, 10, Some(1), 3, 1), task(11, 10, Some(1), 5, 2), task(20, 20, Some(1), 0, 9)]);
+        let m = compute(Some(&a), &b, ModelOptions { processes: true });
+        assert_eq!(m.rows.len(), 2);
+        assert_eq!(m.rows[0].tid, None);
+        assert_eq!(m.rows[0].command, "t10");
+        assert_eq!(m.rows[0].total.rchar, Some(8));
+        assert_eq!(m.rows[0].delta.rchar, Some(6));
+        assert_eq!(m.rows[0].delta.wchar, Some(1));
+        assert_eq!(m.total_delta().wchar, Some(10));
+    }
+}

@@ -1,0 +1,130 @@
+//! Data sources. Each reads cumulative per-task counters from one kernel interface and
+//! returns them as a [`Sample`]; `open` picks one, or tries them in order (`auto`).
+
+pub mod ebpf;
+pub mod procfs;
+pub mod taskstats;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::sample::Sample;
+
+/// A kernel interface that yields per-task I/O counters.
+pub trait IoSource {
+    fn kind(&self) -> SourceKind;
+    /// Cumulative counters of every task in scope, now.
+    fn sample(&mut self) -> Result<Sample, SourceError>;
+    /// Counters this source cannot measure here, each with the reason (said once to the user).
+    fn unavailable(&self) -> Vec<Unavailable>;
+    /// What `total` counts from, for people reading JSON or batch output.
+    fn totals_since(&self) -> &'static str;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unavailable {
+    pub counters: &'static [&'static str],
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    Taskstats,
+    Ebpf,
+    Procfs,
+}
+
+impl SourceKind {
+    /// The order `auto` tries them in.
+    pub const ALL: [SourceKind; 3] = [SourceKind::Taskstats, SourceKind::Ebpf, SourceKind::Procfs];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Taskstats => "taskstats",
+            SourceKind::Ebpf => "ebpf",
+            SourceKind::Procfs => "procfs",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SourceKind> {
+        SourceKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The privileges this source needs, for `--list-sources` and error messages.
+    pub fn needs(self) -> &'static str {
+        match self {
+            SourceKind::Taskstats => {
+                "CAP_NET_ADMIN in the initial user namespace, and the TASKSTATS generic netlink family \
+                 visible from this network namespace (host network, or kernel >= 5.19)"
+            }
+            SourceKind::Ebpf => {
+                "CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on kernels before 5.8), kernel >= 5.8; \
+                 CAP_SYS_ADMIN as well to mount tracefs when it is not mounted"
+            }
+            SourceKind::Procfs => {
+                "nothing for your own processes; CAP_SYS_PTRACE (or CAP_DAC_READ_SEARCH) to read other users' /proc/PID/io"
+            }
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which tasks a source reads, and where it finds /proc.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    /// Only these processes (TGIDs, in the profiler's pid namespace); empty: all.
+    pub pids: Vec<u32>,
+    pub proc_root: PathBuf,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope { pids: Vec::new(), proc_root: PathBuf::from("/proc") }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("taskstats: {0}")]
+    Taskstats(#[from] taskstats::TaskstatsError),
+    #[error("ebpf: {0}")]
+    Ebpf(#[from] ebpf::EbpfError),
+    #[error("procfs: {0}")]
+    Procfs(#[from] procfs::ProcfsError),
+}
+
+/// Opens one source; the probe is real (the source reads its own process once).
+pub fn open(kind: SourceKind, scope: &Scope) -> Result<Box<dyn IoSource>, SourceError> {
+    let mut source: Box<dyn IoSource> = match kind {
+        SourceKind::Taskstats => Box::new(taskstats::TaskstatsSource::open(scope.clone())?),
+        SourceKind::Ebpf => Box::new(ebpf::EbpfSource::open(scope.clone())?),
+        SourceKind::Procfs => Box::new(procfs::ProcfsSource::open(scope.clone())?),
+    };
+    source.sample()?;
+    Ok(source)
+}
+
+/// A source that did not open, and why.
+#[derive(Debug)]
+pub struct Fallback {
+    pub kind: SourceKind,
+    pub error: SourceError,
+}
+
+/// Tries each source in order; the first that opens wins. Returns it with the reasons the ones
+/// before it failed, or every reason when none opened.
+pub fn open_first(kinds: &[SourceKind], scope: &Scope) -> Result<(Box<dyn IoSource>, Vec<Fallback>), Vec<Fallback>> {
+    let mut fallbacks = Vec::new();
+    for &kind in kinds {
+        match open(kind, scope) {
+            Ok(source) => return Ok((source, fallbacks)),
+            Err(error) => fallbacks.push(Fallback { kind, error }),
+        }
+    }
+    Err(fallbacks)
+}
