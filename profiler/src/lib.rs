@@ -2,7 +2,9 @@
 //! [`sample::Sample`], turned into deltas and rates by [`model`], shown by a [`view`].
 //! Data flows one way: source → Sample → model → view.
 
+pub mod cli;
 pub mod model;
 pub mod sample;
+pub mod session;
 pub mod source;
 pub mod view;

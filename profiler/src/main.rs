@@ -1,1 +1,138 @@
-fn main(){}
+//! `profiler` command: parses options, opens the source(s), runs the batch, JSON or TUI view.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use profiler::cli::{Cli, SourceChoice};
+use profiler::model::ModelOptions;
+use profiler::session::{OpenError, Session};
+use profiler::source::{self, Scope, SourceKind};
+use profiler::view::batch::{self, BatchOptions};
+use profiler::view::{self, json, UserNames, ViewOptions};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Exit code of bad input and of a forced source that cannot work, as clap uses for usage errors.
+const EXIT_USAGE: u8 = 2;
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("profiler: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn list_sources(scope: &Scope) -> ExitCode {
+    for kind in SourceKind::ALL {
+        let status = match source::open(kind, scope) {
+            Ok(_) => "available".to_string(),
+            Err(e) => format!("unavailable: {e}"),
+        };
+        println!("{:<10} {status}\n{:<10} needs: {}", kind.name(), "", kind.needs());
+    }
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+
+    let scope = Scope { pids: cli.pids.clone(), ..Scope::default() };
+    if cli.list_sources {
+        return list_sources(&scope);
+    }
+    if let Some(pid) = cli.pids.iter().find(|pid| !scope.proc_root.join(pid.to_string()).exists()) {
+        return usage_error(&format!("no process with pid {pid}"));
+    }
+    let uids = match view::resolve_users(&cli.users) {
+        Ok(uids) => uids,
+        Err(e) => return usage_error(&e),
+    };
+
+    let mut session = match Session::open(&cli.source, &scope) {
+        Ok(s) => s,
+        Err(e) => return open_failed(&cli.source, &e),
+    };
+    session.model_options = ModelOptions { processes: cli.processes };
+    session.accumulated = cli.accumulated;
+    let view = ViewOptions { only: cli.only, uids, kilobytes: cli.kilobytes, accumulated: cli.accumulated };
+
+    let result = if cli.batch_mode() {
+        run_batch(&cli, session, &view)
+    } else {
+        view::tui::run(session, view)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("profiler: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_failed(choice: &SourceChoice, e: &OpenError) -> ExitCode {
+    eprintln!("profiler: {e}");
+    if matches!(choice, SourceChoice::Auto) {
+        eprintln!("profiler: run as root, or see `profiler --list-sources` for what each source needs");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::from(EXIT_USAGE)
+    }
+}
+
+/// Prints once what the session cannot measure, and which source answered.
+fn announce(session: &Session) {
+    eprintln!("{}", session.source_line());
+    for (kind, u) in session.unavailable() {
+        eprintln!("{kind}: {} unavailable: {}", u.counters.join(", "), u.reason);
+    }
+}
+
+fn run_batch(cli: &Cli, mut session: Session, view: &ViewOptions) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        announce(&session);
+        session.start()?;
+        let opts = BatchOptions { time_prefix: cli.time, quiet: cli.quiet, processes: cli.processes };
+        let mut users = UserNames::default();
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + cli.delay, cli.delay);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut done = 0u64;
+        let stdout = std::io::stdout();
+        while cli.iterations.is_none_or(|n| done < n) {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
+            }
+            let snapshot = session.refresh()?;
+            let mut out = stdout.lock();
+            if cli.json {
+                let value = json::render(&snapshot, view, &session.fallbacks, &mut users);
+                writeln!(out, "{value}")?;
+            } else {
+                for line in batch::render(&snapshot, view, &opts, &mut users, done == 0) {
+                    writeln!(out, "{line}")?;
+                }
+            }
+            out.flush()?;
+            done += 1;
+        }
+        // Dropping the session detaches the eBPF programs and closes the netlink sockets.
+        drop(session);
+        Ok(())
+    })
+}

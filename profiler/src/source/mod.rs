@@ -98,15 +98,24 @@ pub enum SourceError {
     Procfs(#[from] procfs::ProcfsError),
 }
 
-/// Opens one source; the probe is real (the source reads its own process once).
+/// Opens one source; the probe is real (the source is sampled once). A source that can read
+/// only part of the tasks in scope (procfs, unprivileged) opens, with a warning.
 pub fn open(kind: SourceKind, scope: &Scope) -> Result<Box<dyn IoSource>, SourceError> {
+    let (source, probe) = open_probed(kind, scope)?;
+    if probe.denied_tasks > 0 {
+        log::warn!("{}", procfs::ProcfsError::Partial { denied: probe.denied_tasks });
+    }
+    Ok(source)
+}
+
+fn open_probed(kind: SourceKind, scope: &Scope) -> Result<(Box<dyn IoSource>, Sample), SourceError> {
     let mut source: Box<dyn IoSource> = match kind {
         SourceKind::Taskstats => Box::new(taskstats::TaskstatsSource::open(scope.clone())?),
         SourceKind::Ebpf => Box::new(ebpf::EbpfSource::open(scope.clone())?),
         SourceKind::Procfs => Box::new(procfs::ProcfsSource::open(scope.clone())?),
     };
-    source.sample()?;
-    Ok(source)
+    let probe = source.sample()?;
+    Ok((source, probe))
 }
 
 /// A source that did not open, and why.
@@ -121,8 +130,11 @@ pub struct Fallback {
 pub fn open_first(kinds: &[SourceKind], scope: &Scope) -> Result<(Box<dyn IoSource>, Vec<Fallback>), Vec<Fallback>> {
     let mut fallbacks = Vec::new();
     for &kind in kinds {
-        match open(kind, scope) {
-            Ok(source) => return Ok((source, fallbacks)),
+        match open_probed(kind, scope) {
+            // Automatic choice wants a source that sees every task in scope.
+            Ok((_, probe)) if probe.denied_tasks > 0 => fallbacks
+                .push(Fallback { kind, error: procfs::ProcfsError::Partial { denied: probe.denied_tasks }.into() }),
+            Ok((source, _)) => return Ok((source, fallbacks)),
             Err(error) => fallbacks.push(Fallback { kind, error }),
         }
     }

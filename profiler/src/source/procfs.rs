@@ -21,8 +21,11 @@ pub enum ProcfsError {
          needs CAP_SYS_PTRACE (run as root, or `sudo`)"
     )]
     NothingReadable { denied: u64 },
-    #[error("pid {0} does not exist")]
-    NoSuchPid(u32),
+    #[error(
+        "the I/O counters of {denied} tasks are not readable: other users' /proc/PID/io needs \
+         CAP_SYS_PTRACE (run as root); `--source procfs` shows the readable ones"
+    )]
+    Partial { denied: u64 },
 }
 
 pub struct ProcfsSource {

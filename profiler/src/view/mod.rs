@@ -1,1 +1,122 @@
-//! Views.
+//! Views: pure functions from a [`Snapshot`] (and view options) to text or JSON, plus the
+//! full-screen TUI. Shared here: which rows to show, units, user names, compare-mode joins.
+
+pub mod batch;
+pub mod json;
+pub mod tui;
+
+use std::collections::HashMap;
+
+use crate::model::Row;
+use crate::session::Snapshot;
+
+/// What the user asked to see; independent of the source.
+#[derive(Clone, Debug, Default)]
+pub struct ViewOptions {
+    /// Only rows with I/O in the interval.
+    pub only: bool,
+    /// Only rows of these uids; empty: everyone.
+    pub uids: Vec<u32>,
+    pub kilobytes: bool,
+    /// Show amounts since the start (accumulated) instead of rates.
+    pub accumulated: bool,
+}
+
+impl ViewOptions {
+    pub fn shows(&self, row: &Row) -> bool {
+        (!self.only || row.active()) && (self.uids.is_empty() || row.uid.is_some_and(|u| self.uids.contains(&u)))
+    }
+}
+
+/// A task across the sources of a snapshot (one entry per source, None where it has no row).
+pub struct Joined<'a> {
+    pub pid: u32,
+    pub tid: Option<u32>,
+    pub per_source: Vec<Option<&'a Row>>,
+}
+
+impl Joined<'_> {
+    /// The first source's row that exists: for labels (command, user).
+    pub fn label(&self) -> &Row {
+        self.per_source.iter().flatten().next().expect("a joined row has at least one source row")
+    }
+}
+
+/// Rows of every source joined by (pid, tid), in first-seen order, filtered by `opts`.
+pub fn join<'a>(snapshot: &'a Snapshot, opts: &ViewOptions) -> Vec<Joined<'a>> {
+    let n = snapshot.views.len();
+    let mut index: HashMap<(u32, Option<u32>), usize> = HashMap::new();
+    let mut out: Vec<Joined<'a>> = Vec::new();
+    for (i, view) in snapshot.views.iter().enumerate() {
+        for row in &view.model.rows {
+            let key = (row.pid, row.tid);
+            let at = *index.entry(key).or_insert_with(|| {
+                out.push(Joined { pid: row.pid, tid: row.tid, per_source: vec![None; n] });
+                out.len() - 1
+            });
+            out[at].per_source[i] = Some(row);
+        }
+    }
+    out.retain(|j| j.per_source.iter().flatten().any(|r| opts.shows(r)));
+    out
+}
+
+/// `1.50 M` style: binary units, two decimals, as iotop prints them.
+pub fn human_bytes(bytes: f64, kilobytes: bool) -> String {
+    if kilobytes {
+        return format!("{:.2} K", bytes / 1024.0);
+    }
+    let units = ["B", "K", "M", "G", "T"];
+    let mut v = bytes;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < units.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.2} {}", units[unit])
+}
+
+/// User names by uid, looked up once each.
+#[derive(Default)]
+pub struct UserNames {
+    cache: HashMap<u32, String>,
+}
+
+impl UserNames {
+    pub fn name(&mut self, uid: u32) -> &str {
+        self.cache.entry(uid).or_insert_with(|| match nix::unistd::User::from_uid(uid.into()) {
+            Ok(Some(u)) => u.name,
+            _ => uid.to_string(),
+        })
+    }
+}
+
+/// Resolves `--user` arguments (names or numeric uids) to uids.
+pub fn resolve_users(users: &[String]) -> Result<Vec<u32>, String> {
+    users
+        .iter()
+        .map(|u| match nix::unistd::User::from_name(u) {
+            Ok(Some(user)) => Ok(user.uid.as_raw()),
+            _ => u.parse::<u32>().map_err(|_| format!("no such user: {u}")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_scale_like_iotop() {
+        assert_eq!(human_bytes(0.0, false), "0.00 B");
+        assert_eq!(human_bytes(1536.0, false), "1.50 K");
+        assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0, false), "3.00 M");
+        assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0, true), "3072.00 K");
+    }
+
+    #[test]
+    fn users_resolve_by_name_or_number() {
+        assert_eq!(resolve_users(&["root".into(), "1234".into()]), Ok(vec![0, 1234]));
+        assert_eq!(resolve_users(&["no-such-user-here".into()]), Err("no such user: no-such-user-here".into()));
+    }
+}

@@ -1,0 +1,132 @@
+//! Command line: iotop's options, plus source selection and JSON output.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::source::SourceKind;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "profiler",
+    version,
+    about = "Per-task I/O: bytes and syscalls read and written, from taskstats, eBPF or /proc",
+    long_about = "Per-task I/O, top-style: bytes and syscalls each thread or process reads and writes.\n\
+                  Sources: taskstats (netlink), ebpf (tracepoints), procfs (/proc/PID/task/TID/io); \
+                  `auto` tries them in that order and says why any was skipped."
+)]
+pub struct Cli {
+    /// Source: auto, taskstats, ebpf, procfs, or two or three joined by commas to compare them
+    #[arg(long, default_value = "auto", value_parser = parse_sources)]
+    pub source: SourceChoice,
+    /// List the sources, whether each works here, why not, and what it needs
+    #[arg(long)]
+    pub list_sources: bool,
+    /// Batch mode: print refreshes as text lines instead of the full-screen view
+    #[arg(short, long)]
+    pub batch: bool,
+    /// Stop after this many refreshes
+    #[arg(short = 'n', long = "iter", value_parser = parse_iter)]
+    pub iterations: Option<u64>,
+    /// Seconds between refreshes (fractions allowed)
+    #[arg(short, long, default_value = "1", value_parser = parse_delay)]
+    pub delay: Duration,
+    /// Only these processes (repeatable)
+    #[arg(short, long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only tasks of these users, by name or uid (repeatable)
+    #[arg(short, long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// One row per process instead of per thread
+    #[arg(short = 'P', long)]
+    pub processes: bool,
+    /// Show I/O accumulated since the profiler started instead of per refresh
+    #[arg(short, long)]
+    pub accumulated: bool,
+    /// Only tasks doing I/O
+    #[arg(short, long)]
+    pub only: bool,
+    /// Rates in kilobytes
+    #[arg(short, long)]
+    pub kilobytes: bool,
+    /// Prefix each line with the time (batch mode)
+    #[arg(short, long)]
+    pub time: bool,
+    /// Less header: once, no column names; twice, no totals either
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+    /// One JSON object per refresh on stdout (implies batch)
+    #[arg(long)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG works too
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceChoice {
+    Auto,
+    /// One forced source, or several to compare.
+    Given(Vec<SourceKind>),
+}
+
+fn parse_sources(s: &str) -> Result<SourceChoice, String> {
+    if s == "auto" {
+        return Ok(SourceChoice::Auto);
+    }
+    let mut kinds = Vec::new();
+    for name in s.split(',') {
+        let kind = SourceKind::from_name(name.trim())
+            .ok_or_else(|| format!("unknown source `{name}` (expected auto, taskstats, ebpf or procfs)"))?;
+        if kinds.contains(&kind) {
+            return Err(format!("source `{name}` given twice"));
+        }
+        kinds.push(kind);
+    }
+    Ok(SourceChoice::Given(kinds))
+}
+
+fn parse_delay(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("the delay must be more than 0 seconds, not {s}"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("delay {s}: {e}"))
+}
+
+fn parse_iter(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("the number of iterations must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a positive whole number")),
+    }
+}
+
+impl Cli {
+    pub fn batch_mode(&self) -> bool {
+        self.batch || self.json
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_and_reject() {
+        assert_eq!(parse_sources("auto"), Ok(SourceChoice::Auto));
+        assert_eq!(parse_sources("taskstats,ebpf"), Ok(SourceChoice::Given(vec![SourceKind::Taskstats, SourceKind::Ebpf])));
+        assert!(parse_sources("disk").unwrap_err().contains("unknown source `disk`"));
+        assert!(parse_sources("ebpf,ebpf").is_err());
+    }
+
+    #[test]
+    fn delay_and_iterations_must_be_positive() {
+        assert_eq!(parse_delay("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_delay("0").is_err());
+        assert!(parse_delay("-1").is_err());
+        assert!(parse_delay("nan").is_err());
+        assert!(parse_iter("0").is_err());
+        assert_eq!(parse_iter("3"), Ok(3));
+    }
+}

@@ -1,0 +1,145 @@
+//! A profiling session: the opened source(s), their previous samples, and one
+//! [`Snapshot`] per refresh. Shared by every view (batch, JSON, TUI).
+
+use std::time::SystemTime;
+
+use crate::cli::SourceChoice;
+use crate::model::{self, Model, ModelOptions};
+use crate::sample::Sample;
+use crate::source::{self, Fallback, IoSource, Scope, SourceError, SourceKind, Unavailable};
+
+/// One source's part of a refresh.
+#[derive(Clone, Debug)]
+pub struct SourceView {
+    pub kind: SourceKind,
+    pub model: Model,
+}
+
+/// Everything a view needs for one refresh.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub time: SystemTime,
+    /// One per source; several in compare mode, in the order given.
+    pub views: Vec<SourceView>,
+}
+
+impl Snapshot {
+    pub fn interval_s(&self) -> f64 {
+        self.views.first().map_or(0.0, |v| v.model.interval_s)
+    }
+}
+
+struct Opened {
+    source: Box<dyn IoSource>,
+    first: Option<Sample>,
+    prev: Option<Sample>,
+}
+
+/// Why a session could not start: the reasons, per source tried.
+#[derive(Debug)]
+pub struct OpenError {
+    pub forced: bool,
+    pub fallbacks: Vec<Fallback>,
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.forced {
+            write!(f, "no source works here:")?;
+        }
+        for (i, fb) in self.fallbacks.iter().enumerate() {
+            let sep = if i == 0 && self.forced { "" } else { "\n  " };
+            write!(f, "{sep}{}", fb.error)?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Session {
+    sources: Vec<Opened>,
+    /// Sources tried before the one in use, with why they did not work.
+    pub fallbacks: Vec<Fallback>,
+    pub model_options: ModelOptions,
+    /// Deltas since the first sample instead of the previous one.
+    pub accumulated: bool,
+}
+
+impl Session {
+    pub fn open(choice: &SourceChoice, scope: &Scope) -> Result<Session, OpenError> {
+        let (sources, fallbacks) = match choice {
+            SourceChoice::Auto => {
+                let (source, fallbacks) = source::open_first(&SourceKind::ALL, scope)
+                    .map_err(|fallbacks| OpenError { forced: false, fallbacks })?;
+                (vec![source], fallbacks)
+            }
+            SourceChoice::Given(kinds) => {
+                let mut opened = Vec::new();
+                for &kind in kinds {
+                    match source::open(kind, scope) {
+                        Ok(s) => opened.push(s),
+                        Err(error) => return Err(OpenError { forced: true, fallbacks: vec![Fallback { kind, error }] }),
+                    }
+                }
+                (opened, Vec::new())
+            }
+        };
+        Ok(Session {
+            sources: sources.into_iter().map(|source| Opened { source, first: None, prev: None }).collect(),
+            fallbacks,
+            model_options: ModelOptions::default(),
+            accumulated: false,
+        })
+    }
+
+    /// Takes the baseline sample, so that the first refresh shown has deltas.
+    pub fn start(&mut self) -> Result<(), SourceError> {
+        self.refresh().map(drop)
+    }
+
+    pub fn kinds(&self) -> Vec<SourceKind> {
+        self.sources.iter().map(|s| s.source.kind()).collect()
+    }
+
+    /// `taskstats,ebpf` style name of what is in use.
+    pub fn source_name(&self) -> String {
+        self.kinds().iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
+    }
+
+    /// The line that says which source answered and why the ones before it did not.
+    pub fn source_line(&self) -> String {
+        let mut line = format!("source: {}", self.source_name());
+        if !self.fallbacks.is_empty() {
+            let why: Vec<String> = self.fallbacks.iter().map(|f| f.error.to_string()).collect();
+            line.push_str(&format!(" ({})", why.join("; ")));
+        }
+        line
+    }
+
+    /// Counters each source cannot measure, and why.
+    pub fn unavailable(&self) -> Vec<(SourceKind, Unavailable)> {
+        self.sources
+            .iter()
+            .flat_map(|s| s.source.unavailable().into_iter().map(move |u| (s.source.kind(), u)))
+            .collect()
+    }
+
+    pub fn totals_since(&self) -> Vec<(SourceKind, &'static str)> {
+        self.sources.iter().map(|s| (s.source.kind(), s.source.totals_since())).collect()
+    }
+
+    /// Samples every source and builds its model against the previous (or first) sample.
+    pub fn refresh(&mut self) -> Result<Snapshot, SourceError> {
+        let mut views = Vec::with_capacity(self.sources.len());
+        for s in &mut self.sources {
+            let sample = s.source.sample()?;
+            let base = if self.accumulated { s.first.as_ref() } else { s.prev.as_ref() };
+            let model = model::compute(base, &sample, self.model_options);
+            views.push(SourceView { kind: s.source.kind(), model });
+            if s.first.is_none() {
+                s.first = Some(sample.clone());
+            }
+            s.prev = Some(sample);
+        }
+        Ok(Snapshot { time: SystemTime::now(), views })
+    }
+}
