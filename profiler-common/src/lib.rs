@@ -30,10 +30,13 @@ pub struct TaskIo {
     pub wchar: u64,
     pub syscr: u64,
     pub syscw: u64,
-    /// Bytes of read bios this thread submitted to the block layer.
+    /// Bytes of read bios this thread submitted to the block layer. With [`Config::ioac_off`]
+    /// this and the next two are the kernel's own counters, since the thread started.
     pub read_bytes: u64,
     /// Bytes of page-cache pages this thread dirtied.
     pub write_bytes: u64,
+    /// Bytes of dirty page-cache pages this thread truncated away before writeback.
+    pub cancelled_write_bytes: u64,
     /// cgroup v2 id of the thread (the inode number of its cgroup directory).
     pub cgroup_id: u64,
     /// Host TID (the map key), repeated so an exit record is self-contained.
@@ -63,6 +66,11 @@ pub struct Config {
     pub bio_queue_rwbs_off: u32,
     pub dirty_folio_name_off: u32,
     pub _pad: u32,
+    /// Byte offset of `ioac.read_bytes` in `struct task_struct`, from the kernel's BTF; 0 when
+    /// unknown. When set, read_bytes, write_bytes and cancelled_write_bytes are read from the
+    /// kernel's task I/O accounting (followed by write_bytes and cancelled_write_bytes, 8 bytes
+    /// apart) instead of being counted from block and page-cache tracepoints.
+    pub ioac_off: u64,
 }
 
 /// Indices into [`STATS_MAP`].

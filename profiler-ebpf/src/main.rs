@@ -7,7 +7,8 @@
 use aya_ebpf::{
     bindings::{bpf_pidns_info, BPF_NOEXIST},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid,
+        bpf_probe_read_kernel,
         generated::{bpf_get_current_cgroup_id, bpf_get_ns_current_pid_tgid},
     },
     macros::{btf_tracepoint, map, tracepoint},
@@ -36,6 +37,7 @@ static CONFIG: Config = Config {
     bio_queue_rwbs_off: 0,
     dirty_folio_name_off: 0,
     _pad: 0,
+    ioac_off: 0,
 };
 
 /// Per-CPU flag (after the drop counters) that the "probes active" log line was written.
@@ -161,6 +163,31 @@ fn task_entry<C: EbpfContext>(ctx: &C) -> Option<*mut TaskIo> {
     TASKS.get_ptr_mut(host_tid)
 }
 
+/// The current task's kernel counters read_bytes, write_bytes, cancelled_write_bytes.
+fn read_ioac(off: u64) -> Option<[u64; 3]> {
+    if off == 0 {
+        return None;
+    }
+    // SAFETY: the helper only returns the current task's address.
+    let task = unsafe { bpf_get_current_task() };
+    // SAFETY: bpf_probe_read_kernel checks the address; the offset comes from this kernel's BTF.
+    unsafe { bpf_probe_read_kernel((task + off) as *const [u64; 3]) }.ok()
+}
+
+/// Copies the kernel's disk counters of the current thread into its entry. They count since
+/// the thread started: a baseline taken when the thread is first seen would already include the
+/// disk I/O of the syscall that made it seen.
+fn sync_ioac(t: *mut TaskIo, off: u64) {
+    if let Some(now) = read_ioac(off) {
+        // SAFETY: this thread's own map value.
+        unsafe {
+            (*t).read_bytes = now[0];
+            (*t).write_bytes = now[1];
+            (*t).cancelled_write_bytes = now[2];
+        }
+    }
+}
+
 fn log_first_event<C: EbpfContext>(ctx: &C, host_tid: u32) {
     if let Some(p) = STATS.get_ptr_mut(STAT_LOGGED) {
         // SAFETY: per-CPU slot, see `bump`.
@@ -179,6 +206,7 @@ fn on_sys_exit<C: EbpfContext>(ctx: &C, syscall: u64, ret: i64) {
         return;
     }
     let Some(t) = task_entry(ctx) else { return };
+    sync_ioac(t, config().ioac_off);
     let bytes = if ret > 0 { ret as u64 } else { 0 };
     // SAFETY: `t` points at this thread's map value; only this thread writes it.
     unsafe {
@@ -224,7 +252,8 @@ pub fn sys_exit_tp(ctx: TracePointContext) -> u32 {
 
 fn on_exit<C: EbpfContext>(ctx: &C) {
     let host_tid = bpf_get_current_pid_tgid() as u32;
-    let Some(t) = TASKS.get_ptr(host_tid) else { return };
+    let Some(t) = TASKS.get_ptr_mut(host_tid) else { return };
+    sync_ioac(t, config().ioac_off);
     match EXITED.reserve::<TaskIo>(0) {
         Some(mut slot) => {
             // SAFETY: `t` points at this thread's live map value.

@@ -2,6 +2,7 @@
 //! tracepoints where the kernel has BTF, classic tracepoints otherwise) and reads the
 //! per-thread counters they keep. Counters count from the moment the probes were attached.
 
+mod kernel_btf;
 mod tracefs;
 
 use std::collections::HashSet;
@@ -57,6 +58,8 @@ pub struct EbpfSource {
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     /// Why the block and page-cache probes are missing, if they are.
     no_disk_probes: Option<String>,
+    /// Disk counters come from the kernel's task accounting (exact, cancelled writes included).
+    kernel_disk_counters: bool,
     attachment: Attachment,
     /// Owns the programs and their links: dropping it detaches everything.
     _ebpf: Ebpf,
@@ -97,7 +100,16 @@ impl EbpfSource {
             config.pidns_dev = ns.dev();
             config.pidns_ino = ns.ino();
         }
-        let formats = tracefs.as_ref().ok().map(|root| tracefs::DiskFormats::read(root));
+        // With BTF the probes read the kernel's own disk counters; else they count tracepoints.
+        let ioac = if btf.is_some() { kernel_btf::task_ioac_offset() } else { Err("no kernel BTF".into()) };
+        match &ioac {
+            Ok(off) => config.ioac_off = *off,
+            Err(why) => log::info!("ebpf: kernel disk counters not readable ({why}); counting block and page-cache tracepoints"),
+        }
+        let formats = match (&ioac, &tracefs) {
+            (Err(_), Ok(root)) => Some(tracefs::DiskFormats::read(root)),
+            _ => None,
+        };
         if let Some(Ok(f)) = &formats {
             config.bio_queue_nr_sector_off = f.bio_nr_sector;
             config.bio_queue_rwbs_off = f.bio_rwbs;
@@ -150,6 +162,7 @@ impl EbpfSource {
         };
 
         let no_disk_probes = match (&tracefs, formats) {
+            _ if ioac.is_ok() => None,
             (Err(why), _) => Some(format!("tracefs unavailable ({why})")),
             (Ok(_), Some(Err(why))) => Some(why),
             (Ok(_), _) => {
@@ -180,7 +193,8 @@ impl EbpfSource {
             },
             if config.translate_pids != 0 { "of this container" } else { "initial" },
         );
-        Ok(EbpfSource { scope, tasks, exited, stats, logger, no_disk_probes, attachment, _ebpf: ebpf })
+        let kernel_disk_counters = ioac.is_ok();
+        Ok(EbpfSource { scope, tasks, exited, stats, logger, no_disk_probes, kernel_disk_counters, attachment, _ebpf: ebpf })
     }
 
     pub fn attachment(&self) -> Attachment {
@@ -203,7 +217,7 @@ impl EbpfSource {
                 syscw: Some(io.syscw),
                 read_bytes: disk.then_some(io.read_bytes),
                 write_bytes: disk.then_some(io.write_bytes),
-                cancelled_write_bytes: None,
+                cancelled_write_bytes: self.kernel_disk_counters.then_some(io.cancelled_write_bytes),
                 blkio_delay_ns: None,
                 swapin_delay_ns: None,
             },
@@ -301,16 +315,16 @@ impl IoSource for EbpfSource {
     }
 
     fn unavailable(&self) -> Vec<Unavailable> {
-        let mut out = vec![
-            Unavailable {
-                counters: &["cancelled_write_bytes"],
-                reason: "no tracepoint marks truncated dirty pages; use taskstats or procfs".into(),
-            },
-            Unavailable {
+        let mut out = vec![Unavailable {
                 counters: &["blkio_delay_ns", "swapin_delay_ns"],
-                reason: "delay accounting is read through taskstats only".into(),
-            },
-        ];
+            reason: "delay accounting is read through taskstats only".into(),
+        }];
+        if !self.kernel_disk_counters {
+            out.push(Unavailable {
+                counters: &["cancelled_write_bytes"],
+                reason: "no kernel BTF to read it from, and no tracepoint marks truncated dirty pages".into(),
+            });
+        }
         if let Some(why) = &self.no_disk_probes {
             out.push(Unavailable { counters: &["read_bytes", "write_bytes"], reason: why.clone() });
         }
@@ -318,6 +332,10 @@ impl IoSource for EbpfSource {
     }
 
     fn totals_since(&self) -> &'static str {
-        "probes attached"
+        if self.kernel_disk_counters {
+            "probes attached (rchar, wchar, syscr, syscw); task start (read_bytes, write_bytes, cancelled_write_bytes)"
+        } else {
+            "probes attached"
+        }
     }
 }
