@@ -29,7 +29,7 @@ pub struct Cli {
     #[arg(short = 'n', long = "iter", value_parser = parse_iter)]
     pub iterations: Option<u64>,
     /// Seconds between refreshes (fractions allowed)
-    #[arg(short, long, default_value = "1", value_parser = parse_delay)]
+    #[arg(short, long, default_value = "1", value_parser = parse_delay, allow_hyphen_values = true)]
     pub delay: Duration,
     /// Only these processes (repeatable)
     #[arg(short, long = "pid", value_name = "PID")]
