@@ -10,10 +10,18 @@ const EBPF_TARGET: &str = "bpfel-unknown-none";
 const OBJECT: &str = "profiler-probes";
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir.parent().expect("profiler/ lives in the workspace root");
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("profiler/ lives in the workspace root");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for dir in ["profiler-ebpf/src", "profiler-ebpf/Cargo.toml", "profiler-common/src", "profiler-common/Cargo.toml"] {
+    for dir in [
+        "profiler-ebpf/src",
+        "profiler-ebpf/Cargo.toml",
+        "profiler-common/src",
+        "profiler-common/Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     println!("cargo:rerun-if-env-changed=PROFILER_EBPF_TOOLCHAIN");
@@ -21,17 +29,43 @@ fn main() {
     let toolchain = env::var("PROFILER_EBPF_TOOLCHAIN").unwrap_or_else(|_| "nightly".into());
     let target_dir = workspace.join("target/ebpf");
     let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
-    let rustflags =
-        [format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2".into(), "-Clink-arg=--btf".into()].join("\x1f");
+    let rustflags = [
+        format!("--cfg=bpf_target_arch=\"{arch}\""),
+        "-Cdebuginfo=2".into(),
+        "-Clink-arg=--btf".into(),
+    ]
+    .join("\x1f");
 
     let mut cmd = Command::new("rustup");
-    cmd.args(["run", &toolchain, "cargo", "build", "--release", "--package", "profiler-ebpf"])
-        .args(["--target", EBPF_TARGET, "-Z", "build-std=core", "--target-dir"])
-        .arg(&target_dir)
-        .current_dir(workspace)
-        .env("CARGO_ENCODED_RUSTFLAGS", rustflags);
+    cmd.args([
+        "run",
+        &toolchain,
+        "cargo",
+        "build",
+        "--release",
+        "--package",
+        "profiler-ebpf",
+    ])
+    .args([
+        "--target",
+        EBPF_TARGET,
+        "-Z",
+        "build-std=core",
+        "--target-dir",
+    ])
+    .arg(&target_dir)
+    .current_dir(workspace)
+    .env("CARGO_ENCODED_RUSTFLAGS", rustflags);
     // The outer build's compiler settings must not leak into the eBPF build (clippy sets a wrapper).
-    for var in ["RUSTC", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RUSTUP_TOOLCHAIN", "RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+    for var in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTUP_TOOLCHAIN",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().unwrap_or_else(|e| {

@@ -7,8 +7,8 @@
 use aya_ebpf::{
     bindings::{bpf_pidns_info, BPF_NOEXIST},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid,
-        bpf_probe_read_kernel,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_get_current_uid_gid, bpf_probe_read_kernel,
         generated::{bpf_get_current_cgroup_id, bpf_get_ns_current_pid_tgid},
     },
     macros::{btf_tracepoint, map, tracepoint},
@@ -17,7 +17,9 @@ use aya_ebpf::{
     EbpfContext,
 };
 use aya_log_ebpf::{info, warn};
-use profiler_common::{syscalls as nr, Config, Stat, TaskIo, EXITED_RING_BYTES, MAX_TASKS, STATS_LEN};
+use profiler_common::{
+    syscalls as nr, Config, Stat, TaskIo, EXITED_RING_BYTES, MAX_TASKS, STATS_LEN,
+};
 
 // Map and global names are the constants of profiler-common (TASKS_MAP, EXITED_MAP, STATS_MAP,
 // CONFIG_GLOBAL); the `map` attribute takes the static's name.
@@ -108,7 +110,9 @@ fn counted(kind: Kind, ret: i64) -> bool {
     let err = -ret;
     match kind {
         Kind::ReadIter | Kind::WriteIter => err != EBADF && err != EINVAL,
-        Kind::Read | Kind::Write | Kind::Sendfile => !matches!(err, EBADF | EINVAL | EFAULT | ESPIPE | EOVERFLOW),
+        Kind::Read | Kind::Write | Kind::Sendfile => {
+            !matches!(err, EBADF | EINVAL | EFAULT | ESPIPE | EOVERFLOW)
+        }
         Kind::CopyRange => !matches!(
             err,
             EBADF | EINVAL | EFAULT | EXDEV | EISDIR | ETXTBSY | EFBIG | EOVERFLOW | EOPNOTSUPP
@@ -156,7 +160,10 @@ fn task_entry<C: EbpfContext>(ctx: &C) -> Option<*mut TaskIo> {
     if TASKS.insert(host_tid, value, BPF_NOEXIST as u64).is_err() {
         // Only this thread creates its own key, so a failure means the map is full.
         bump(Stat::TaskMapFull);
-        warn!(ctx, "TASKS map full: I/O of tid {} is not counted", host_tid);
+        warn!(
+            ctx,
+            "TASKS map full: I/O of tid {} is not counted", host_tid
+        );
         return None;
     }
     log_first_event(ctx, host_tid);
@@ -194,7 +201,10 @@ fn log_first_event<C: EbpfContext>(ctx: &C, host_tid: u32) {
         unsafe {
             if *p == 0 {
                 *p = 1;
-                info!(ctx, "probes active: first task seen on this CPU is tid {}", host_tid);
+                info!(
+                    ctx,
+                    "probes active: first task seen on this CPU is tid {}", host_tid
+                );
             }
         }
     }
@@ -243,7 +253,9 @@ pub fn sys_exit_btf(ctx: BtfTracePointContext) -> u32 {
 pub fn sys_exit_tp(ctx: TracePointContext) -> u32 {
     // Offsets of `id` and `ret` in raw_syscalls/sys_exit/format; userspace checks them before attaching.
     // SAFETY: both offsets lie inside the record, as the format file says.
-    let (Ok(syscall), Ok(ret)) = (unsafe { ctx.read_at::<i64>(8) }, unsafe { ctx.read_at::<i64>(16) }) else {
+    let (Ok(syscall), Ok(ret)) = (unsafe { ctx.read_at::<i64>(8) }, unsafe {
+        ctx.read_at::<i64>(16)
+    }) else {
         return 0;
     };
     on_sys_exit(&ctx, syscall as u64, ret);
@@ -252,7 +264,9 @@ pub fn sys_exit_tp(ctx: TracePointContext) -> u32 {
 
 fn on_exit<C: EbpfContext>(ctx: &C) {
     let host_tid = bpf_get_current_pid_tgid() as u32;
-    let Some(t) = TASKS.get_ptr_mut(host_tid) else { return };
+    let Some(t) = TASKS.get_ptr_mut(host_tid) else {
+        return;
+    };
     sync_ioac(t, config().ioac_off);
     match EXITED.reserve::<TaskIo>(0) {
         Some(mut slot) => {
@@ -264,7 +278,10 @@ fn on_exit<C: EbpfContext>(ctx: &C) {
         }
         None => {
             bump(Stat::ExitRingFull);
-            warn!(ctx, "exit ring full: last counters of tid {} lost", host_tid);
+            warn!(
+                ctx,
+                "exit ring full: last counters of tid {} lost", host_tid
+            );
         }
     }
     let _ = TASKS.remove(host_tid);
@@ -314,7 +331,9 @@ pub fn block_bio_queue(ctx: TracePointContext) -> u32 {
     let rwbs0 = unsafe { ctx.read_at::<u8>(cfg.bio_queue_rwbs_off as usize) };
     // SAFETY: as above.
     let sectors = unsafe { ctx.read_at::<u32>(cfg.bio_queue_nr_sector_off as usize) };
-    let (Ok(b'R'), Ok(sectors)) = (rwbs0, sectors) else { return 0 };
+    let (Ok(b'R'), Ok(sectors)) = (rwbs0, sectors) else {
+        return 0;
+    };
     if let Some(t) = task_entry(&ctx) {
         // SAFETY: this thread's own map value.
         unsafe { (*t).read_bytes += u64::from(sectors) * 512 };

@@ -76,8 +76,9 @@ fn parse_sources(s: &str) -> Result<SourceChoice, String> {
     }
     let mut kinds = Vec::new();
     for name in s.split(',') {
-        let kind = SourceKind::from_name(name.trim())
-            .ok_or_else(|| format!("unknown source `{name}` (expected auto, taskstats, ebpf or procfs)"))?;
+        let kind = SourceKind::from_name(name.trim()).ok_or_else(|| {
+            format!("unknown source `{name}` (expected auto, taskstats, ebpf or procfs)")
+        })?;
         if kinds.contains(&kind) {
             return Err(format!("source `{name}` given twice"));
         }
@@ -87,7 +88,9 @@ fn parse_sources(s: &str) -> Result<SourceChoice, String> {
 }
 
 fn parse_delay(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
     if !(secs.is_finite() && secs > 0.0) {
         return Err(format!("the delay must be more than 0 seconds, not {s}"));
     }
@@ -115,8 +118,16 @@ mod tests {
     #[test]
     fn sources_parse_and_reject() {
         assert_eq!(parse_sources("auto"), Ok(SourceChoice::Auto));
-        assert_eq!(parse_sources("taskstats,ebpf"), Ok(SourceChoice::Given(vec![SourceKind::Taskstats, SourceKind::Ebpf])));
-        assert!(parse_sources("disk").unwrap_err().contains("unknown source `disk`"));
+        assert_eq!(
+            parse_sources("taskstats,ebpf"),
+            Ok(SourceChoice::Given(vec![
+                SourceKind::Taskstats,
+                SourceKind::Ebpf
+            ]))
+        );
+        assert!(parse_sources("disk")
+            .unwrap_err()
+            .contains("unknown source `disk`"));
         assert!(parse_sources("ebpf,ebpf").is_err());
     }
 

@@ -38,7 +38,12 @@ fn list_sources(scope: &Scope) -> ExitCode {
             Ok(_) => "available".to_string(),
             Err(e) => format!("unavailable: {e}"),
         };
-        println!("{:<10} {status}\n{:<10} needs: {}", kind.name(), "", kind.needs());
+        println!(
+            "{:<10} {status}\n{:<10} needs: {}",
+            kind.name(),
+            "",
+            kind.needs()
+        );
     }
     ExitCode::SUCCESS
 }
@@ -47,11 +52,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
 
-    let scope = Scope { pids: cli.pids.clone(), ..Scope::default() };
+    let scope = Scope {
+        pids: cli.pids.clone(),
+        ..Scope::default()
+    };
     if cli.list_sources {
         return list_sources(&scope);
     }
-    if let Some(pid) = cli.pids.iter().find(|pid| !scope.proc_root.join(pid.to_string()).exists()) {
+    if let Some(pid) = cli
+        .pids
+        .iter()
+        .find(|pid| !scope.proc_root.join(pid.to_string()).exists())
+    {
         return usage_error(&format!("no process with pid {pid}"));
     }
     let uids = match view::resolve_users(&cli.users) {
@@ -63,9 +75,16 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return open_failed(&cli.source, &e),
     };
-    session.model_options = ModelOptions { processes: cli.processes };
+    session.model_options = ModelOptions {
+        processes: cli.processes,
+    };
     session.accumulated = cli.accumulated;
-    let view = ViewOptions { only: cli.only, uids, kilobytes: cli.kilobytes, accumulated: cli.accumulated };
+    let view = ViewOptions {
+        only: cli.only,
+        uids,
+        kilobytes: cli.kilobytes,
+        accumulated: cli.accumulated,
+    };
 
     let result = if cli.batch_mode() {
         run_batch(&cli, session, &view)
@@ -84,7 +103,9 @@ fn main() -> ExitCode {
 fn open_failed(choice: &SourceChoice, e: &OpenError) -> ExitCode {
     eprintln!("profiler: {e}");
     if matches!(choice, SourceChoice::Auto) {
-        eprintln!("profiler: run as root, or see `profiler --list-sources` for what each source needs");
+        eprintln!(
+            "profiler: run as root, or see `profiler --list-sources` for what each source needs"
+        );
         ExitCode::FAILURE
     } else {
         ExitCode::from(EXIT_USAGE)
@@ -95,20 +116,31 @@ fn open_failed(choice: &SourceChoice, e: &OpenError) -> ExitCode {
 fn announce(session: &Session) {
     eprintln!("{}", session.source_line());
     for (kind, u) in session.unavailable() {
-        eprintln!("{kind}: {} unavailable: {}", u.counters.join(", "), u.reason);
+        eprintln!(
+            "{kind}: {} unavailable: {}",
+            u.counters.join(", "),
+            u.reason
+        );
     }
 }
 
 fn run_batch(cli: &Cli, mut session: Session, view: &ViewOptions) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         announce(&session);
         session.start()?;
-        let opts = BatchOptions { time_prefix: cli.time, quiet: cli.quiet, processes: cli.processes };
+        let opts = BatchOptions {
+            time_prefix: cli.time,
+            quiet: cli.quiet,
+            processes: cli.processes,
+        };
         let mut users = UserNames::default();
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + cli.delay, cli.delay);
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + cli.delay, cli.delay);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut done = 0u64;
         let stdout = std::io::stdout();

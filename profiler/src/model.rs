@@ -32,12 +32,18 @@ pub struct Row {
 impl Row {
     /// Per second over `interval_s`.
     pub fn rate(&self, counter: Option<u64>, interval_s: f64) -> Option<f64> {
-        counter.filter(|_| interval_s > 0.0).map(|v| v as f64 / interval_s)
+        counter
+            .filter(|_| interval_s > 0.0)
+            .map(|v| v as f64 / interval_s)
     }
 
     /// Did anything move in the interval (for `--only`)?
     pub fn active(&self) -> bool {
-        self.delta.values().iter().take(7).any(|v| v.is_some_and(|v| v > 0))
+        self.delta
+            .values()
+            .iter()
+            .take(7)
+            .any(|v| v.is_some_and(|v| v > 0))
     }
 }
 
@@ -53,7 +59,9 @@ pub struct Model {
 impl Model {
     /// Sum of every row, the way the header shows it.
     pub fn total_delta(&self) -> Counters {
-        self.rows.iter().fold(Counters::default(), |acc, r| acc.add(&r.delta))
+        self.rows
+            .iter()
+            .fold(Counters::default(), |acc, r| acc.add(&r.delta))
     }
 }
 
@@ -70,7 +78,9 @@ fn same_task(prev: &TaskSample, cur: &TaskSample) -> bool {
 /// no rate, rather than a huge or negative one.
 fn task_delta(base: Option<&TaskSample>, cur: &TaskSample) -> Counters {
     match base.filter(|b| same_task(b, cur)) {
-        Some(b) => cur.counters.zip_with(&b.counters, |c, p| c?.checked_sub(p?)),
+        Some(b) => cur
+            .counters
+            .zip_with(&b.counters, |c, p| c?.checked_sub(p?)),
         None => cur.counters,
     }
 }
@@ -78,9 +88,14 @@ fn task_delta(base: Option<&TaskSample>, cur: &TaskSample) -> Counters {
 /// Builds the model of `cur` against `base` (the previous sample, or the first one for
 /// accumulated mode). With no baseline, every delta is None.
 pub fn compute(base: Option<&Sample>, cur: &Sample, opts: ModelOptions) -> Model {
-    let interval_s = base.map_or(0.0, |b| cur.taken_at.saturating_duration_since(b.taken_at).as_secs_f64());
-    let by_tid: HashMap<u32, &TaskSample> =
-        base.map(|b| b.tasks.iter().map(|t| (t.tid, t)).collect()).unwrap_or_default();
+    let interval_s = base.map_or(0.0, |b| {
+        cur.taken_at
+            .saturating_duration_since(b.taken_at)
+            .as_secs_f64()
+    });
+    let by_tid: HashMap<u32, &TaskSample> = base
+        .map(|b| b.tasks.iter().map(|t| (t.tid, t)).collect())
+        .unwrap_or_default();
     let thread_rows = cur.tasks.iter().map(|t| Row {
         pid: t.pid,
         tid: Some(t.tid),
@@ -94,8 +109,17 @@ pub fn compute(base: Option<&Sample>, cur: &Sample, opts: ModelOptions) -> Model
         },
         exited: t.exited,
     });
-    let rows = if opts.processes { group_processes(thread_rows) } else { thread_rows.collect() };
-    Model { rows, interval_s, lost_events: cur.lost_events, skipped_tasks: cur.skipped_tasks }
+    let rows = if opts.processes {
+        group_processes(thread_rows)
+    } else {
+        thread_rows.collect()
+    };
+    Model {
+        rows,
+        interval_s,
+        lost_events: cur.lost_events,
+        skipped_tasks: cur.skipped_tasks,
+    }
 }
 
 /// Sums threads into their process. The process row is labelled by its main thread
@@ -120,7 +144,10 @@ fn group_processes(threads: impl Iterator<Item = Row>) -> Vec<Row> {
             }
         }
     }
-    order.into_iter().filter_map(|pid| procs.remove(&pid)).collect()
+    order
+        .into_iter()
+        .filter_map(|pid| procs.remove(&pid))
+        .collect()
 }
 
 #[cfg(test)]
@@ -137,7 +164,11 @@ mod tests {
             command: format!("t{tid}"),
             start_time: start,
             cgroup_id: None,
-            counters: Counters { rchar: Some(rchar), wchar: Some(wchar), ..Default::default() },
+            counters: Counters {
+                rchar: Some(rchar),
+                wchar: Some(wchar),
+                ..Default::default()
+            },
             exited: false,
         }
     }
@@ -155,7 +186,11 @@ mod tests {
 
     #[test]
     fn first_sample_has_totals_but_no_deltas() {
-        let m = compute(None, &sample(vec![task(1, 1, Some(5), 10, 20)]), ModelOptions::default());
+        let m = compute(
+            None,
+            &sample(vec![task(1, 1, Some(5), 10, 20)]),
+            ModelOptions::default(),
+        );
         assert_eq!(m.rows[0].total.rchar, Some(10));
         assert_eq!(m.rows[0].delta.rchar, None);
         assert_eq!(m.interval_s, 0.0);
@@ -170,7 +205,10 @@ mod tests {
         assert_eq!(m.rows[0].delta.wchar, Some(40));
         assert_eq!(m.rows[0].delta.syscr, None, "unmeasured stays unmeasured");
         assert!((m.interval_s - 2.0).abs() < 1e-9);
-        assert_eq!(m.rows[0].rate(m.rows[0].delta.rchar, m.interval_s), Some(100.0));
+        assert_eq!(
+            m.rows[0].rate(m.rows[0].delta.rchar, m.interval_s),
+            Some(100.0)
+        );
     }
 
     #[test]
@@ -191,23 +229,48 @@ mod tests {
         // Without start times, a different process id gives the same verdict.
         let a = sample(vec![task(7, 7, None, 5000, 0)]);
         let b = after(&a, 1, vec![task(7, 9, None, 6000, 0)]);
-        assert_eq!(compute(Some(&a), &b, ModelOptions::default()).rows[0].delta.rchar, Some(6000));
+        assert_eq!(
+            compute(Some(&a), &b, ModelOptions::default()).rows[0]
+                .delta
+                .rchar,
+            Some(6000)
+        );
     }
 
     #[test]
     fn appearing_and_vanishing_tasks() {
         let a = sample(vec![task(1, 1, Some(1), 10, 0), task(2, 2, Some(1), 10, 0)]);
-        let b = after(&a, 1, vec![task(1, 1, Some(1), 15, 0), task(3, 3, Some(9), 7, 0)]);
+        let b = after(
+            &a,
+            1,
+            vec![task(1, 1, Some(1), 15, 0), task(3, 3, Some(9), 7, 0)],
+        );
         let m = compute(Some(&a), &b, ModelOptions::default());
         assert_eq!(m.rows.len(), 2, "the vanished task is gone");
         assert_eq!(m.rows[1].tid, Some(3));
-        assert_eq!(m.rows[1].delta.rchar, Some(7), "a new task's I/O all happened in the interval");
+        assert_eq!(
+            m.rows[1].delta.rchar,
+            Some(7),
+            "a new task's I/O all happened in the interval"
+        );
     }
 
     #[test]
     fn processes_sum_their_threads() {
-        let a = sample(vec![task(10, 10, Some(1), 1, 1), task(11, 10, Some(1), 1, 1), task(20, 20, Some(1), 0, 0)]);
-        let b = after(&a, 1, vec![task(10, 10, Some(1), 3, 1), task(11, 10, Some(1), 5, 2), task(20, 20, Some(1), 0, 9)]);
+        let a = sample(vec![
+            task(10, 10, Some(1), 1, 1),
+            task(11, 10, Some(1), 1, 1),
+            task(20, 20, Some(1), 0, 0),
+        ]);
+        let b = after(
+            &a,
+            1,
+            vec![
+                task(10, 10, Some(1), 3, 1),
+                task(11, 10, Some(1), 5, 2),
+                task(20, 20, Some(1), 0, 9),
+            ],
+        );
         let m = compute(Some(&a), &b, ModelOptions { processes: true });
         assert_eq!(m.rows.len(), 2);
         assert_eq!(m.rows[0].tid, None);

@@ -63,7 +63,11 @@ impl Counters {
     }
 
     /// Field by field, `f(self, other)`.
-    pub fn zip_with(&self, other: &Counters, f: impl Fn(Option<u64>, Option<u64>) -> Option<u64>) -> Counters {
+    pub fn zip_with(
+        &self,
+        other: &Counters,
+        f: impl Fn(Option<u64>, Option<u64>) -> Option<u64>,
+    ) -> Counters {
         let (a, b) = (self.values(), other.values());
         Counters::from_values(std::array::from_fn(|i| f(a[i], b[i])))
     }
@@ -160,8 +164,15 @@ mod tests {
 
     #[test]
     fn add_keeps_unmeasured_counters_unmeasured() {
-        let a = Counters { rchar: Some(1), ..Default::default() };
-        let b = Counters { rchar: Some(2), wchar: Some(5), ..Default::default() };
+        let a = Counters {
+            rchar: Some(1),
+            ..Default::default()
+        };
+        let b = Counters {
+            rchar: Some(2),
+            wchar: Some(5),
+            ..Default::default()
+        };
         let s = a.add(&b);
         assert_eq!(s.rchar, Some(3));
         assert_eq!(s.wchar, Some(5));

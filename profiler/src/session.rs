@@ -68,8 +68,11 @@ impl Session {
     pub fn open(choice: &SourceChoice, scope: &Scope) -> Result<Session, OpenError> {
         let (sources, fallbacks) = match choice {
             SourceChoice::Auto => {
-                let (source, fallbacks) = source::open_first(&SourceKind::ALL, scope)
-                    .map_err(|fallbacks| OpenError { forced: false, fallbacks })?;
+                let (source, fallbacks) =
+                    source::open_first(&SourceKind::ALL, scope).map_err(|fallbacks| OpenError {
+                        forced: false,
+                        fallbacks,
+                    })?;
                 (vec![source], fallbacks)
             }
             SourceChoice::Given(kinds) => {
@@ -77,14 +80,26 @@ impl Session {
                 for &kind in kinds {
                     match source::open(kind, scope) {
                         Ok(s) => opened.push(s),
-                        Err(error) => return Err(OpenError { forced: true, fallbacks: vec![Fallback { kind, error }] }),
+                        Err(error) => {
+                            return Err(OpenError {
+                                forced: true,
+                                fallbacks: vec![Fallback { kind, error }],
+                            })
+                        }
                     }
                 }
                 (opened, Vec::new())
             }
         };
         Ok(Session {
-            sources: sources.into_iter().map(|source| Opened { source, first: None, prev: None }).collect(),
+            sources: sources
+                .into_iter()
+                .map(|source| Opened {
+                    source,
+                    first: None,
+                    prev: None,
+                })
+                .collect(),
             fallbacks,
             model_options: ModelOptions::default(),
             accumulated: false,
@@ -102,7 +117,11 @@ impl Session {
 
     /// `taskstats,ebpf` style name of what is in use.
     pub fn source_name(&self) -> String {
-        self.kinds().iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
+        self.kinds()
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The line that says which source answered and why the ones before it did not.
@@ -119,12 +138,20 @@ impl Session {
     pub fn unavailable(&self) -> Vec<(SourceKind, Unavailable)> {
         self.sources
             .iter()
-            .flat_map(|s| s.source.unavailable().into_iter().map(move |u| (s.source.kind(), u)))
+            .flat_map(|s| {
+                s.source
+                    .unavailable()
+                    .into_iter()
+                    .map(move |u| (s.source.kind(), u))
+            })
             .collect()
     }
 
     pub fn totals_since(&self) -> Vec<(SourceKind, &'static str)> {
-        self.sources.iter().map(|s| (s.source.kind(), s.source.totals_since())).collect()
+        self.sources
+            .iter()
+            .map(|s| (s.source.kind(), s.source.totals_since()))
+            .collect()
     }
 
     /// Samples every source and builds its model against the previous (or first) sample.
@@ -132,14 +159,24 @@ impl Session {
         let mut views = Vec::with_capacity(self.sources.len());
         for s in &mut self.sources {
             let sample = s.source.sample()?;
-            let base = if self.accumulated { s.first.as_ref() } else { s.prev.as_ref() };
+            let base = if self.accumulated {
+                s.first.as_ref()
+            } else {
+                s.prev.as_ref()
+            };
             let model = model::compute(base, &sample, self.model_options);
-            views.push(SourceView { kind: s.source.kind(), model });
+            views.push(SourceView {
+                kind: s.source.kind(),
+                model,
+            });
             if s.first.is_none() {
                 s.first = Some(sample.clone());
             }
             s.prev = Some(sample);
         }
-        Ok(Snapshot { time: SystemTime::now(), views })
+        Ok(Snapshot {
+            time: SystemTime::now(),
+            views,
+        })
     }
 }

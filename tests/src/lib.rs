@@ -14,21 +14,34 @@ pub fn require_root() {
 fn target_dir_bin(name: &str) -> PathBuf {
     // Tests run from target/<profile>/deps/<test>-<hash>; binaries sit in target/<profile>/.
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
     dir.join(name)
 }
 
 /// The `profiler` binary: $PROFILER_BIN, or the one beside this test's build.
 pub fn profiler_bin() -> PathBuf {
-    let path = std::env::var_os("PROFILER_BIN").map(PathBuf::from).unwrap_or_else(|| target_dir_bin("profiler"));
-    assert!(path.exists(), "{} is missing: run the tests with `cargo xtask test` (it builds the binary)", path.display());
+    let path = std::env::var_os("PROFILER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir_bin("profiler"));
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo xtask test` (it builds the binary)",
+        path.display()
+    );
     path
 }
 
 /// The `workload` binary; cargo builds it before this package's integration tests.
 pub fn workload_bin() -> PathBuf {
     let path = target_dir_bin("workload");
-    assert!(path.exists(), "{} is missing: run the tests with `cargo xtask test`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo xtask test`",
+        path.display()
+    );
     path
 }
 
@@ -46,7 +59,8 @@ pub struct ProcIo {
 
 impl ProcIo {
     pub fn read(pid: u32) -> ProcIo {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("reading /proc/PID/io");
+        let text =
+            std::fs::read_to_string(format!("/proc/{pid}/io")).expect("reading /proc/PID/io");
         let mut io = ProcIo::default();
         for line in text.lines() {
             let (key, value) = line.split_once(": ").expect("key: value");
@@ -88,8 +102,16 @@ fn wait_stopped(pid: u32) {
     let mut status = 0;
     // SAFETY: waiting on our own child with a valid status pointer.
     let r = unsafe { libc::waitpid(pid as i32, &mut status, libc::WUNTRACED) };
-    assert_eq!(r, pid as i32, "waitpid: {}", std::io::Error::last_os_error());
-    assert!(libc::WIFSTOPPED(status), "workload {pid} did not stop (status {status:#x}); did an op fail?");
+    assert_eq!(
+        r,
+        pid as i32,
+        "waitpid: {}",
+        std::io::Error::last_os_error()
+    );
+    assert!(
+        libc::WIFSTOPPED(status),
+        "workload {pid} did not stop (status {status:#x}); did an op fail?"
+    );
 }
 
 fn signal(pid: u32, sig: i32) {
@@ -144,7 +166,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(tag: &str) -> Scratch {
-        let base = std::env::var_os("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        let base = std::env::var_os("CARGO_TARGET_TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
         let dir = base.join(format!("{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("creating scratch dir");
@@ -159,7 +183,9 @@ impl Scratch {
     pub fn file(&self, name: &str, len: usize) -> String {
         let path = self.path(name);
         std::fs::write(&path, vec![b'y'; len]).expect("writing fixture file");
-        std::fs::File::open(&path).and_then(|f| f.sync_all()).expect("syncing fixture file");
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .expect("syncing fixture file");
         path
     }
 }

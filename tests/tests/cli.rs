@@ -7,7 +7,10 @@ use profiler_tests::{profiler_bin, require_root, Scratch, Workload};
 use serde_json::Value;
 
 fn profiler(args: &[&str]) -> std::process::Output {
-    Command::new(profiler_bin()).args(args).output().expect("running profiler")
+    Command::new(profiler_bin())
+        .args(args)
+        .output()
+        .expect("running profiler")
 }
 
 fn stderr(out: &std::process::Output) -> String {
@@ -22,12 +25,19 @@ fn bad_input_is_one_line_and_exit_code_2() {
         (&["-d", "-1"][..], "more than 0 seconds"),
         (&["-n", "0"][..], "at least 1"),
         (&["--no-such-flag"][..], "--no-such-flag"),
-        (&["-b", "-u", "no-such-user-here"][..], "no such user: no-such-user-here"),
+        (
+            &["-b", "-u", "no-such-user-here"][..],
+            "no such user: no-such-user-here",
+        ),
         (&["-b", "-p", "4000000"][..], "no process with pid 4000000"),
     ] {
         let out = profiler(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(says), "{args:?} should say {says:?}, said: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(says),
+            "{args:?} should say {says:?}, said: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -36,15 +46,26 @@ fn unprivileged_run_names_the_missing_privileges_and_fails() {
     require_root();
     // As `nobody`, with no capabilities: no source can see every task.
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(profiler_bin())
         .args(["-b", "-n", "1"])
         .output()
         .expect("running setpriv");
     let err = stderr(&out);
     assert!(!out.status.success(), "must fail unprivileged: {err}");
-    assert!(err.contains("CAP_BPF") && err.contains("CAP_PERFMON"), "names eBPF's capabilities: {err}");
-    assert!(err.contains("CAP_SYS_PTRACE"), "names what procfs needs for other users' tasks: {err}");
+    assert!(
+        err.contains("CAP_BPF") && err.contains("CAP_PERFMON"),
+        "names eBPF's capabilities: {err}"
+    );
+    assert!(
+        err.contains("CAP_SYS_PTRACE"),
+        "names what procfs needs for other users' tasks: {err}"
+    );
     assert!(err.contains("run as root"), "says how to get them: {err}");
 }
 
@@ -52,13 +73,22 @@ fn unprivileged_run_names_the_missing_privileges_and_fails() {
 fn forced_ebpf_as_nobody_is_exit_code_2_with_the_reason() {
     require_root();
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(profiler_bin())
         .args(["--source", "ebpf", "-b", "-n", "1"])
         .output()
         .expect("running setpriv");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("not permitted to load eBPF programs"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not permitted to load eBPF programs"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Runs `profiler --json -b -n 2 -p CHILD` around a child writing N×B bytes; the second object
@@ -71,7 +101,9 @@ fn json_matches_known_io(source: &str) {
     let mut child = Workload::start(&[format!("write:{}:{N}:{B}", s.path("out"))]);
     let pid = child.pid().to_string();
     let run = Command::new(profiler_bin())
-        .args(["--source", source, "--json", "-b", "-n", "2", "-d", "1", "-p", &pid])
+        .args([
+            "--source", source, "--json", "-b", "-n", "2", "-d", "1", "-p", &pid,
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -92,7 +124,10 @@ fn json_matches_known_io(source: &str) {
     let out = run.wait_with_output().expect("profiler output");
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).expect("utf-8 JSON");
-    let objects: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
+    let objects: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
     assert_eq!(objects.len(), 2, "two refreshes: {text}");
     let first = &objects[0];
     assert_eq!(first["source"], source);
@@ -100,12 +135,20 @@ fn json_matches_known_io(source: &str) {
         .as_array()
         .expect("tasks")
         .iter()
-        .find(|t| t["tid"].to_string() == pid)
+        .find(|t| t["tid"] == child.pid())
         .unwrap_or_else(|| panic!("child {pid} in {first}"));
     assert_eq!(task["command"], "workload");
     assert_eq!(task["delta"]["syscw"], N, "{task}");
     assert_eq!(task["delta"]["wchar"], N * B, "{task}");
-    for key in ["rchar", "syscr", "read_bytes", "write_bytes", "cancelled_write_bytes", "blkio_delay_ns", "swapin_delay_ns"] {
+    for key in [
+        "rchar",
+        "syscr",
+        "read_bytes",
+        "write_bytes",
+        "cancelled_write_bytes",
+        "blkio_delay_ns",
+        "swapin_delay_ns",
+    ] {
         assert!(task["delta"].get(key).is_some(), "delta has {key}");
         assert!(task["total"].get(key).is_some(), "total has {key}");
     }
@@ -127,23 +170,39 @@ fn ebpf_log_messages_reach_the_user_at_v() {
     require_root();
     let out = profiler(&["--source", "ebpf", "-b", "-n", "1", "-d", "0.2", "-v"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("probes active: first task seen on this CPU"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("probes active: first task seen on this CPU"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// IDs of the eBPF programs that `pid` holds links to, from its fdinfo.
 fn linked_programs(pid: u32) -> Vec<u32> {
     let mut ids = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("fdinfo").flatten() {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .expect("fdinfo")
+        .flatten()
+    {
         let info = std::fs::read_to_string(entry.path()).unwrap_or_default();
         if info.contains("link_id:") {
-            ids.extend(info.lines().filter_map(|l| l.strip_prefix("prog_id:")).filter_map(|v| v.trim().parse::<u32>().ok()));
+            ids.extend(
+                info.lines()
+                    .filter_map(|l| l.strip_prefix("prog_id:"))
+                    .filter_map(|v| v.trim().parse::<u32>().ok()),
+            );
         }
     }
     ids
 }
 
 fn program_exists(id: u32) -> bool {
-    Command::new("bpftool").args(["prog", "show", "id", &id.to_string()]).output().expect("bpftool").status.success()
+    Command::new("bpftool")
+        .args(["prog", "show", "id", &id.to_string()])
+        .output()
+        .expect("bpftool")
+        .status
+        .success()
 }
 
 #[test]
@@ -162,8 +221,14 @@ fn sigterm_detaches_the_probes() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         ids = linked_programs(child.id());
     }
-    assert!(ids.len() >= 3, "sys_exit, exit and exec probes are attached while profiler runs: {ids:?}");
-    assert!(ids.iter().all(|&id| program_exists(id)), "bpftool sees them");
+    assert!(
+        ids.len() >= 3,
+        "sys_exit, exit and exec probes are attached while profiler runs: {ids:?}"
+    );
+    assert!(
+        ids.iter().all(|&id| program_exists(id)),
+        "bpftool sees them"
+    );
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait_with_output().expect("waiting").status;
@@ -175,5 +240,8 @@ fn sigterm_detaches_the_probes() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         left.retain(|&id| program_exists(id));
     }
-    assert!(left.is_empty(), "nothing stays loaded or attached after SIGTERM: {left:?}");
+    assert!(
+        left.is_empty(),
+        "nothing stays loaded or attached after SIGTERM: {left:?}"
+    );
 }

@@ -9,7 +9,10 @@ mod test;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "xtask", about = "Build, run and test profiler, installing the eBPF toolchain when missing")]
+#[command(
+    name = "xtask",
+    about = "Build, run and test profiler, installing the eBPF toolchain when missing"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

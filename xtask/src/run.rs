@@ -9,7 +9,14 @@ use crate::setup;
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     setup::toolchain()?;
-    exec(cargo().args(["build", "--release", "--package", "profiler", "--bin", "profiler"]))?;
+    exec(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "profiler",
+        "--bin",
+        "profiler",
+    ]))?;
     let bin = workspace_root().join("target/release/profiler");
     let mut cmd = if is_root() {
         Command::new(&bin)

@@ -13,8 +13,12 @@ pub const EBPF_TOOLCHAIN: &str = "nightly";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Tools the integration tests drive (tmux for the TUI, capsh and unshare for containers, bpftool
 /// to check that nothing stays attached), as Debian packages.
-pub const TEST_PACKAGES: [(&str, &str); 4] =
-    [("tmux", "tmux"), ("capsh", "libcap2-bin"), ("bpftool", "bpftool"), ("unshare", "util-linux")];
+pub const TEST_PACKAGES: [(&str, &str); 4] = [
+    ("tmux", "tmux"),
+    ("capsh", "libcap2-bin"),
+    ("bpftool", "bpftool"),
+    ("unshare", "util-linux"),
+];
 
 fn rustup() -> Command {
     Command::new("rustup")
@@ -23,7 +27,9 @@ fn rustup() -> Command {
 fn cargo_home() -> PathBuf {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+        })
 }
 
 /// LLVM major version of the toolchain that builds the eBPF crate.
@@ -34,7 +40,11 @@ fn llvm_major() -> anyhow::Result<u32> {
         .lines()
         .find_map(|l| l.strip_prefix("LLVM version: "))
         .context("rustc -vV printed no LLVM version")?;
-    version.split('.').next().and_then(|m| m.trim().parse().ok()).context("unparsable LLVM version")
+    version
+        .split('.')
+        .next()
+        .and_then(|m| m.trim().parse().ok())
+        .context("unparsable LLVM version")
 }
 
 /// The LLVM feature bpf-linker was installed with, from cargo's install records.
@@ -42,8 +52,16 @@ fn installed_linker_llvm() -> Option<String> {
     let records = std::fs::read_to_string(cargo_home().join(".crates2.json")).ok()?;
     let json: serde_json::Value = serde_json::from_str(&records).ok()?;
     let installs = json.get("installs")?.as_object()?;
-    let (_, entry) = installs.iter().find(|(k, _)| k.starts_with(&format!("bpf-linker {BPF_LINKER_VERSION} ")))?;
-    entry.get("features")?.as_array()?.iter().filter_map(|f| f.as_str()).find(|f| f.starts_with("llvm-")).map(String::from)
+    let (_, entry) = installs
+        .iter()
+        .find(|(k, _)| k.starts_with(&format!("bpf-linker {BPF_LINKER_VERSION} ")))?;
+    entry
+        .get("features")?
+        .as_array()?
+        .iter()
+        .filter_map(|f| f.as_str())
+        .find(|f| f.starts_with("llvm-"))
+        .map(String::from)
 }
 
 fn have_command(name: &str) -> bool {
@@ -51,12 +69,17 @@ fn have_command(name: &str) -> bool {
 }
 
 fn dpkg_installed(package: &str) -> bool {
-    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package])).is_some_and(|s| s.contains("install ok installed"))
+    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+        .is_some_and(|s| s.contains("install ok installed"))
 }
 
 /// Installs Debian packages, or says exactly what to run when it cannot.
 pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = packages.iter().copied().filter(|p| !dpkg_installed(p)).collect();
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !dpkg_installed(p))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -69,7 +92,12 @@ pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     }
     step(&format!("installing {} (apt-get)", missing.join(" ")));
     exec(Command::new("apt-get").args(["update", "-qq"]))?;
-    exec(Command::new("apt-get").args(["install", "-y", "-qq"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+    exec(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
 }
 
 pub fn toolchain() -> anyhow::Result<()> {
@@ -78,30 +106,64 @@ pub fn toolchain() -> anyhow::Result<()> {
     }
     let installed = output(rustup().args(["toolchain", "list"])).unwrap_or_default();
     if !installed.lines().any(|l| l.starts_with(EBPF_TOOLCHAIN)) {
-        step(&format!("installing the {EBPF_TOOLCHAIN} toolchain (builds the eBPF probes)"));
-        exec(rustup().args(["toolchain", "install", EBPF_TOOLCHAIN, "--profile", "minimal", "--component", "rust-src"]))?;
+        step(&format!(
+            "installing the {EBPF_TOOLCHAIN} toolchain (builds the eBPF probes)"
+        ));
+        exec(rustup().args([
+            "toolchain",
+            "install",
+            EBPF_TOOLCHAIN,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]))?;
     }
-    let components = output(rustup().args(["component", "list", "--installed", "--toolchain", EBPF_TOOLCHAIN])).unwrap_or_default();
+    let components = output(rustup().args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        EBPF_TOOLCHAIN,
+    ]))
+    .unwrap_or_default();
     if !components.lines().any(|l| l.starts_with("rust-src")) {
-        step(&format!("adding rust-src to {EBPF_TOOLCHAIN} (the eBPF build compiles core from source)"));
-        exec(rustup().args(["component", "add", "rust-src", "--toolchain", EBPF_TOOLCHAIN]))?;
+        step(&format!(
+            "adding rust-src to {EBPF_TOOLCHAIN} (the eBPF build compiles core from source)"
+        ));
+        exec(rustup().args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            EBPF_TOOLCHAIN,
+        ]))?;
     }
     let major = llvm_major()?;
     let feature = format!("llvm-{major}");
     if have_command("bpf-linker") && installed_linker_llvm().as_deref() == Some(feature.as_str()) {
         return Ok(());
     }
-    step(&format!("bpf-linker {BPF_LINKER_VERSION} for LLVM {major} is missing: building it"));
+    step(&format!(
+        "bpf-linker {BPF_LINKER_VERSION} for LLVM {major} is missing: building it"
+    ));
     let prefix = format!("/usr/lib/llvm-{major}");
     if !Path::new(&prefix).join("lib").exists() || !dpkg_installed(&format!("llvm-{major}-dev")) {
         apt_install(&[&format!("llvm-{major}-dev"), &format!("libpolly-{major}-dev"), "libzstd-dev"]).with_context(|| {
             format!("bpf-linker needs LLVM {major} development files (the LLVM of rustc +{EBPF_TOOLCHAIN})")
         })?;
     }
-    step(&format!("cargo install bpf-linker@{BPF_LINKER_VERSION} against {prefix} (about a minute)"));
+    step(&format!(
+        "cargo install bpf-linker@{BPF_LINKER_VERSION} against {prefix} (about a minute)"
+    ));
     exec(
         Command::new("cargo")
-            .args(["install", &format!("bpf-linker@{BPF_LINKER_VERSION}"), "--locked", "--no-default-features"])
+            .args([
+                "install",
+                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+                "--locked",
+                "--no-default-features",
+            ])
             .args(["--features", &feature])
             .env("LLVM_PREFIX", &prefix)
             .env_remove("RUSTUP_TOOLCHAIN"),
@@ -110,7 +172,11 @@ pub fn toolchain() -> anyhow::Result<()> {
 
 /// The tools the integration tests use.
 pub fn test_tools() -> anyhow::Result<()> {
-    let missing: Vec<&str> = TEST_PACKAGES.iter().filter(|(cmd, _)| !have_command(cmd)).map(|(_, pkg)| *pkg).collect();
+    let missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .filter(|(cmd, _)| !have_command(cmd))
+        .map(|(_, pkg)| *pkg)
+        .collect();
     if !missing.is_empty() {
         step(&format!("test tools missing: {}", missing.join(" ")));
         apt_install(&missing)?;

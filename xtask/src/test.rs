@@ -15,12 +15,27 @@ pub fn test(args: &[String]) -> anyhow::Result<()> {
     }
     setup::test_tools()?;
     // The eBPF crate only builds for its own target (profiler's build.rs does that).
-    exec(cargo().args(["build", "--workspace", "--exclude", "profiler-ebpf", "--bins"]))?;
+    exec(cargo().args([
+        "build",
+        "--workspace",
+        "--exclude",
+        "profiler-ebpf",
+        "--bins",
+    ]))?;
     step("running the test suite");
     exec(
         cargo()
-            .args(["test", "--workspace", "--exclude", "profiler-ebpf", "--no-fail-fast"])
+            .args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "profiler-ebpf",
+                "--no-fail-fast",
+            ])
             .args(args)
-            .env("PROFILER_BIN", workspace_root().join("target/debug/profiler")),
+            .env(
+                "PROFILER_BIN",
+                workspace_root().join("target/debug/profiler"),
+            ),
     )
 }

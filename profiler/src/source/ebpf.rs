@@ -13,7 +13,7 @@ use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use profiler_common::{Config, Stat, TaskIo, CONFIG_GLOBAL, EXITED_MAP, STATS_MAP, TASKS_MAP};
 
-use super::{IoSource, Scope, SourceKind, SourceError, Unavailable};
+use super::{IoSource, Scope, SourceError, SourceKind, Unavailable};
 use crate::sample::{printable_command, Counters, Sample, TaskSample};
 
 /// The probes, built for bpfel-unknown-none by build.rs and embedded so the binary runs alone.
@@ -33,7 +33,11 @@ pub enum EbpfError {
     #[error("loading the eBPF object failed: {0}")]
     Load(String),
     #[error("attaching {program} to {tracepoint} failed: {message}")]
-    Attach { program: &'static str, tracepoint: String, message: String },
+    Attach {
+        program: &'static str,
+        tracepoint: String,
+        message: String,
+    },
     #[error(
         "no way to attach: the kernel has no BTF (/sys/kernel/btf/vmlinux) and tracefs is not \
          available ({tracefs}); mount it with `mount -t tracefs nodev /sys/kernel/tracing` (needs CAP_SYS_ADMIN)"
@@ -101,7 +105,11 @@ impl EbpfSource {
             config.pidns_ino = ns.ino();
         }
         // With BTF the probes read the kernel's own disk counters; else they count tracepoints.
-        let ioac = if btf.is_some() { kernel_btf::task_ioac_offset() } else { Err("no kernel BTF".into()) };
+        let ioac = if btf.is_some() {
+            kernel_btf::task_ioac_offset()
+        } else {
+            Err("no kernel BTF".into())
+        };
         match &ioac {
             Ok(off) => config.ioac_off = *off,
             Err(why) => log::info!("ebpf: kernel disk counters not readable ({why}); counting block and page-cache tracepoints"),
@@ -136,9 +144,11 @@ impl EbpfSource {
 
         let attachment = match (&btf, &tracefs) {
             (Some(btf), _) => {
-                for (program, tracepoint) in
-                    [("sys_exit_btf", "sys_exit"), ("sched_exit_btf", "sched_process_exit"), ("sched_exec_btf", "sched_process_exec")]
-                {
+                for (program, tracepoint) in [
+                    ("sys_exit_btf", "sys_exit"),
+                    ("sched_exit_btf", "sched_process_exit"),
+                    ("sched_exec_btf", "sched_process_exec"),
+                ] {
                     attach_btf(&mut ebpf, btf, program, tracepoint)?;
                 }
                 Attachment::Btf
@@ -158,7 +168,11 @@ impl EbpfSource {
                 }
                 Attachment::Classic
             }
-            (None, Err(why)) => return Err(EbpfError::NoAttachPoint { tracefs: why.clone() }),
+            (None, Err(why)) => {
+                return Err(EbpfError::NoAttachPoint {
+                    tracefs: why.clone(),
+                })
+            }
         };
 
         let no_disk_probes = match (&tracefs, formats) {
@@ -167,9 +181,14 @@ impl EbpfSource {
             (Ok(_), Some(Err(why))) => Some(why),
             (Ok(_), _) => {
                 let mut why = None;
-                for (program, category, name) in
-                    [("block_bio_queue", "block", "block_bio_queue"), ("writeback_dirty_folio", "writeback", "writeback_dirty_folio")]
-                {
+                for (program, category, name) in [
+                    ("block_bio_queue", "block", "block_bio_queue"),
+                    (
+                        "writeback_dirty_folio",
+                        "writeback",
+                        "writeback_dirty_folio",
+                    ),
+                ] {
                     if let Err(e) = attach_classic(&mut ebpf, program, category, name) {
                         why = Some(e.to_string());
                         break;
@@ -180,21 +199,39 @@ impl EbpfSource {
         };
 
         let take = |ebpf: &mut Ebpf, name: &'static str| {
-            ebpf.take_map(name).ok_or_else(|| EbpfError::Load(format!("map {name} missing from the object")))
+            ebpf.take_map(name)
+                .ok_or_else(|| EbpfError::Load(format!("map {name} missing from the object")))
         };
-        let tasks = BpfHashMap::try_from(take(&mut ebpf, TASKS_MAP)?).map_err(|e| EbpfError::Load(chain(&e)))?;
-        let exited = RingBuf::try_from(take(&mut ebpf, EXITED_MAP)?).map_err(|e| EbpfError::Load(chain(&e)))?;
-        let stats = PerCpuArray::try_from(take(&mut ebpf, STATS_MAP)?).map_err(|e| EbpfError::Load(chain(&e)))?;
+        let tasks = BpfHashMap::try_from(take(&mut ebpf, TASKS_MAP)?)
+            .map_err(|e| EbpfError::Load(chain(&e)))?;
+        let exited = RingBuf::try_from(take(&mut ebpf, EXITED_MAP)?)
+            .map_err(|e| EbpfError::Load(chain(&e)))?;
+        let stats = PerCpuArray::try_from(take(&mut ebpf, STATS_MAP)?)
+            .map_err(|e| EbpfError::Load(chain(&e)))?;
         log::info!(
             "ebpf: probes attached ({}), pid namespace {}",
             match attachment {
                 Attachment::Btf => "BTF tracepoints",
                 Attachment::Classic => "classic tracepoints",
             },
-            if config.translate_pids != 0 { "of this container" } else { "initial" },
+            if config.translate_pids != 0 {
+                "of this container"
+            } else {
+                "initial"
+            },
         );
         let kernel_disk_counters = ioac.is_ok();
-        Ok(EbpfSource { scope, tasks, exited, stats, logger, no_disk_probes, kernel_disk_counters, attachment, _ebpf: ebpf })
+        Ok(EbpfSource {
+            scope,
+            tasks,
+            exited,
+            stats,
+            logger,
+            no_disk_probes,
+            kernel_disk_counters,
+            attachment,
+            _ebpf: ebpf,
+        })
     }
 
     pub fn attachment(&self) -> Attachment {
@@ -217,7 +254,9 @@ impl EbpfSource {
                 syscw: Some(io.syscw),
                 read_bytes: disk.then_some(io.read_bytes),
                 write_bytes: disk.then_some(io.write_bytes),
-                cancelled_write_bytes: self.kernel_disk_counters.then_some(io.cancelled_write_bytes),
+                cancelled_write_bytes: self
+                    .kernel_disk_counters
+                    .then_some(io.cancelled_write_bytes),
                 blkio_delay_ns: None,
                 swapin_delay_ns: None,
             },
@@ -235,34 +274,58 @@ impl EbpfSource {
             let per_cpu = self
                 .stats
                 .get(&(stat as u32), 0)
-                .map_err(|e| EbpfError::Read { map: STATS_MAP, message: chain(&e) })?;
+                .map_err(|e| EbpfError::Read {
+                    map: STATS_MAP,
+                    message: chain(&e),
+                })?;
             lost += per_cpu.iter().sum::<u64>();
         }
         Ok(lost)
     }
 }
 
-fn attach_btf(ebpf: &mut Ebpf, btf: &Btf, program: &'static str, tracepoint: &str) -> Result<(), EbpfError> {
-    let err = |message: String| EbpfError::Attach { program, tracepoint: tracepoint.into(), message };
+fn attach_btf(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    program: &'static str,
+    tracepoint: &str,
+) -> Result<(), EbpfError> {
+    let err = |message: String| EbpfError::Attach {
+        program,
+        tracepoint: tracepoint.into(),
+        message,
+    };
     let prog: &mut BtfTracePoint = ebpf
         .program_mut(program)
         .ok_or_else(|| err("program missing from the object".into()))?
         .try_into()
         .map_err(|e| err(chain(&e)))?;
-    prog.load(tracepoint, btf).map_err(|e| permission_or(&e, err(chain(&e))))?;
-    prog.attach().map_err(|e| permission_or(&e, err(chain(&e))))?;
+    prog.load(tracepoint, btf)
+        .map_err(|e| permission_or(&e, err(chain(&e))))?;
+    prog.attach()
+        .map_err(|e| permission_or(&e, err(chain(&e))))?;
     Ok(())
 }
 
-fn attach_classic(ebpf: &mut Ebpf, program: &'static str, category: &str, name: &str) -> Result<(), EbpfError> {
-    let err = |message: String| EbpfError::Attach { program, tracepoint: format!("{category}/{name}"), message };
+fn attach_classic(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    category: &str,
+    name: &str,
+) -> Result<(), EbpfError> {
+    let err = |message: String| EbpfError::Attach {
+        program,
+        tracepoint: format!("{category}/{name}"),
+        message,
+    };
     let prog: &mut TracePoint = ebpf
         .program_mut(program)
         .ok_or_else(|| err("program missing from the object".into()))?
         .try_into()
         .map_err(|e| err(chain(&e)))?;
     prog.load().map_err(|e| permission_or(&e, err(chain(&e))))?;
-    prog.attach(category, name).map_err(|e| permission_or(&e, err(chain(&e))))?;
+    prog.attach(category, name)
+        .map_err(|e| permission_or(&e, err(chain(&e))))?;
     Ok(())
 }
 
@@ -316,17 +379,22 @@ impl IoSource for EbpfSource {
 
     fn unavailable(&self) -> Vec<Unavailable> {
         let mut out = vec![Unavailable {
-                counters: &["blkio_delay_ns", "swapin_delay_ns"],
+            counters: &["blkio_delay_ns", "swapin_delay_ns"],
             reason: "delay accounting is read through taskstats only".into(),
         }];
         if !self.kernel_disk_counters {
             out.push(Unavailable {
                 counters: &["cancelled_write_bytes"],
-                reason: "no kernel BTF to read it from, and no tracepoint marks truncated dirty pages".into(),
+                reason:
+                    "no kernel BTF to read it from, and no tracepoint marks truncated dirty pages"
+                        .into(),
             });
         }
         if let Some(why) = &self.no_disk_probes {
-            out.push(Unavailable { counters: &["read_bytes", "write_bytes"], reason: why.clone() });
+            out.push(Unavailable {
+                counters: &["read_bytes", "write_bytes"],
+                reason: why.clone(),
+            });
         }
         out
     }

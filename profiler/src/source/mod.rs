@@ -84,7 +84,10 @@ pub struct Scope {
 
 impl Default for Scope {
     fn default() -> Self {
-        Scope { pids: Vec::new(), proc_root: PathBuf::from("/proc") }
+        Scope {
+            pids: Vec::new(),
+            proc_root: PathBuf::from("/proc"),
+        }
     }
 }
 
@@ -103,12 +106,20 @@ pub enum SourceError {
 pub fn open(kind: SourceKind, scope: &Scope) -> Result<Box<dyn IoSource>, SourceError> {
     let (source, probe) = open_probed(kind, scope)?;
     if probe.denied_tasks > 0 {
-        log::warn!("{}", procfs::ProcfsError::Partial { denied: probe.denied_tasks });
+        log::warn!(
+            "{}",
+            procfs::ProcfsError::Partial {
+                denied: probe.denied_tasks
+            }
+        );
     }
     Ok(source)
 }
 
-fn open_probed(kind: SourceKind, scope: &Scope) -> Result<(Box<dyn IoSource>, Sample), SourceError> {
+fn open_probed(
+    kind: SourceKind,
+    scope: &Scope,
+) -> Result<(Box<dyn IoSource>, Sample), SourceError> {
     let mut source: Box<dyn IoSource> = match kind {
         SourceKind::Taskstats => Box::new(taskstats::TaskstatsSource::open(scope.clone())?),
         SourceKind::Ebpf => Box::new(ebpf::EbpfSource::open(scope.clone())?),
@@ -125,15 +136,23 @@ pub struct Fallback {
     pub error: SourceError,
 }
 
+/// The source that opened, and why the ones tried before it did not.
+pub type FirstOpened = (Box<dyn IoSource>, Vec<Fallback>);
+
 /// Tries each source in order; the first that opens wins. Returns it with the reasons the ones
 /// before it failed, or every reason when none opened.
-pub fn open_first(kinds: &[SourceKind], scope: &Scope) -> Result<(Box<dyn IoSource>, Vec<Fallback>), Vec<Fallback>> {
+pub fn open_first(kinds: &[SourceKind], scope: &Scope) -> Result<FirstOpened, Vec<Fallback>> {
     let mut fallbacks = Vec::new();
     for &kind in kinds {
         match open_probed(kind, scope) {
             // Automatic choice wants a source that sees every task in scope.
-            Ok((_, probe)) if probe.denied_tasks > 0 => fallbacks
-                .push(Fallback { kind, error: procfs::ProcfsError::Partial { denied: probe.denied_tasks }.into() }),
+            Ok((_, probe)) if probe.denied_tasks > 0 => fallbacks.push(Fallback {
+                kind,
+                error: procfs::ProcfsError::Partial {
+                    denied: probe.denied_tasks,
+                }
+                .into(),
+            }),
             Ok((source, _)) => return Ok((source, fallbacks)),
             Err(error) => fallbacks.push(Fallback { kind, error }),
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use procfs::process::{Process, Task};
 use procfs::ProcError;
 
-use super::{IoSource, Scope, SourceKind, SourceError, Unavailable};
+use super::{IoSource, Scope, SourceError, SourceKind, Unavailable};
 use crate::sample::{printable_command, Counters, Sample, TaskSample};
 
 /// USER_HZ: the unit of the tick counts in /proc/PID/stat.
@@ -36,7 +36,10 @@ pub struct ProcfsSource {
 impl ProcfsSource {
     pub fn open(scope: Scope) -> Result<Self, ProcfsError> {
         let io = scope.proc_root.join("self/io");
-        std::fs::read(&io).map_err(|e| ProcfsError::Unreadable { path: io, message: e.to_string() })?;
+        std::fs::read(&io).map_err(|e| ProcfsError::Unreadable {
+            path: io,
+            message: e.to_string(),
+        })?;
         let delayacct = delayacct_enabled(&scope.proc_root);
         Ok(ProcfsSource { scope, delayacct })
     }
@@ -73,9 +76,11 @@ impl ProcfsSource {
     fn processes(&self) -> Result<Vec<Process>, SourceError> {
         let root = &self.scope.proc_root;
         if self.scope.pids.is_empty() {
-            let all = procfs::process::all_processes_with_root(root).map_err(|e| ProcfsError::Unreadable {
-                path: root.clone(),
-                message: e.to_string(),
+            let all = procfs::process::all_processes_with_root(root).map_err(|e| {
+                ProcfsError::Unreadable {
+                    path: root.clone(),
+                    message: e.to_string(),
+                }
             })?;
             return Ok(all.filter_map(Result::ok).collect());
         }
@@ -144,5 +149,6 @@ pub const DELAYACCT_OFF: &str = "delay accounting is off: `sysctl -w kernel.task
 
 /// Whether the kernel's per-task delay accounting is switched on.
 pub fn delayacct_enabled(proc_root: &Path) -> bool {
-    std::fs::read_to_string(proc_root.join("sys/kernel/task_delayacct")).is_ok_and(|s| s.trim() == "1")
+    std::fs::read_to_string(proc_root.join("sys/kernel/task_delayacct"))
+        .is_ok_and(|s| s.trim() == "1")
 }

@@ -20,7 +20,11 @@ pub struct BatchOptions {
 
 fn amount(v: Option<u64>, interval_s: f64, view: &ViewOptions, bytes: bool) -> String {
     let Some(v) = v else { return NA.into() };
-    let per = if view.accumulated || interval_s <= 0.0 { v as f64 } else { v as f64 / interval_s };
+    let per = if view.accumulated || interval_s <= 0.0 {
+        v as f64
+    } else {
+        v as f64 / interval_s
+    };
     let suffix = if view.accumulated { "" } else { "/s" };
     if bytes {
         format!("{}{suffix}", human_bytes(per, view.kilobytes))
@@ -32,7 +36,9 @@ fn amount(v: Option<u64>, interval_s: f64, view: &ViewOptions, bytes: bool) -> S
 /// Share of the interval spent waiting, as iotop's SWAPIN and IO> columns.
 fn percent(delay_ns: Option<u64>, interval_s: f64) -> String {
     match delay_ns {
-        Some(ns) if interval_s > 0.0 => format!("{:.2} %", (ns as f64 / 1e9 / interval_s * 100.0).min(99.99)),
+        Some(ns) if interval_s > 0.0 => {
+            format!("{:.2} %", (ns as f64 / 1e9 / interval_s * 100.0).min(99.99))
+        }
         Some(_) => "0.00 %".into(),
         None => NA.into(),
     }
@@ -43,11 +49,21 @@ fn time_prefix(snapshot: &Snapshot, opts: &BatchOptions) -> String {
         return String::new();
     }
     let ts = jiff::Timestamp::try_from(snapshot.time).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    format!("{} ", ts.to_zoned(jiff::tz::TimeZone::system()).strftime("%H:%M:%S"))
+    format!(
+        "{} ",
+        ts.to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%H:%M:%S")
+    )
 }
 
 /// The lines of one refresh.
-pub fn render(snapshot: &Snapshot, view: &ViewOptions, opts: &BatchOptions, users: &mut UserNames, first: bool) -> Vec<String> {
+pub fn render(
+    snapshot: &Snapshot,
+    view: &ViewOptions,
+    opts: &BatchOptions,
+    users: &mut UserNames,
+    first: bool,
+) -> Vec<String> {
     let prefix = time_prefix(snapshot, opts);
     let interval = snapshot.interval_s();
     let mut lines = Vec::new();
@@ -55,7 +71,11 @@ pub fn render(snapshot: &Snapshot, view: &ViewOptions, opts: &BatchOptions, user
     if opts.quiet < 2 {
         for sv in &snapshot.views {
             let t = sv.model.total_delta();
-            let label = if compare { format!("[{}] ", sv.kind) } else { String::new() };
+            let label = if compare {
+                format!("[{}] ", sv.kind)
+            } else {
+                String::new()
+            };
             let mut line = format!(
                 "{prefix}{label}Total DISK READ: {} | Total DISK WRITE: {} | READ SYSCALLS: {} | WRITE SYSCALLS: {}",
                 amount(t.read_bytes, interval, view, true),
@@ -111,7 +131,9 @@ pub fn render(snapshot: &Snapshot, view: &ViewOptions, opts: &BatchOptions, user
 }
 
 fn user(r: &Row, users: &mut UserNames) -> String {
-    let mut name = r.uid.map_or_else(|| NA.to_string(), |u| users.name(u).to_string());
+    let mut name = r
+        .uid
+        .map_or_else(|| NA.to_string(), |u| users.name(u).to_string());
     name.truncate(8);
     name
 }
@@ -128,16 +150,34 @@ fn diff(a: Option<u64>, b: Option<u64>) -> String {
     }
 }
 
-fn compare_lines(lines: &mut Vec<String>, prefix: &str, j: &Joined<'_>, snapshot: &Snapshot, users: &mut UserNames) {
+fn compare_lines(
+    lines: &mut Vec<String>,
+    prefix: &str,
+    j: &Joined<'_>,
+    snapshot: &Snapshot,
+    users: &mut UserNames,
+) {
     let label = j.label();
     let id = j.tid.unwrap_or(j.pid);
     let user = user(label, users);
-    let pick = |c: &Counters| [c.read_bytes, c.write_bytes, c.rchar, c.wchar, c.syscr, c.syscw];
+    let pick = |c: &Counters| {
+        [
+            c.read_bytes,
+            c.write_bytes,
+            c.rchar,
+            c.wchar,
+            c.syscr,
+            c.syscw,
+        ]
+    };
     for (i, sv) in snapshot.views.iter().enumerate() {
         let vals = j.per_source[i].map(|r| pick(&r.delta));
         let cell = |k: usize| vals.map_or_else(|| "-".to_string(), |v| exact(v[k]));
-        let (shown_id, shown_user, cmd) =
-            if i == 0 { (id.to_string(), user.clone(), label.command.as_str()) } else { (String::new(), String::new(), "") };
+        let (shown_id, shown_user, cmd) = if i == 0 {
+            (id.to_string(), user.clone(), label.command.as_str())
+        } else {
+            (String::new(), String::new(), "")
+        };
         lines.push(format!(
             "{prefix}{shown_id:>7}  {shown_user:<8} {:<10} {:>12} {:>12} {:>12} {:>12} {:>8} {:>8}  {cmd}",
             sv.kind.name(),
@@ -149,14 +189,32 @@ fn compare_lines(lines: &mut Vec<String>, prefix: &str, j: &Joined<'_>, snapshot
             cell(5)
         ));
     }
-    let first = j.per_source.first().copied().flatten().map(|r| pick(&r.delta));
-    let last = j.per_source.last().copied().flatten().map(|r| pick(&r.delta));
+    let first = j
+        .per_source
+        .first()
+        .copied()
+        .flatten()
+        .map(|r| pick(&r.delta));
+    let last = j
+        .per_source
+        .last()
+        .copied()
+        .flatten()
+        .map(|r| pick(&r.delta));
     let d = |k: usize| match (first, last) {
         (Some(a), Some(b)) => diff(a[k], b[k]),
         _ => "-".into(),
     };
     lines.push(format!(
         "{prefix}{:>7}  {:<8} {:<10} {:>12} {:>12} {:>12} {:>12} {:>8} {:>8}",
-        "", "", "diff", d(0), d(1), d(2), d(3), d(4), d(5)
+        "",
+        "",
+        "diff",
+        d(0),
+        d(1),
+        d(2),
+        d(3),
+        d(4),
+        d(5)
     ));
 }

@@ -22,7 +22,12 @@ fn both(r: &Row) -> Value {
 }
 
 /// The object of one refresh.
-pub fn render(snapshot: &Snapshot, view: &ViewOptions, fallbacks: &[Fallback], users: &mut UserNames) -> Value {
+pub fn render(
+    snapshot: &Snapshot,
+    view: &ViewOptions,
+    fallbacks: &[Fallback],
+    users: &mut UserNames,
+) -> Value {
     let compare = snapshot.views.len() > 1;
     let tasks: Vec<Value> = join(snapshot, view)
         .iter()
@@ -34,7 +39,10 @@ pub fn render(snapshot: &Snapshot, view: &ViewOptions, fallbacks: &[Fallback], u
                 task.insert("tid".into(), tid.into());
             }
             task.insert("uid".into(), label.uid.map_or(Value::Null, Value::from));
-            task.insert("user".into(), label.uid.map_or(Value::Null, |u| users.name(u).into()));
+            task.insert(
+                "user".into(),
+                label.uid.map_or(Value::Null, |u| users.name(u).into()),
+            );
             task.insert("command".into(), label.command.clone().into());
             if label.exited {
                 task.insert("exited".into(), true.into());
@@ -52,9 +60,15 @@ pub fn render(snapshot: &Snapshot, view: &ViewOptions, fallbacks: &[Fallback], u
             Value::Object(task)
         })
         .collect();
-    let time = jiff::Timestamp::try_from(snapshot.time).map(|t| t.to_string()).unwrap_or_default();
+    let time = jiff::Timestamp::try_from(snapshot.time)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     let source: Vec<&str> = snapshot.views.iter().map(|v| v.kind.name()).collect();
-    let lost: Option<u64> = snapshot.views.iter().filter_map(|v| v.model.lost_events).reduce(|a, b| a + b);
+    let lost: Option<u64> = snapshot
+        .views
+        .iter()
+        .filter_map(|v| v.model.lost_events)
+        .reduce(|a, b| a + b);
     json!({
         "time": time,
         "interval_s": snapshot.interval_s(),

@@ -24,7 +24,8 @@ pub struct ViewOptions {
 
 impl ViewOptions {
     pub fn shows(&self, row: &Row) -> bool {
-        (!self.only || row.active()) && (self.uids.is_empty() || row.uid.is_some_and(|u| self.uids.contains(&u)))
+        (!self.only || row.active())
+            && (self.uids.is_empty() || row.uid.is_some_and(|u| self.uids.contains(&u)))
     }
 }
 
@@ -38,7 +39,11 @@ pub struct Joined<'a> {
 impl Joined<'_> {
     /// The first source's row that exists: for labels (command, user).
     pub fn label(&self) -> &Row {
-        self.per_source.iter().flatten().next().expect("a joined row has at least one source row")
+        self.per_source
+            .iter()
+            .flatten()
+            .next()
+            .expect("a joined row has at least one source row")
     }
 }
 
@@ -51,7 +56,11 @@ pub fn join<'a>(snapshot: &'a Snapshot, opts: &ViewOptions) -> Vec<Joined<'a>> {
         for row in &view.model.rows {
             let key = (row.pid, row.tid);
             let at = *index.entry(key).or_insert_with(|| {
-                out.push(Joined { pid: row.pid, tid: row.tid, per_source: vec![None; n] });
+                out.push(Joined {
+                    pid: row.pid,
+                    tid: row.tid,
+                    per_source: vec![None; n],
+                });
                 out.len() - 1
             });
             out[at].per_source[i] = Some(row);
@@ -84,10 +93,12 @@ pub struct UserNames {
 
 impl UserNames {
     pub fn name(&mut self, uid: u32) -> &str {
-        self.cache.entry(uid).or_insert_with(|| match nix::unistd::User::from_uid(uid.into()) {
-            Ok(Some(u)) => u.name,
-            _ => uid.to_string(),
-        })
+        self.cache
+            .entry(uid)
+            .or_insert_with(|| match nix::unistd::User::from_uid(uid.into()) {
+                Ok(Some(u)) => u.name,
+                _ => uid.to_string(),
+            })
     }
 }
 
@@ -116,7 +127,13 @@ mod tests {
 
     #[test]
     fn users_resolve_by_name_or_number() {
-        assert_eq!(resolve_users(&["root".into(), "1234".into()]), Ok(vec![0, 1234]));
-        assert_eq!(resolve_users(&["no-such-user-here".into()]), Err("no such user: no-such-user-here".into()));
+        assert_eq!(
+            resolve_users(&["root".into(), "1234".into()]),
+            Ok(vec![0, 1234])
+        );
+        assert_eq!(
+            resolve_users(&["no-such-user-here".into()]),
+            Err("no such user: no-such-user-here".into())
+        );
     }
 }

@@ -29,7 +29,10 @@ fn open(path: &str, flags: i32) -> RawFd {
 
 fn check(what: &str, ret: isize, want: usize) {
     if ret < 0 || ret as usize != want {
-        die(&format!("{what} returned {ret} (wanted {want}): {}", std::io::Error::last_os_error()));
+        die(&format!(
+            "{what} returned {ret} (wanted {want}): {}",
+            std::io::Error::last_os_error()
+        ));
     }
 }
 
@@ -48,13 +51,19 @@ impl Aligned {
         }
         // SAFETY: freshly allocated, `len` bytes.
         unsafe { std::ptr::write_bytes(ptr.cast::<u8>(), b'x', len) };
-        Aligned { ptr: ptr.cast(), len }
+        Aligned {
+            ptr: ptr.cast(),
+            len,
+        }
     }
 }
 
 fn run(op: &str) {
     let parts: Vec<&str> = op.split(':').collect();
-    let num = |s: &str| s.parse::<usize>().unwrap_or_else(|_| die(&format!("bad number {s} in {op}")));
+    let num = |s: &str| {
+        s.parse::<usize>()
+            .unwrap_or_else(|_| die(&format!("bad number {s} in {op}")))
+    };
     match parts.as_slice() {
         ["sleep", ms] => std::thread::sleep(std::time::Duration::from_millis(num(ms) as u64)),
         [kind @ ("sendfile" | "copy_file_range"), input, output, n, b] => {
@@ -67,7 +76,14 @@ fn run(op: &str) {
                     if *kind == "sendfile" {
                         libc::sendfile(out, inp, std::ptr::null_mut(), b)
                     } else {
-                        libc::copy_file_range(inp, std::ptr::null_mut(), out, std::ptr::null_mut(), b, 0)
+                        libc::copy_file_range(
+                            inp,
+                            std::ptr::null_mut(),
+                            out,
+                            std::ptr::null_mut(),
+                            b,
+                            0,
+                        )
                     }
                 };
                 check(kind, ret, b);
@@ -92,12 +108,19 @@ fn run(op: &str) {
             }
             let buf = Aligned::new(b);
             let half = b / 2;
+            // SAFETY: `half` <= `b`, so the second half starts inside (or just past) the buffer.
+            let second = unsafe { buf.ptr.add(half) };
             for i in 0..n {
                 let off = (i * b) as libc::off_t;
                 let iov = [
-                    libc::iovec { iov_base: buf.ptr.cast(), iov_len: half },
-                    // SAFETY: both halves lie inside the buffer.
-                    libc::iovec { iov_base: unsafe { buf.ptr.add(half) }.cast(), iov_len: b - half },
+                    libc::iovec {
+                        iov_base: buf.ptr.cast(),
+                        iov_len: half,
+                    },
+                    libc::iovec {
+                        iov_base: second.cast(),
+                        iov_len: b - half,
+                    },
                 ];
                 // SAFETY: `buf` holds `b` bytes; the iovecs cover exactly those bytes.
                 let ret = unsafe {
@@ -105,7 +128,9 @@ fn run(op: &str) {
                         "write" => libc::write(fd, buf.ptr.cast(), buf.len),
                         "pwrite" => libc::pwrite(fd, buf.ptr.cast(), buf.len, off),
                         "writev" => libc::writev(fd, iov.as_ptr(), 2),
-                        "read" | "direct-read" | "fadvise-read" => libc::read(fd, buf.ptr.cast(), buf.len),
+                        "read" | "direct-read" | "fadvise-read" => {
+                            libc::read(fd, buf.ptr.cast(), buf.len)
+                        }
                         "pread" => libc::pread(fd, buf.ptr.cast(), buf.len, off),
                         "readv" => libc::readv(fd, iov.as_ptr(), 2),
                         other => die(&format!("unknown op {other}")),

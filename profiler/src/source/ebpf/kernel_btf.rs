@@ -10,7 +10,9 @@ fn strip(btf: &Btf, mut ty: Type) -> Option<Type> {
     loop {
         ty = match &ty {
             Type::Typedef(t) => btf.resolve_chained_type(t).ok()?,
-            Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => btf.resolve_chained_type(t).ok()?,
+            Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => {
+                btf.resolve_chained_type(t).ok()?
+            }
             Type::TypeTag(t) => btf.resolve_chained_type(t).ok()?,
             _ => return Some(ty),
         };
@@ -20,7 +22,9 @@ fn strip(btf: &Btf, mut ty: Type) -> Option<Type> {
 /// Bit offset of `path` (member names, outermost first) inside `ty`, looking through
 /// anonymous structs and unions.
 fn member_bits(btf: &Btf, ty: &Type, path: &[&str]) -> Option<u32> {
-    let (Type::Struct(s) | Type::Union(s)) = ty else { return None };
+    let (Type::Struct(s) | Type::Union(s)) = ty else {
+        return None;
+    };
     let (first, rest) = path.split_first()?;
     for m in &s.members {
         let name = btf.resolve_name(m).unwrap_or_default();
@@ -41,7 +45,11 @@ fn member_bits(btf: &Btf, ty: &Type, path: &[&str]) -> Option<u32> {
 
 /// Byte offset of `struct_name.path` in this kernel.
 pub fn offset_of(btf: &Btf, struct_name: &str, path: &[&str]) -> Option<u64> {
-    let ty = btf.resolve_types_by_name(struct_name).ok()?.into_iter().find(|t| matches!(t, Type::Struct(_)))?;
+    let ty = btf
+        .resolve_types_by_name(struct_name)
+        .ok()?
+        .into_iter()
+        .find(|t| matches!(t, Type::Struct(_)))?;
     let bits = member_bits(btf, &ty, path)?;
     (bits % 8 == 0).then_some(u64::from(bits / 8))
 }
@@ -51,11 +59,18 @@ pub fn offset_of(btf: &Btf, struct_name: &str, path: &[&str]) -> Option<u64> {
 pub fn task_ioac_offset() -> Result<u64, String> {
     let btf = Btf::from_file(VMLINUX).map_err(|e| format!("cannot read {VMLINUX}: {e}"))?;
     let field = |name: &str| {
-        offset_of(&btf, "task_struct", &["ioac", name]).ok_or_else(|| format!("task_struct.ioac.{name} not in BTF"))
+        offset_of(&btf, "task_struct", &["ioac", name])
+            .ok_or_else(|| format!("task_struct.ioac.{name} not in BTF"))
     };
-    let (read, write, cancelled) = (field("read_bytes")?, field("write_bytes")?, field("cancelled_write_bytes")?);
+    let (read, write, cancelled) = (
+        field("read_bytes")?,
+        field("write_bytes")?,
+        field("cancelled_write_bytes")?,
+    );
     if write != read + 8 || cancelled != read + 16 {
-        return Err(format!("unexpected task_io_accounting layout ({read}, {write}, {cancelled})"));
+        return Err(format!(
+            "unexpected task_io_accounting layout ({read}, {write}, {cancelled})"
+        ));
     }
     Ok(read)
 }
@@ -72,6 +87,6 @@ mod tests {
             return;
         }
         let off = task_ioac_offset().expect("task_struct.ioac in this kernel's BTF");
-        assert!(off > 0 && off % 8 == 0, "offset {off}");
+        assert!(off > 0 && off.is_multiple_of(8), "offset {off}");
     }
 }

@@ -6,7 +6,11 @@ const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing
 
 /// The tracefs root, mounting it at /sys/kernel/tracing when no mount exists and we may.
 pub fn ensure_mounted() -> Result<PathBuf, String> {
-    if let Some(found) = CANDIDATES.iter().map(PathBuf::from).find(|p| p.join("events").is_dir()) {
+    if let Some(found) = CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("events").is_dir())
+    {
         return Ok(found);
     }
     let target = Path::new(CANDIDATES[0]);
@@ -15,11 +19,20 @@ pub fn ensure_mounted() -> Result<PathBuf, String> {
     }
     // SAFETY: all pointers are NUL-terminated literals that live through the call.
     let rc = unsafe {
-        libc::mount(c"nodev".as_ptr(), c"/sys/kernel/tracing".as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            c"nodev".as_ptr(),
+            c"/sys/kernel/tracing".as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
-        return Err(format!("not mounted, and mounting it at {} failed: {err}", target.display()));
+        return Err(format!(
+            "not mounted, and mounting it at {} failed: {err}",
+            target.display()
+        ));
     }
     log::info!("ebpf: mounted tracefs at {}", target.display());
     Ok(target.to_path_buf())
@@ -56,7 +69,8 @@ impl DiskFormats {
         let bio = read_format(root, "block", "block_bio_queue")?;
         let folio = read_format(root, "writeback", "writeback_dirty_folio")?;
         let find = |format: &str, field: &str, tp: &str| {
-            field_offset(format, field).ok_or_else(|| format!("field {field} missing from {tp}/format"))
+            field_offset(format, field)
+                .ok_or_else(|| format!("field {field} missing from {tp}/format"))
         };
         Ok(DiskFormats {
             bio_nr_sector: find(&bio, "nr_sector", "block_bio_queue")?,
@@ -71,7 +85,9 @@ pub fn check_sys_exit_format(root: &Path) -> Result<(), String> {
     let format = read_format(root, "raw_syscalls", "sys_exit")?;
     match (field_offset(&format, "id"), field_offset(&format, "ret")) {
         (Some(8), Some(16)) => Ok(()),
-        other => Err(format!("unexpected raw_syscalls/sys_exit layout (id, ret offsets {other:?})")),
+        other => Err(format!(
+            "unexpected raw_syscalls/sys_exit layout (id, ret offsets {other:?})"
+        )),
     }
 }
 
