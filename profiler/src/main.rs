@@ -89,7 +89,7 @@ fn main() -> ExitCode {
     let result = if cli.batch_mode() {
         run_batch(&cli, session, &view)
     } else {
-        view::tui::run(session, view)
+        view::tui::run(session, view, cli.delay)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

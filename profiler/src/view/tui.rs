@@ -1,9 +1,332 @@
-//! Full-screen view.
+//! Full-screen view, iotop-style. One event loop owns the [`state::ViewState`]; the sampler
+//! task and the keyboard thread send it messages; drawing is a pure function of the last
+//! refresh and that state. The terminal is given back on quit, on SIGINT/SIGTERM/SIGHUP and
+//! on panic.
+
+mod render;
+mod sampler;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::io::{IsTerminal, Stdout};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEventKind};
+use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use ratatui::Terminal;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::session::Session;
-use crate::view::ViewOptions;
+use crate::view::{UserNames, ViewOptions};
+use sampler::{Refresh, SamplerEvent};
+use state::{Action, Geometry, SamplerCommand, Sources, ViewState};
 
-/// Runs the full-screen view until the user quits.
-pub fn run(_session: Session, _view: ViewOptions) -> anyhow::Result<()> {
-    anyhow::bail!("the full-screen view is not built yet: use -b")
+/// Runs the full-screen view until the user quits, refreshing every `delay`.
+pub fn run(mut session: Session, view: ViewOptions, delay: Duration) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() {
+        anyhow::bail!("the full-screen view needs a terminal on stdout: use -b for text output");
+    }
+    let sources = Sources {
+        kinds: session.kinds(),
+        line: session.source_line(),
+        unavailable: session.unavailable(),
+    };
+    let mut users = UserNames::default();
+    let mut state = ViewState::new(sources, view, session.model_options.processes);
+    if !state.view.uids.is_empty() {
+        state.user_label = Some(
+            state
+                .view
+                .uids
+                .iter()
+                .map(|&u| users.name(u).to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    session.start().context("taking the first sample")?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let (sampler_tx, sampler_rx) = mpsc::unbounded_channel();
+        let (command_tx, command_rx) = mpsc::unbounded_channel();
+        let sampler = tokio::task::spawn_local(sampler::run(
+            session,
+            delay,
+            PathBuf::from("/proc"),
+            command_rx,
+            sampler_tx,
+        ));
+        let result = {
+            let mut terminal = TerminalGuard::enter()?;
+            let (key_tx, key_rx) = mpsc::unbounded_channel();
+            let keyboard = spawn_keyboard(key_tx)?;
+            let mut app = App {
+                state,
+                current: None,
+                pending: None,
+                users,
+                on_screen: Vec::new(),
+                commands: command_tx,
+            };
+            let result = app.run(&mut terminal, key_rx, sampler_rx).await;
+            // The receivers are gone, which ends the keyboard thread within one poll; wait for
+            // it, so that it reads nothing more once the shell has the terminal back.
+            drop(app);
+            let _ = keyboard.join();
+            drop(terminal);
+            result
+        };
+        // The sampler ends when its command channel closes (the app dropped it); the session
+        // drops with it, detaching eBPF programs and closing netlink sockets.
+        let _ = sampler.await;
+        result
+    })
+}
+
+/// Everything the event loop owns.
+struct App {
+    state: ViewState,
+    /// The refresh on screen.
+    current: Option<Refresh>,
+    /// The newest refresh while frozen.
+    pending: Option<Refresh>,
+    users: UserNames,
+    /// Tasks whose priority the sampler was last asked for.
+    on_screen: Vec<u32>,
+    commands: UnboundedSender<SamplerCommand>,
+}
+
+enum Flow {
+    Continue,
+    Quit,
+}
+
+impl App {
+    async fn run(
+        &mut self,
+        terminal: &mut TerminalGuard,
+        mut keys: UnboundedReceiver<KeyboardEvent>,
+        mut samples: UnboundedReceiver<SamplerEvent>,
+    ) -> anyhow::Result<()> {
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sighup = signal(SignalKind::hangup())?;
+        loop {
+            let area = terminal.area()?;
+            self.sync_prio(area);
+            terminal.draw(self.current.as_ref(), &self.state)?;
+            // One message wakes the loop; whatever else queued meanwhile is taken before the
+            // next draw, so a burst of keys or a slow refresh costs one frame.
+            let flow = tokio::select! {
+                key = keys.recv() => match key {
+                    Some(k) => self.on_keyboard(k, area)?,
+                    None => anyhow::bail!("the keyboard reader stopped"),
+                },
+                sample = samples.recv() => match sample {
+                    Some(s) => self.on_sample(s),
+                    None => anyhow::bail!("the sampler stopped"),
+                },
+                _ = sigint.recv() => Flow::Quit,
+                _ = sigterm.recv() => Flow::Quit,
+                _ = sighup.recv() => Flow::Quit,
+            };
+            if let Flow::Quit = flow {
+                return Ok(());
+            }
+            loop {
+                let flow = if let Ok(s) = samples.try_recv() {
+                    self.on_sample(s)
+                } else if let Ok(k) = keys.try_recv() {
+                    let area = terminal.area()?;
+                    self.on_keyboard(k, area)?
+                } else {
+                    break;
+                };
+                if let Flow::Quit = flow {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn on_keyboard(&mut self, event: KeyboardEvent, area: Rect) -> anyhow::Result<Flow> {
+        let event = event.context("reading the keyboard")?;
+        let TermEvent::Key(key) = event else {
+            return Ok(Flow::Continue);
+        };
+        if key.kind == KeyEventKind::Release {
+            return Ok(Flow::Continue);
+        }
+        // Laying the table out sorts every row: only scrolling needs it.
+        let scrolls = matches!(
+            key.code,
+            KeyCode::Up | KeyCode::Down | KeyCode::PageUp | KeyCode::PageDown | KeyCode::End
+        );
+        let geometry = if scrolls {
+            render::geometry(area, self.current.as_ref(), &self.state).0
+        } else {
+            Geometry::default()
+        };
+        let was_frozen = self.state.frozen;
+        match self.state.on_key(key, geometry) {
+            Action::Quit => return Ok(Flow::Quit),
+            Action::Sampler(command) => {
+                // The sampler outlives the loop; a failed send means it is gone, which the
+                // loop learns from its channel.
+                let _ = self.commands.send(command);
+            }
+            Action::None => {}
+        }
+        if was_frozen && !self.state.frozen {
+            self.state.behind = 0;
+            if let Some(r) = self.pending.take() {
+                self.show(r);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn on_sample(&mut self, event: SamplerEvent) -> Flow {
+        match event {
+            SamplerEvent::Refresh(r) if self.state.frozen => {
+                self.state.behind += 1;
+                self.pending = Some(*r);
+            }
+            SamplerEvent::Refresh(r) => self.show(*r),
+            SamplerEvent::Failed(e) => self.state.error = Some(e),
+            SamplerEvent::Prio(p) => self.state.prio = p,
+        }
+        Flow::Continue
+    }
+
+    fn show(&mut self, refresh: Refresh) {
+        // Names are looked up here, once per uid, so that drawing reads no files.
+        for view in &refresh.snapshot.views {
+            for uid in view.model.rows.iter().filter_map(|r| r.uid) {
+                if !self.state.users.contains_key(&uid) {
+                    let name = self.users.name(uid).to_string();
+                    self.state.users.insert(uid, name);
+                }
+            }
+        }
+        self.state.record(&refresh);
+        self.current = Some(refresh);
+    }
+
+    /// Asks the sampler for the priorities of the tasks on screen when they changed.
+    fn sync_prio(&mut self, area: Rect) {
+        let (_, ids) = render::geometry(area, self.current.as_ref(), &self.state);
+        if ids != self.on_screen {
+            self.on_screen.clone_from(&ids);
+            let _ = self.commands.send(SamplerCommand::Prio(ids));
+        }
+    }
+}
+
+type KeyboardEvent = std::io::Result<TermEvent>;
+
+/// Reads the terminal on a thread of its own (crossterm's reader blocks) and ends once the
+/// event loop has dropped its receiver.
+fn spawn_keyboard(
+    tx: UnboundedSender<KeyboardEvent>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let reader = move || {
+        while !tx.is_closed() {
+            match crossterm::event::poll(Duration::from_millis(50)) {
+                Ok(false) => continue,
+                Ok(true) => {
+                    let event = crossterm::event::read();
+                    let failed = event.is_err();
+                    if tx.send(event).is_err() || failed {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    };
+    std::thread::Builder::new()
+        .name("keyboard".into())
+        .spawn(reader)
+        .context("starting the keyboard reader")
+}
+
+type PanicHook = Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+
+/// Raw mode and the alternate screen, given back on drop and by the panic hook.
+struct TerminalGuard {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+    previous_hook: Option<PanicHook>,
+}
+
+/// Leaves raw mode and the alternate screen. Safe to call twice: each step is idempotent.
+fn restore_terminal() {
+    let _ = terminal::disable_raw_mode();
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+impl TerminalGuard {
+    fn enter() -> anyhow::Result<TerminalGuard> {
+        let previous: PanicHook = Arc::from(std::panic::take_hook());
+        let chained = Arc::clone(&previous);
+        // A panic message printed on the alternate screen in raw mode would be lost.
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            chained(info);
+        }));
+        let mut guard = TerminalGuard {
+            terminal: Terminal::new(CrosstermBackend::new(std::io::stdout()))?,
+            previous_hook: Some(previous),
+        };
+        terminal::enable_raw_mode().context("switching the terminal to raw mode")?;
+        crossterm::execute!(std::io::stdout(), EnterAlternateScreen)
+            .context("entering the alternate screen")?;
+        guard.terminal.hide_cursor()?;
+        guard.terminal.clear()?;
+        Ok(guard)
+    }
+
+    fn area(&self) -> anyhow::Result<Rect> {
+        let size = self.terminal.size()?;
+        Ok(Rect::new(0, 0, size.width, size.height))
+    }
+
+    fn draw(&mut self, refresh: Option<&Refresh>, state: &ViewState) -> anyhow::Result<()> {
+        self.terminal
+            .draw(|frame| render::draw(frame, refresh, state))?;
+        Ok(())
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+        // The hook cannot be swapped while unwinding; ours stays, and only restores again.
+        if let Some(previous) = self
+            .previous_hook
+            .take()
+            .filter(|_| !std::thread::panicking())
+        {
+            let _ = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| previous(info)));
+        }
+    }
 }

@@ -1,0 +1,684 @@
+//! The state the event loop owns: what the user chose (sort, filters, modes, scroll) and what
+//! it learnt along the way (history, I/O priorities, user names). Keys change it here, without
+//! touching the terminal, so every transition can be tested.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, VecDeque};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use regex::Regex;
+
+use super::sampler::{IoPrio, Refresh};
+use crate::model::{Model, Row};
+use crate::sample::Counters;
+use crate::source::{SourceKind, Unavailable};
+use crate::view::ViewOptions;
+
+/// How many refreshes the per-row history keeps.
+pub const HISTORY_LEN: usize = 8;
+
+/// A per-task quantity the table shows, sorts by and charts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Counter {
+    DiskRead,
+    DiskWrite,
+    Swapin,
+    IoWait,
+    ReadSyscalls,
+    WriteSyscalls,
+    Rchar,
+    Wchar,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    /// Share of the interval spent waiting (delay accounting).
+    Percent,
+    Count,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 8] = [
+        Counter::DiskRead,
+        Counter::DiskWrite,
+        Counter::Swapin,
+        Counter::IoWait,
+        Counter::ReadSyscalls,
+        Counter::WriteSyscalls,
+        Counter::Rchar,
+        Counter::Wchar,
+    ];
+
+    pub fn index(self) -> usize {
+        Counter::ALL
+            .iter()
+            .position(|&c| c == self)
+            .expect("every counter is in ALL")
+    }
+
+    pub fn raw(self, c: &Counters) -> Option<u64> {
+        match self {
+            Counter::DiskRead => c.read_bytes,
+            Counter::DiskWrite => c.write_bytes,
+            Counter::Swapin => c.swapin_delay_ns,
+            Counter::IoWait => c.blkio_delay_ns,
+            Counter::ReadSyscalls => c.syscr,
+            Counter::WriteSyscalls => c.syscw,
+            Counter::Rchar => c.rchar,
+            Counter::Wchar => c.wchar,
+        }
+    }
+
+    /// Its name in [`Counters`] and in the sources' [`Unavailable`] lists.
+    pub fn field(self) -> &'static str {
+        match self {
+            Counter::DiskRead => "read_bytes",
+            Counter::DiskWrite => "write_bytes",
+            Counter::Swapin => "swapin_delay_ns",
+            Counter::IoWait => "blkio_delay_ns",
+            Counter::ReadSyscalls => "syscr",
+            Counter::WriteSyscalls => "syscw",
+            Counter::Rchar => "rchar",
+            Counter::Wchar => "wchar",
+        }
+    }
+
+    pub fn unit(self) -> Unit {
+        match self {
+            Counter::Swapin | Counter::IoWait => Unit::Percent,
+            Counter::ReadSyscalls | Counter::WriteSyscalls => Unit::Count,
+            _ => Unit::Bytes,
+        }
+    }
+
+    /// What a cell shows, as a number: per second, or the amount in accumulated mode; delays
+    /// as a share of the interval either way (as the batch view does).
+    pub fn value(self, counters: &Counters, interval_s: f64, accumulated: bool) -> Option<f64> {
+        let raw = self.raw(counters)? as f64;
+        Some(match self.unit() {
+            Unit::Percent if interval_s > 0.0 => raw / 1e9 / interval_s * 100.0,
+            Unit::Percent => 0.0,
+            _ if accumulated || interval_s <= 0.0 => raw,
+            _ => raw / interval_s,
+        })
+    }
+}
+
+/// A column of the per-task table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Column {
+    Id,
+    Prio,
+    User,
+    Counter(Counter),
+    History,
+    Command,
+}
+
+impl Column {
+    /// Left to right.
+    pub fn display_order(char_columns: bool) -> Vec<Column> {
+        let mut cols = vec![Column::Id, Column::Prio, Column::User];
+        cols.extend(
+            Counter::ALL
+                .iter()
+                .copied()
+                .filter(|c| char_columns || !c.is_char())
+                .map(Column::Counter),
+        );
+        cols.extend([Column::History, Column::Command]);
+        cols
+    }
+
+    /// What left/right step through: every shown column but the history.
+    pub fn sortable(char_columns: bool) -> Vec<Column> {
+        Column::display_order(char_columns)
+            .into_iter()
+            .filter(|&c| c != Column::History)
+            .collect()
+    }
+
+    /// As iotop: amounts largest first, names and ids in ascending order.
+    pub fn descending_by_default(self) -> bool {
+        matches!(self, Column::Counter(_))
+    }
+
+    /// The header, and a shorter one for narrow terminals. `processes` picks PID over TID;
+    /// `accumulated` drops the per-second of syscall counts.
+    pub fn headers(self, processes: bool, accumulated: bool) -> (&'static str, &'static str) {
+        let id = if processes { "PID" } else { "TID" };
+        match self {
+            Column::Id => (id, id),
+            Column::Prio => ("PRIO", "PRIO"),
+            Column::User => ("USER", "USER"),
+            Column::Counter(c) => match (c, accumulated) {
+                (Counter::DiskRead, _) => ("DISK READ", "READ"),
+                (Counter::DiskWrite, _) => ("DISK WRITE", "WRITE"),
+                (Counter::Swapin, _) => ("SWAPIN", "SWAP"),
+                (Counter::IoWait, _) => ("IO>", "IO>"),
+                (Counter::ReadSyscalls, false) => ("READ SYSCALLS/s", "SYSCR/s"),
+                (Counter::ReadSyscalls, true) => ("READ SYSCALLS", "SYSCR"),
+                (Counter::WriteSyscalls, false) => ("WRITE SYSCALLS/s", "SYSCW/s"),
+                (Counter::WriteSyscalls, true) => ("WRITE SYSCALLS", "SYSCW"),
+                (Counter::Rchar, _) => ("RCHAR", "RCHAR"),
+                (Counter::Wchar, _) => ("WCHAR", "WCHAR"),
+            },
+            Column::History => ("HISTORY", "HIST"),
+            Column::Command => ("COMMAND", "COMMAND"),
+        }
+    }
+
+    /// The name the header line uses for the sort key.
+    pub fn name(self, processes: bool) -> &'static str {
+        match self {
+            Column::Counter(Counter::ReadSyscalls) => "READ SYSCALLS",
+            Column::Counter(Counter::WriteSyscalls) => "WRITE SYSCALLS",
+            c => c.headers(processes, false).0,
+        }
+    }
+}
+
+impl Counter {
+    /// rchar/wchar: optional columns (`c`).
+    fn is_char(self) -> bool {
+        matches!(self, Counter::Rchar | Counter::Wchar)
+    }
+}
+
+/// What the table shows when several sources are compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    /// One source's table (index into the snapshot's views).
+    Source(usize),
+    /// Every source side by side, for one counter, with the difference.
+    Compare,
+}
+
+/// The sources in use, as the session described them at start.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    pub kinds: Vec<SourceKind>,
+    /// `Session::source_line`: which source answered and why earlier ones did not.
+    pub line: String,
+    /// `Session::unavailable`: counters a source cannot measure, with the reason and the fix.
+    pub unavailable: Vec<(SourceKind, Unavailable)>,
+}
+
+impl Sources {
+    pub fn compare(&self) -> bool {
+        self.kinds.len() > 1
+    }
+
+    /// Is `counter` measurable by the source `kind`, as far as the session said at start?
+    pub fn measures(&self, kind: SourceKind, counter: Counter) -> bool {
+        !self
+            .unavailable
+            .iter()
+            .any(|(k, u)| *k == kind && u.counters.contains(&counter.field()))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// `/`: a regex over the command.
+    Command,
+    /// `u`: a user name or uid.
+    User,
+}
+
+/// A line being typed at the bottom of the screen.
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub kind: InputKind,
+    pub text: String,
+    pub error: Option<String>,
+    /// The command filter before editing began, for Esc: `/` filters as you type.
+    before: Option<Regex>,
+}
+
+/// What the sampler must change for the next refresh.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SamplerCommand {
+    Processes(bool),
+    Accumulated(bool),
+    /// Read the I/O priority of these tasks (the rows on screen), now and at each refresh.
+    Prio(Vec<u32>),
+}
+
+/// What a key asks of the event loop, besides the state change itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Quit,
+    Sampler(SamplerCommand),
+}
+
+/// How much of the table there is and how much fits, for scrolling keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Geometry {
+    pub rows: usize,
+    pub page: usize,
+}
+
+type RowKey = (u32, Option<u32>);
+
+/// The last [`HISTORY_LEN`] values of every counter of every row that did something lately,
+/// keyed by (pid, tid). Idle rows cost nothing: a row enters at its first non-zero value and
+/// leaves when its window is all zeros or it is gone.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    rows: HashMap<RowKey, VecDeque<[f32; 8]>>,
+}
+
+impl History {
+    pub fn record(&mut self, model: &Model, accumulated: bool) {
+        let mut seen = HashMap::with_capacity(self.rows.len());
+        for row in &model.rows {
+            let key = (row.pid, row.tid);
+            let values: [f32; 8] = std::array::from_fn(|i| {
+                Counter::ALL[i]
+                    .value(&row.delta, model.interval_s, accumulated)
+                    .map_or(f32::NAN, |v| v as f32)
+            });
+            let busy = values.iter().any(|v| *v > 0.0);
+            if let Some(mut window) = self.rows.remove(&key).or_else(|| busy.then(VecDeque::new)) {
+                if window.len() == HISTORY_LEN {
+                    window.pop_front();
+                }
+                window.push_back(values);
+                if window.iter().flatten().any(|v| *v > 0.0) {
+                    seen.insert(key, window);
+                }
+            }
+        }
+        self.rows = seen;
+    }
+
+    /// Oldest first; fewer than [`HISTORY_LEN`] for rows that became busy lately.
+    pub fn values(&self, pid: u32, tid: Option<u32>, counter: Counter) -> Vec<f32> {
+        self.rows
+            .get(&(pid, tid))
+            .map_or_else(Vec::new, |w| w.iter().map(|v| v[counter.index()]).collect())
+    }
+
+    pub fn clear(&mut self) {
+        self.rows.clear();
+    }
+}
+
+/// Everything the TUI shows besides the measurements themselves.
+#[derive(Clone, Debug)]
+pub struct ViewState {
+    /// Only, users, kilobytes, accumulated (as asked; a refresh says what its data is).
+    pub view: ViewOptions,
+    /// As asked; takes effect at the next refresh.
+    pub processes: bool,
+    pub sort: Column,
+    pub reverse: bool,
+    /// First row on screen.
+    pub scroll: usize,
+    /// RCHAR and WCHAR columns.
+    pub char_columns: bool,
+    pub help: bool,
+    pub frozen: bool,
+    /// Refreshes that arrived while frozen.
+    pub behind: u32,
+    pub shown: Shown,
+    pub filter: Option<Regex>,
+    /// What `u` was given (or the `--user` names), for the header.
+    pub user_label: Option<String>,
+    pub input: Option<Input>,
+    pub sources: Sources,
+    /// The last refresh failed: why.
+    pub error: Option<String>,
+    /// One per source, in the snapshot's order.
+    pub history: Vec<History>,
+    /// I/O priority by TID (PID for process rows), of the rows last on screen.
+    pub prio: HashMap<u32, IoPrio>,
+    pub users: HashMap<u32, String>,
+}
+
+impl ViewState {
+    pub fn new(sources: Sources, view: ViewOptions, processes: bool) -> ViewState {
+        // iotop sorts by IO> first; where the source cannot measure it, by what it can.
+        let io_wait = sources
+            .kinds
+            .first()
+            .is_some_and(|&k| sources.measures(k, Counter::IoWait));
+        let sort = Column::Counter(if io_wait {
+            Counter::IoWait
+        } else {
+            Counter::DiskWrite
+        });
+        let shown = if sources.compare() {
+            Shown::Compare
+        } else {
+            Shown::Source(0)
+        };
+        ViewState {
+            view,
+            processes,
+            sort,
+            reverse: false,
+            scroll: 0,
+            char_columns: false,
+            help: false,
+            frozen: false,
+            behind: 0,
+            shown,
+            filter: None,
+            user_label: None,
+            input: None,
+            history: vec![History::default(); sources.kinds.len().max(1)],
+            sources,
+            error: None,
+            prio: HashMap::new(),
+            users: HashMap::new(),
+        }
+    }
+
+    pub fn descending(&self) -> bool {
+        self.sort.descending_by_default() != self.reverse
+    }
+
+    /// The counter the history and the compare table follow: the sort column's, else DISK WRITE.
+    pub fn focus(&self) -> Counter {
+        match self.sort {
+            Column::Counter(c) => c,
+            _ => Counter::DiskWrite,
+        }
+    }
+
+    /// Takes a refresh in: history, and clears a past sampling error.
+    pub fn record(&mut self, refresh: &Refresh) {
+        let n = refresh.snapshot.views.len();
+        if self.history.len() != n {
+            self.history = vec![History::default(); n];
+        }
+        for (h, v) in self.history.iter_mut().zip(&refresh.snapshot.views) {
+            h.record(&v.model, refresh.accumulated);
+        }
+        self.error = None;
+    }
+
+    /// Does the row pass the filters (only, users, command regex)?
+    pub fn shows(&self, row: &Row) -> bool {
+        self.view.shows(row)
+            && self
+                .filter
+                .as_ref()
+                .is_none_or(|re| re.is_match(&row.command))
+    }
+
+    pub fn user_name(&self, uid: Option<u32>) -> Option<&str> {
+        uid.and_then(|u| self.users.get(&u)).map(String::as_str)
+    }
+
+    /// Orders two rows by the sort column; unmeasured values last either way, then by id.
+    pub fn order(&self, a: &Row, b: &Row, interval_s: f64, accumulated: bool) -> Ordering {
+        self.order_by(a, b, |r| r, |r| self.sort_value(r, interval_s, accumulated))
+    }
+
+    pub fn sort_value(&self, row: &Row, interval_s: f64, accumulated: bool) -> Option<f64> {
+        match self.sort {
+            Column::Counter(c) => c.value(&row.delta, interval_s, accumulated),
+            _ => None,
+        }
+    }
+
+    /// Orders items that `label` turns into rows (a compare-mode item joins several); a counter
+    /// column sorts by `counter_value`.
+    pub fn order_by<T>(
+        &self,
+        a: &T,
+        b: &T,
+        label: impl Fn(&T) -> &Row,
+        counter_value: impl Fn(&T) -> Option<f64>,
+    ) -> Ordering {
+        let (ra, rb) = (label(a), label(b));
+        let id = |r: &Row| r.tid.unwrap_or(r.pid);
+        let (va, vb) = match self.sort {
+            Column::Counter(_) => (counter_value(a), counter_value(b)),
+            _ => (None, None),
+        };
+        let primary = match self.sort {
+            Column::Id | Column::History => Some(id(ra).cmp(&id(rb))),
+            Column::Prio => both(
+                self.prio_of(ra).map(IoPrio::rank),
+                self.prio_of(rb).map(IoPrio::rank),
+            ),
+            Column::User => both(self.user_name(ra.uid), self.user_name(rb.uid)),
+            Column::Command => Some(ra.command.cmp(&rb.command)),
+            Column::Counter(_) => va.zip(vb).map(|(x, y)| x.total_cmp(&y)),
+        };
+        let has = |r: &Row, v: Option<f64>| match self.sort {
+            Column::Prio => self.prio_of(r).is_some(),
+            Column::User => self.user_name(r.uid).is_some(),
+            Column::Counter(_) => v.is_some(),
+            _ => true,
+        };
+        match primary {
+            Some(o) if self.descending() => o.reverse(),
+            Some(o) => o,
+            // Unmeasured goes last whatever the direction.
+            None => has(rb, vb).cmp(&has(ra, va)),
+        }
+        .then_with(|| id(ra).cmp(&id(rb)))
+    }
+
+    fn prio_of(&self, row: &Row) -> Option<IoPrio> {
+        self.prio.get(&row.tid.unwrap_or(row.pid)).copied()
+    }
+
+    fn step_sort(&mut self, forward: bool) {
+        let cols = Column::sortable(self.char_columns);
+        let at = cols.iter().position(|&c| c == self.sort).unwrap_or(0);
+        let next = if forward {
+            (at + 1) % cols.len()
+        } else {
+            (at + cols.len() - 1) % cols.len()
+        };
+        self.sort = cols[next];
+        self.reverse = false;
+    }
+
+    fn scroll_by(&mut self, geometry: Geometry, delta: isize) {
+        let last = geometry.rows.saturating_sub(geometry.page.max(1));
+        let at = self.scroll.min(last) as isize + delta;
+        self.scroll = (at.max(0) as usize).min(last);
+    }
+
+    /// One key; `geometry` is the table as last drawn, for scrolling.
+    pub fn on_key(&mut self, key: KeyEvent, geometry: Geometry) -> Action {
+        if key.modifiers.contains(KeyModifiers::CONTROL)
+            && matches!(key.code, KeyCode::Char('c' | 'C'))
+        {
+            return Action::Quit;
+        }
+        if self.input.is_some() {
+            return self.on_input_key(key);
+        }
+        if self.help {
+            self.help = false;
+            return if key.code == KeyCode::Char('q') {
+                Action::Quit
+            } else {
+                Action::None
+            };
+        }
+        match key.code {
+            KeyCode::Char('q' | 'Q') => return Action::Quit,
+            KeyCode::Left => self.step_sort(false),
+            KeyCode::Right => self.step_sort(true),
+            KeyCode::Char('r' | 'R') => self.reverse = !self.reverse,
+            KeyCode::Char('o' | 'O') => {
+                self.view.only = !self.view.only;
+                self.scroll = 0;
+            }
+            KeyCode::Char('p' | 'P') => {
+                self.processes = !self.processes;
+                return Action::Sampler(SamplerCommand::Processes(self.processes));
+            }
+            KeyCode::Char('a' | 'A') => {
+                self.view.accumulated = !self.view.accumulated;
+                // Rates and amounts do not chart together.
+                self.history.iter_mut().for_each(History::clear);
+                return Action::Sampler(SamplerCommand::Accumulated(self.view.accumulated));
+            }
+            KeyCode::Char('c') => {
+                self.char_columns = !self.char_columns;
+                if !self.char_columns && matches!(self.sort, Column::Counter(c) if c.is_char()) {
+                    self.sort = Column::Counter(Counter::DiskWrite);
+                    self.reverse = false;
+                }
+            }
+            KeyCode::Char('?' | 'h' | 'H') => self.help = true,
+            KeyCode::Char('f' | 'F') => self.frozen = !self.frozen,
+            KeyCode::Char('s' | 'S') if self.sources.compare() => {
+                let n = self.sources.kinds.len();
+                self.shown = match self.shown {
+                    Shown::Compare => Shown::Source(0),
+                    Shown::Source(i) if i + 1 < n => Shown::Source(i + 1),
+                    Shown::Source(_) => Shown::Compare,
+                };
+                self.scroll = 0;
+            }
+            KeyCode::Char('/') => {
+                let text = self
+                    .filter
+                    .as_ref()
+                    .map(|re| re.as_str().to_string())
+                    .unwrap_or_default();
+                self.input = Some(Input {
+                    kind: InputKind::Command,
+                    text,
+                    error: None,
+                    before: self.filter.clone(),
+                });
+            }
+            KeyCode::Char('u' | 'U') => {
+                let text = self.user_label.clone().unwrap_or_default();
+                self.input = Some(Input {
+                    kind: InputKind::User,
+                    text,
+                    error: None,
+                    before: None,
+                });
+            }
+            KeyCode::Up => self.scroll_by(geometry, -1),
+            KeyCode::Down => self.scroll_by(geometry, 1),
+            KeyCode::PageUp => self.scroll_by(geometry, -(geometry.page.max(1) as isize)),
+            KeyCode::PageDown => self.scroll_by(geometry, geometry.page.max(1) as isize),
+            KeyCode::Home => self.scroll = 0,
+            KeyCode::End => self.scroll = geometry.rows.saturating_sub(geometry.page.max(1)),
+            KeyCode::Esc => self.filter_cleared(),
+            _ => {}
+        }
+        Action::None
+    }
+
+    /// Esc outside a prompt: drop the command and user filters.
+    fn filter_cleared(&mut self) {
+        self.filter = None;
+        self.view.uids.clear();
+        self.user_label = None;
+    }
+
+    fn on_input_key(&mut self, key: KeyEvent) -> Action {
+        let Some(input) = self.input.as_mut() else {
+            return Action::None;
+        };
+        match key.code {
+            KeyCode::Esc => {
+                if input.kind == InputKind::Command {
+                    self.filter = input.before.take();
+                }
+                self.input = None;
+                return Action::None;
+            }
+            KeyCode::Enter => {
+                self.submit_input();
+                return Action::None;
+            }
+            KeyCode::Backspace => {
+                input.text.pop();
+            }
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                input.text.push(c)
+            }
+            _ => return Action::None,
+        }
+        if input.kind == InputKind::Command {
+            // The filter follows the typing while the pattern is valid; the last valid one stays.
+            match compile_filter(&input.text) {
+                Ok(re) => {
+                    input.error = None;
+                    self.filter = re;
+                    self.scroll = 0;
+                }
+                Err(e) => input.error = Some(e),
+            }
+        } else {
+            input.error = None;
+        }
+        Action::None
+    }
+
+    fn submit_input(&mut self) {
+        let Some(input) = self.input.as_mut() else {
+            return;
+        };
+        match input.kind {
+            InputKind::Command => match compile_filter(&input.text) {
+                Ok(re) => {
+                    self.filter = re;
+                    self.input = None;
+                }
+                Err(e) => input.error = Some(e),
+            },
+            InputKind::User => {
+                let names: Vec<String> = input
+                    .text
+                    .split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                match crate::view::resolve_users(&names) {
+                    Ok(uids) => {
+                        self.view.uids = uids;
+                        self.user_label = (!names.is_empty()).then(|| names.join(","));
+                        self.input = None;
+                    }
+                    Err(e) => input.error = Some(e),
+                }
+            }
+        }
+        self.scroll = 0;
+    }
+}
+
+fn both<T: Ord>(a: Option<T>, b: Option<T>) -> Option<Ordering> {
+    Some(a?.cmp(&b?))
+}
+
+/// An empty pattern is no filter. Errors are one line: the regex crate's own are several.
+pub fn compile_filter(pattern: &str) -> Result<Option<Regex>, String> {
+    if pattern.is_empty() {
+        return Ok(None);
+    }
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map(Some)
+        .map_err(|e| {
+            let text = e.to_string();
+            let why = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid")
+                .trim();
+            format!("invalid regex: {}", why.trim_start_matches("error: "))
+        })
+}

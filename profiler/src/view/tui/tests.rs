@@ -1,0 +1,873 @@
+//! Screens drawn into ratatui's TestBackend from hand-made samples, and key handling.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use super::render::{draw, geometry};
+use super::sampler::{ActualIo, IoPrio, Refresh, SamplerEvent};
+use super::state::{Action, Column, Counter, Geometry, SamplerCommand, Shown, Sources, ViewState};
+use super::App;
+use crate::model::{self, Model, ModelOptions};
+use crate::sample::{Counters, Sample, TaskSample};
+use crate::session::{Snapshot, SourceView};
+use crate::source::{SourceKind, Unavailable};
+use crate::view::{UserNames, ViewOptions};
+
+/// A task and what it did during a one-second interval.
+#[derive(Clone)]
+struct Task {
+    tid: u32,
+    pid: u32,
+    uid: u32,
+    command: &'static str,
+    delta: Counters,
+}
+
+fn task(tid: u32, uid: u32, command: &'static str, delta: Counters) -> Task {
+    Task {
+        tid,
+        pid: tid,
+        uid,
+        command,
+        delta,
+    }
+}
+
+fn sample_of(tasks: &[Task], counters: impl Fn(&Task) -> Counters) -> Sample {
+    Sample::new(
+        tasks
+            .iter()
+            .map(|t| TaskSample {
+                tid: t.tid,
+                pid: t.pid,
+                uid: Some(t.uid),
+                command: t.command.into(),
+                start_time: Some(1),
+                cgroup_id: None,
+                counters: counters(t),
+                exited: false,
+            })
+            .collect(),
+    )
+}
+
+/// The model of `tasks` over one second, built the way the session builds it.
+fn model_of(tasks: &[Task], processes: bool) -> Model {
+    let base = sample_of(tasks, |t| t.delta.zip_with(&t.delta, |v, _| v.map(|_| 0)));
+    let mut cur = sample_of(tasks, |t| t.delta);
+    cur.taken_at = base.taken_at + Duration::from_secs(1);
+    model::compute(Some(&base), &cur, ModelOptions { processes })
+}
+
+fn refresh(views: Vec<(SourceKind, Model)>) -> Refresh {
+    Refresh {
+        snapshot: Snapshot {
+            time: SystemTime::UNIX_EPOCH,
+            views: views
+                .into_iter()
+                .map(|(kind, model)| SourceView { kind, model })
+                .collect(),
+        },
+        processes: false,
+        accumulated: false,
+        actual: Some(ActualIo {
+            read_bytes_per_s: 0.0,
+            write_bytes_per_s: 2.5 * 1024.0 * 1024.0,
+        }),
+    }
+}
+
+/// Every counter the taskstats source measures, in the order of `Counter::ALL`; delays in ms.
+fn all(v: [u64; 8]) -> Counters {
+    let [read, write, swapin_ms, blkio_ms, syscr, syscw, rchar, wchar] = v;
+    Counters {
+        rchar: Some(rchar),
+        wchar: Some(wchar),
+        syscr: Some(syscr),
+        syscw: Some(syscw),
+        read_bytes: Some(read),
+        write_bytes: Some(write),
+        cancelled_write_bytes: Some(0),
+        blkio_delay_ns: Some(blkio_ms * 1_000_000),
+        swapin_delay_ns: Some(swapin_ms * 1_000_000),
+    }
+}
+
+/// As procfs without delay accounting measures them.
+fn no_delays(read: u64, write: u64, syscr: u64, syscw: u64) -> Counters {
+    Counters {
+        blkio_delay_ns: None,
+        swapin_delay_ns: None,
+        ..all([read, write, 0, 0, syscr, syscw, 0, 0])
+    }
+}
+
+fn sources(kinds: &[SourceKind], unavailable: Vec<(SourceKind, Unavailable)>) -> Sources {
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    Sources {
+        kinds: kinds.to_vec(),
+        line: format!("source: {}", names.join(",")),
+        unavailable,
+    }
+}
+
+fn state_for(sources: Sources) -> ViewState {
+    let mut state = ViewState::new(sources, ViewOptions::default(), false);
+    for (uid, name) in [(0, "root"), (1000, "alice"), (1001, "bob"), (1002, "carol")] {
+        state.users.insert(uid, name.to_string());
+    }
+    state
+}
+
+/// The screen as text, one string per line.
+fn screen(width: u16, height: u16, refresh: Option<&Refresh>, state: &ViewState) -> Vec<String> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    terminal.draw(|f| draw(f, refresh, state)).expect("drawing");
+    let buf = terminal.backend().buffer();
+    (0..height)
+        .map(|y| (0..width).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect()
+}
+
+fn assert_screen(actual: &[String], expected: &[&str]) {
+    let padded: Vec<String> = expected
+        .iter()
+        .zip(actual)
+        .map(|(e, a)| format!("{e:<w$}", w = a.chars().count()))
+        .collect();
+    assert_eq!(
+        actual,
+        padded.as_slice(),
+        "\nscreen:\n{}\nexpected:\n{}\n",
+        actual.join("|\n"),
+        padded.join("|\n")
+    );
+    assert_eq!(actual.len(), expected.len(), "line count");
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+/// The ids in the table: the first number of each line after the column headers.
+fn ids(lines: &[String]) -> Vec<u32> {
+    let header = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("TID") || l.trim_start().starts_with("PID"));
+    let header = header.unwrap_or_else(|| panic!("no table header in\n{}", lines.join("\n")));
+    lines[header + 1..]
+        .iter()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn empty_model_says_so() {
+    let state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    let r = refresh(vec![(SourceKind::Taskstats, model_of(&[], false))]);
+    assert_screen(
+        &screen(80, 8, Some(&r), &state),
+        &[
+            "Total DISK READ: 0.00 B/s | Total DISK WRITE: 0.00 B/s",
+            "Actual DISK READ: 0.00 B/s | Actual DISK WRITE: 2.50 M/s",
+            "sort: IO> ▼ | threads | ? help",
+            "source: taskstats",
+            "TID PRIO USER READ WRITE SWAP IO> SYSCR/s SYSCW/s HIST COMMAND",
+            "no tasks",
+            "",
+            "",
+        ],
+    );
+    // Before the first refresh there is nothing to total, and no zeros are made up.
+    let waiting = screen(80, 6, None, &state);
+    assert!(
+        waiting[0].starts_with("Total DISK READ: … | Total DISK WRITE: …"),
+        "{waiting:?}"
+    );
+    assert!(
+        waiting
+            .iter()
+            .any(|l| l.starts_with("waiting for the first refresh")),
+        "{waiting:?}"
+    );
+}
+
+/// Four tasks ordered differently by every column.
+fn four_tasks() -> Vec<Task> {
+    vec![
+        task(
+            101,
+            0,
+            "make",
+            all([4000, 10_000, 300, 300, 30, 40, 30_000, 10_000]),
+        ),
+        task(
+            102,
+            1000,
+            "dd",
+            all([1000, 40_000, 200, 200, 40, 20, 10_000, 20_000]),
+        ),
+        task(
+            103,
+            1001,
+            "tar",
+            all([3000, 20_000, 400, 100, 10, 30, 20_000, 40_000]),
+        ),
+        task(
+            104,
+            1002,
+            "cp",
+            all([2000, 30_000, 100, 400, 20, 10, 40_000, 30_000]),
+        ),
+    ]
+}
+
+#[test]
+fn rows_sort_by_each_column_both_ways() {
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    state.char_columns = true;
+    state.prio = HashMap::from([
+        (101, IoPrio::BestEffort(4)),
+        (102, IoPrio::Realtime(0)),
+        (103, IoPrio::Idle),
+        (104, IoPrio::BestEffort(2)),
+    ]);
+    let r = refresh(vec![(
+        SourceKind::Taskstats,
+        model_of(&four_tasks(), false),
+    )]);
+    let expected: [(Column, &str, [u32; 4]); 12] = [
+        (Column::Id, "TID ▲", [101, 102, 103, 104]),
+        (Column::Prio, "PRIO ▲", [102, 104, 101, 103]),
+        (Column::User, "USER ▲", [102, 103, 104, 101]),
+        (
+            Column::Counter(Counter::DiskRead),
+            "DISK READ ▼",
+            [101, 103, 104, 102],
+        ),
+        (
+            Column::Counter(Counter::DiskWrite),
+            "DISK WRITE ▼",
+            [102, 104, 103, 101],
+        ),
+        (
+            Column::Counter(Counter::Swapin),
+            "SWAPIN ▼",
+            [103, 101, 102, 104],
+        ),
+        (
+            Column::Counter(Counter::IoWait),
+            "IO> ▼",
+            [104, 101, 102, 103],
+        ),
+        (
+            Column::Counter(Counter::ReadSyscalls),
+            "READ SYSCALLS ▼",
+            [102, 101, 104, 103],
+        ),
+        (
+            Column::Counter(Counter::WriteSyscalls),
+            "WRITE SYSCALLS ▼",
+            [101, 103, 102, 104],
+        ),
+        (
+            Column::Counter(Counter::Rchar),
+            "RCHAR ▼",
+            [104, 101, 103, 102],
+        ),
+        (
+            Column::Counter(Counter::Wchar),
+            "WCHAR ▼",
+            [103, 104, 102, 101],
+        ),
+        (Column::Command, "COMMAND ▲", [104, 102, 101, 103]),
+    ];
+    // Right steps through every sortable column, in the order of the table.
+    state.sort = Column::Id;
+    for (column, name, order) in expected {
+        assert_eq!(state.sort, column, "right arrow order");
+        let lines = screen(200, 12, Some(&r), &state);
+        assert!(
+            lines[2].starts_with(&format!("sort: {name} |")),
+            "{column:?}: {}",
+            lines[2]
+        );
+        assert_eq!(
+            ids(&lines),
+            order,
+            "sorted by {column:?}:\n{}",
+            lines.join("\n")
+        );
+        state.on_key(key(KeyCode::Char('r')), Geometry::default());
+        let mut reversed = order;
+        reversed.reverse();
+        assert_eq!(
+            ids(&screen(200, 12, Some(&r), &state)),
+            reversed,
+            "reversed {column:?}"
+        );
+        state.on_key(key(KeyCode::Right), Geometry::default());
+        assert!(
+            !state.reverse,
+            "a new sort column starts in its own direction"
+        );
+    }
+    assert_eq!(state.sort, Column::Id, "right wraps around");
+    state.on_key(key(KeyCode::Left), Geometry::default());
+    assert_eq!(state.sort, Column::Command, "left wraps around");
+}
+
+#[test]
+fn unmeasured_values_sort_last_both_ways() {
+    let mut state = state_for(sources(&[SourceKind::Procfs], Vec::new()));
+    state.sort = Column::Counter(Counter::IoWait);
+    let mut tasks = four_tasks();
+    tasks[1].delta.blkio_delay_ns = None;
+    let r = refresh(vec![(SourceKind::Procfs, model_of(&tasks, false))]);
+    assert_eq!(
+        ids(&screen(200, 12, Some(&r), &state)),
+        [104, 101, 103, 102]
+    );
+    state.reverse = true;
+    assert_eq!(
+        ids(&screen(200, 12, Some(&r), &state)),
+        [103, 101, 104, 102]
+    );
+}
+
+fn procfs_unavailable() -> Vec<(SourceKind, Unavailable)> {
+    vec![
+        (
+            SourceKind::Procfs,
+            Unavailable {
+                counters: &["swapin_delay_ns"],
+                reason: "/proc has no swap-in delay; use the taskstats source".into(),
+            },
+        ),
+        (
+            SourceKind::Procfs,
+            Unavailable {
+                counters: &["blkio_delay_ns"],
+                reason: "delay accounting is off: `sysctl -w kernel.task_delayacct=1`".into(),
+            },
+        ),
+    ]
+}
+
+#[test]
+fn delay_accounting_unavailable_is_said_once_and_never_shown_as_zero() {
+    let mut state = state_for(sources(&[SourceKind::Procfs], procfs_unavailable()));
+    let tasks = [
+        task(200, 0, "writer", no_delays(0, 3 << 20, 1, 96)),
+        task(201, 1000, "idle", no_delays(0, 0, 0, 0)),
+    ];
+    let r = refresh(vec![(SourceKind::Procfs, model_of(&tasks, false))]);
+    state.record(&r);
+    let lines = screen(100, 12, Some(&r), &state);
+    assert_screen(
+        &lines,
+        &[
+            "Total DISK READ: 0.00 B/s | Total DISK WRITE: 3.00 M/s | READ SYSCALLS: 1/s | WRITE SYSCALLS: 96/s",
+            "Actual DISK READ: 0.00 B/s | Actual DISK WRITE: 2.50 M/s",
+            "sort: DISK WRITE ▼ | threads | ? help",
+            "source: procfs",
+            "SWAPIN n/a: /proc has no swap-in delay; use the taskstats source",
+            "IO> n/a: delay accounting is off: `sysctl -w kernel.task_delayacct=1`",
+            "TID PRIO USER      READ    WRITE SWAP IO> SYSCR/s SYSCW/s HIST     COMMAND",
+            "200 ?    root  0.00 B/s 3.00 M/s  n/a n/a       1      96        █ writer",
+            "201 ?    alice 0.00 B/s 0.00 B/s  n/a n/a       0       0          idle",
+            "",
+            "",
+            "",
+        ],
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains('%')),
+        "no delay shown as a number:\n{}",
+        lines.join("\n")
+    );
+}
+
+#[test]
+fn compare_mode_shows_sources_side_by_side_and_s_cycles() {
+    let unavailable = vec![(
+        SourceKind::Ebpf,
+        Unavailable {
+            counters: &["blkio_delay_ns", "swapin_delay_ns"],
+            reason: "delay accounting is read through taskstats only".into(),
+        },
+    )];
+    let mut state = state_for(sources(
+        &[SourceKind::Taskstats, SourceKind::Ebpf],
+        unavailable,
+    ));
+    assert_eq!(
+        state.shown,
+        Shown::Compare,
+        "compare mode starts side by side"
+    );
+    state.sort = Column::Counter(Counter::DiskWrite);
+    let ts = [
+        task(
+            300,
+            0,
+            "writer",
+            all([0, 2 << 20, 0, 50, 0, 32, 0, 2 << 20]),
+        ),
+        task(
+            301,
+            1000,
+            "reader",
+            all([1 << 20, 0, 0, 10, 8, 0, 1 << 20, 0]),
+        ),
+    ];
+    let eb = [
+        task(
+            300,
+            0,
+            "writer",
+            Counters {
+                blkio_delay_ns: None,
+                swapin_delay_ns: None,
+                ..all([0, 3 << 20, 0, 0, 0, 48, 0, 3 << 20])
+            },
+        ),
+        task(
+            302,
+            0,
+            "late",
+            Counters {
+                blkio_delay_ns: None,
+                swapin_delay_ns: None,
+                ..all([0, 1 << 10, 0, 0, 0, 1, 0, 1 << 10])
+            },
+        ),
+    ];
+    let r = refresh(vec![
+        (SourceKind::Taskstats, model_of(&ts, false)),
+        (SourceKind::Ebpf, model_of(&eb, false)),
+    ]);
+    assert_screen(
+        &screen(100, 12, Some(&r), &state),
+        &[
+            "[taskstats] Total DISK READ: 1.00 M/s | Total DISK WRITE: 2.00 M/s",
+            "[ebpf] Total DISK READ: 0.00 B/s | Total DISK WRITE: 3.00 M/s",
+            "Actual DISK READ: 0.00 B/s | Actual DISK WRITE: 2.50 M/s",
+            "sort: DISK WRITE ▼ | threads | compare (s: next) | ? help",
+            "source: taskstats,ebpf | compare DISK WRITE per source, DIFF = ebpf - taskstats",
+            "    TID  USER      taskstats WRITE   ebpf WRITE          DIFF  COMMAND",
+            "    300  root             2.00 M/s     3.00 M/s     +1.00 M/s  writer",
+            "    302  root                    -     1.00 K/s             -  late",
+            "    301  alice            0.00 B/s            -             -  reader",
+            "",
+            "",
+            "",
+        ],
+    );
+    // On IO>, the source that cannot measure it says so, and its cells are n/a.
+    state.sort = Column::Counter(Counter::IoWait);
+    let lines = screen(100, 12, Some(&r), &state);
+    assert!(
+        lines.contains(&format!(
+            "{:<100}",
+            "[ebpf] IO> n/a: delay accounting is read through taskstats only"
+        )),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[7].starts_with("    300  root             5.00 %       n/a       n/a  writer"),
+        "{lines:#?}"
+    );
+
+    state.on_key(key(KeyCode::Char('s')), Geometry::default());
+    assert_eq!(state.shown, Shown::Source(0));
+    let lines = screen(120, 12, Some(&r), &state);
+    assert!(
+        lines[3].contains("showing taskstats (s: next)"),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(ids(&lines), [300, 301]);
+    state.on_key(key(KeyCode::Char('s')), Geometry::default());
+    let lines = screen(120, 12, Some(&r), &state);
+    assert!(lines[3].contains("showing ebpf (s: next)"), "{}", lines[3]);
+    assert_eq!(ids(&lines), [300, 302], "IO> is n/a for both: by id");
+    state.on_key(key(KeyCode::Char('s')), Geometry::default());
+    assert_eq!(state.shown, Shown::Compare);
+}
+
+fn busy_model() -> Model {
+    model_of(
+        &[
+            task(
+                4242,
+                1000,
+                "postgres: checkpointer",
+                all([0, 12 << 20, 0, 250, 0, 300, 0, 12 << 20]),
+            ),
+            task(1, 0, "systemd", all([8 << 10, 0, 0, 10, 4, 0, 8 << 10, 0])),
+            task(
+                777,
+                1001,
+                "rsync",
+                all([
+                    700 << 20,
+                    200 << 20,
+                    0,
+                    900,
+                    5000,
+                    1600,
+                    700 << 20,
+                    200 << 20,
+                ]),
+            ),
+            task(
+                31337,
+                0,
+                "kworker/u8:2-flush-8:0",
+                all([0, 0, 0, 0, 0, 0, 0, 0]),
+            ),
+        ],
+        false,
+    )
+}
+
+#[test]
+fn terminal_80x24() {
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    state.prio = HashMap::from([
+        (4242, IoPrio::BestEffort(4)),
+        (1, IoPrio::BestEffort(4)),
+        (777, IoPrio::Idle),
+    ]);
+    let r = refresh(vec![(SourceKind::Taskstats, busy_model())]);
+    state.record(&r);
+    let mut expected = vec![
+        "Total DISK READ: 700.01 M/s | Total DISK WRITE: 212.00 M/s",
+        "Actual DISK READ: 0.00 B/s | Actual DISK WRITE: 2.50 M/s",
+        "sort: IO> ▼ | threads | ? help",
+        "source: taskstats",
+        "  TID PRIO USER        READ      WRITE     IO> SYSCR/s SYSCW/s COMMAND",
+        "  777 idle bob   700.00 M/s 200.00 M/s 90.00 %    5000    1600 rsync",
+        " 4242 be/4 alice   0.00 B/s  12.00 M/s 25.00 %       0     300 postgres: checkpo",
+        "    1 be/4 root    8.00 K/s   0.00 B/s  1.00 %       4       0 systemd",
+        "31337 ?    root    0.00 B/s   0.00 B/s  0.00 %       0       0 kworker/u8:2-flus",
+    ];
+    expected.resize(24, "");
+    assert_screen(&screen(80, 24, Some(&r), &state), &expected);
+}
+
+#[test]
+fn terminal_20x10_keeps_id_sort_column_and_command() {
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    state.sort = Column::Counter(Counter::DiskWrite);
+    let r = refresh(vec![(SourceKind::Taskstats, busy_model())]);
+    assert_screen(
+        &screen(20, 10, Some(&r), &state),
+        &[
+            "R 700M/s W 212M/s",
+            "Act R 0B/s W 2.5M/s",
+            "sort DISK WRITE▼ th…",
+            "source: taskstats",
+            "  TID  WRITE COMMAND",
+            "  777 200M/s rsync",
+            " 4242  12M/s postgre",
+            "    1   0B/s systemd",
+            "31337   0B/s kworker",
+            "",
+        ],
+    );
+}
+
+#[test]
+fn history_charts_the_sort_column() {
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    state.sort = Column::Counter(Counter::DiskWrite);
+    for write in [1u64, 2, 4, 8] {
+        let r = refresh(vec![(
+            SourceKind::Taskstats,
+            model_of(
+                &[task(9, 0, "w", all([0, write << 20, 0, 0, 0, 1, 0, 0]))],
+                false,
+            ),
+        )]);
+        state.record(&r);
+        let lines = screen(120, 8, Some(&r), &state);
+        let row = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with("9 "))
+            .expect("row 9");
+        assert!(
+            row.contains("HISTORY") || lines.iter().any(|l| l.contains("HISTORY")),
+            "{lines:#?}"
+        );
+        if write == 8 {
+            assert!(row.contains("    ▂▃▅█ w"), "{row}");
+        }
+    }
+}
+
+#[test]
+fn filters_by_command_user_and_activity() {
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    let r = refresh(vec![(SourceKind::Taskstats, busy_model())]);
+    let g = Geometry::default();
+    state.on_key(key(KeyCode::Char('o')), g);
+    assert_eq!(
+        ids(&screen(120, 12, Some(&r), &state)),
+        [777, 4242, 1],
+        "only active hides the idle kworker"
+    );
+    state.on_key(key(KeyCode::Char('o')), g);
+
+    state.on_key(key(KeyCode::Char('/')), g);
+    for c in "rsync|sys(".chars() {
+        state.on_key(key(KeyCode::Char(c)), g);
+    }
+    let lines = screen(120, 12, Some(&r), &state);
+    assert!(
+        lines[11].starts_with("filter command (regex): rsync|sys(  invalid regex: unclosed group"),
+        "{}",
+        lines[11]
+    );
+    assert_eq!(
+        ids(&lines),
+        [777, 1],
+        "the last valid pattern, rsync|sys, still filters"
+    );
+    state.on_key(key(KeyCode::Enter), g);
+    assert!(
+        state.input.is_some(),
+        "Enter keeps the prompt open on an invalid pattern"
+    );
+    state.on_key(key(KeyCode::Backspace), g);
+    state.on_key(key(KeyCode::Enter), g);
+    assert!(state.input.is_none());
+    let lines = screen(120, 12, Some(&r), &state);
+    assert!(lines[2].contains("command: /rsync|sys/"), "{}", lines[2]);
+    assert_eq!(ids(&lines), [777, 1]);
+
+    state.on_key(key(KeyCode::Char('u')), g);
+    for c in "root".chars() {
+        state.on_key(key(KeyCode::Char(c)), g);
+    }
+    state.on_key(key(KeyCode::Enter), g);
+    assert_eq!(state.view.uids, [0]);
+    assert_eq!(ids(&screen(120, 12, Some(&r), &state)), [1]);
+    state.on_key(key(KeyCode::Char('u')), g);
+    state.on_key(key(KeyCode::Char('x')), g);
+    for _ in 0.."rootx".len() {
+        state.on_key(key(KeyCode::Backspace), g);
+    }
+    for c in "no-such-user-here".chars() {
+        state.on_key(key(KeyCode::Char(c)), g);
+    }
+    state.on_key(key(KeyCode::Enter), g);
+    assert_eq!(
+        state.input.as_ref().and_then(|i| i.error.as_deref()),
+        Some("no such user: no-such-user-here")
+    );
+    state.on_key(key(KeyCode::Esc), g);
+    assert_eq!(state.view.uids, [0], "Esc in the prompt keeps the filter");
+    state.on_key(key(KeyCode::Esc), g);
+    assert!(
+        state.filter.is_none() && state.view.uids.is_empty(),
+        "Esc clears the filters"
+    );
+    let lines = screen(120, 12, Some(&r), &state);
+    assert_eq!(ids(&lines).len(), 4);
+}
+
+#[test]
+fn scrolling_stays_within_the_rows() {
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    let tasks: Vec<Task> = (1..=50)
+        .map(|i| task(i, 0, "t", all([0, u64::from(i), 0, 0, 0, 0, 0, 0])))
+        .collect();
+    let r = refresh(vec![(SourceKind::Taskstats, model_of(&tasks, false))]);
+    state.sort = Column::Id;
+    let area = ratatui::layout::Rect::new(0, 0, 120, 15);
+    let (g, on_screen) = geometry(area, Some(&r), &state);
+    assert_eq!(g, Geometry { rows: 50, page: 10 });
+    assert_eq!(
+        on_screen,
+        (1..=10).collect::<Vec<u32>>(),
+        "the sampler is asked for these priorities"
+    );
+    state.on_key(key(KeyCode::PageDown), g);
+    assert_eq!(ids(&screen(120, 15, Some(&r), &state))[0], 11);
+    state.on_key(key(KeyCode::End), g);
+    assert_eq!(
+        ids(&screen(120, 15, Some(&r), &state)),
+        (41..=50).collect::<Vec<u32>>()
+    );
+    state.on_key(key(KeyCode::Down), g);
+    assert_eq!(state.scroll, 40, "no scrolling past the end");
+    state.on_key(key(KeyCode::Up), g);
+    assert_eq!(ids(&screen(120, 15, Some(&r), &state))[0], 40);
+    state.on_key(key(KeyCode::Home), g);
+    assert_eq!(state.scroll, 0);
+    state.on_key(key(KeyCode::Up), g);
+    assert_eq!(state.scroll, 0);
+    state.sort = Column::Prio;
+    assert_eq!(
+        geometry(area, Some(&r), &state).1.len(),
+        50,
+        "sorting by priority needs every task's"
+    );
+}
+
+fn app(state: ViewState) -> (App, tokio::sync::mpsc::UnboundedReceiver<SamplerCommand>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = App {
+        state,
+        current: None,
+        pending: None,
+        users: UserNames::default(),
+        on_screen: Vec::new(),
+        commands: tx,
+    };
+    (app, rx)
+}
+
+fn press(app: &mut App, code: KeyCode) {
+    let area = ratatui::layout::Rect::new(0, 0, 120, 30);
+    app.on_keyboard(Ok(crossterm::event::Event::Key(key(code))), area)
+        .expect("key handled");
+}
+
+#[test]
+fn freeze_holds_the_display_while_refreshes_arrive() {
+    let (mut app, _commands) = app(state_for(sources(&[SourceKind::Taskstats], Vec::new())));
+    let first = refresh(vec![(SourceKind::Taskstats, busy_model())]);
+    app.on_sample(SamplerEvent::Refresh(Box::new(first)));
+    press(&mut app, KeyCode::Char('f'));
+    let newer = refresh(vec![(
+        SourceKind::Taskstats,
+        model_of(&[task(5, 0, "new", all([0, 1, 0, 0, 0, 0, 0, 0]))], false),
+    )]);
+    app.on_sample(SamplerEvent::Refresh(Box::new(newer.clone())));
+    app.on_sample(SamplerEvent::Refresh(Box::new(newer)));
+    let lines = screen(120, 12, app.current.as_ref(), &app.state);
+    assert!(lines[2].contains("FROZEN (2 behind)"), "{}", lines[2]);
+    assert_eq!(ids(&lines).len(), 4, "still the first refresh");
+    press(&mut app, KeyCode::Char('f'));
+    let lines = screen(120, 12, app.current.as_ref(), &app.state);
+    assert_eq!(ids(&lines), [5], "unfreezing shows the newest refresh");
+    assert!(!lines[2].contains("FROZEN"));
+}
+
+#[test]
+fn mode_keys_reach_the_sampler_and_q_quits() {
+    let (mut app, mut commands) = app(state_for(sources(&[SourceKind::Taskstats], Vec::new())));
+    press(&mut app, KeyCode::Char('p'));
+    assert_eq!(
+        commands.try_recv().ok(),
+        Some(SamplerCommand::Processes(true))
+    );
+    press(&mut app, KeyCode::Char('a'));
+    assert_eq!(
+        commands.try_recv().ok(),
+        Some(SamplerCommand::Accumulated(true))
+    );
+    let lines = screen(120, 12, None, &app.state);
+    assert!(
+        lines[1].starts_with("sort: IO> ▼ | processes | accumulated | ? help"),
+        "{}",
+        lines[1]
+    );
+
+    // The next refresh is grouped by process and counts since the start.
+    let mut r = refresh(vec![(SourceKind::Taskstats, model_of(&four_tasks(), true))]);
+    r.processes = true;
+    r.accumulated = true;
+    app.on_sample(SamplerEvent::Refresh(Box::new(r)));
+    let lines = screen(200, 12, app.current.as_ref(), &app.state);
+    let header = lines
+        .iter()
+        .find(|l| l.contains("COMMAND"))
+        .expect("table header");
+    assert!(header.trim_start().starts_with("PID"), "{header}");
+    assert!(
+        header.contains("READ SYSCALLS ") && !header.contains("SYSCALLS/s"),
+        "amounts, not rates: {header}"
+    );
+    assert!(
+        lines[0].contains("Total DISK WRITE: 97.66 K |"),
+        "{}",
+        lines[0]
+    );
+
+    assert_eq!(
+        app.state
+            .on_key(key(KeyCode::Char('?')), Geometry::default()),
+        Action::None
+    );
+    assert!(screen(120, 30, app.current.as_ref(), &app.state)
+        .iter()
+        .any(|l| l.contains("reverse the sort order")));
+    assert_eq!(
+        app.state
+            .on_key(key(KeyCode::Char('x')), Geometry::default()),
+        Action::None
+    );
+    assert!(!app.state.help, "any key closes the help");
+    assert_eq!(
+        app.state
+            .on_key(key(KeyCode::Char('q')), Geometry::default()),
+        Action::Quit
+    );
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(app.state.on_key(ctrl_c, Geometry::default()), Action::Quit);
+}
+
+#[test]
+fn sampling_errors_are_shown_not_fatal() {
+    let (mut app, _commands) = app(state_for(sources(&[SourceKind::Taskstats], Vec::new())));
+    app.on_sample(SamplerEvent::Failed(
+        "taskstats: netlink socket closed".into(),
+    ));
+    let lines = screen(80, 8, None, &app.state);
+    assert!(
+        lines.contains(&format!(
+            "{:<80}",
+            "refresh failed: taskstats: netlink socket closed"
+        )),
+        "{lines:#?}"
+    );
+    app.on_sample(SamplerEvent::Refresh(Box::new(refresh(vec![(
+        SourceKind::Taskstats,
+        busy_model(),
+    )]))));
+    assert!(app.state.error.is_none(), "a good refresh clears it");
+}
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let mut state = state_for(sources(
+        &[SourceKind::Taskstats, SourceKind::Ebpf],
+        Vec::new(),
+    ));
+    let r = refresh(vec![
+        (SourceKind::Taskstats, busy_model()),
+        (SourceKind::Ebpf, busy_model()),
+    ]);
+    for (width, height) in [(0, 0), (1, 1), (5, 3), (12, 2), (20, 10)] {
+        for shown in [Shown::Compare, Shown::Source(1)] {
+            state.shown = shown;
+            state.help = false;
+            state.on_key(key(KeyCode::Char('/')), Geometry::default());
+            screen(width, height, Some(&r), &state);
+            state.on_key(key(KeyCode::Esc), Geometry::default());
+            state.on_key(key(KeyCode::Char('?')), Geometry::default());
+            let lines = screen(width, height, Some(&r), &state);
+            if width >= 8 && height >= 3 {
+                assert!(lines[0].contains("keys"), "the help box: {lines:#?}");
+            }
+        }
+    }
+}
