@@ -243,7 +243,17 @@ fn spawn_keyboard(
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let reader = move || {
         while !tx.is_closed() {
-            match crossterm::event::poll(Duration::from_millis(50)) {
+            // Wait on the terminal ourselves: on a hung-up terminal crossterm's poll spins on
+            // reads that return 0 bytes, so it is only called when input is really there.
+            match wait_for_input(Duration::from_millis(50)) {
+                Input::None => continue,
+                Input::HungUp => {
+                    let _ = tx.send(Err(std::io::Error::other("the terminal was closed")));
+                    return;
+                }
+                Input::Ready => {}
+            }
+            match crossterm::event::poll(Duration::ZERO) {
                 Ok(false) => continue,
                 Ok(true) => {
                     let event = crossterm::event::read();
@@ -263,6 +273,32 @@ fn spawn_keyboard(
         .name("keyboard".into())
         .spawn(reader)
         .context("starting the keyboard reader")
+}
+
+enum Input {
+    None,
+    Ready,
+    /// The terminal went away (window closed, ssh dropped); no SIGHUP need arrive when the
+    /// profiler is not the session leader.
+    HungUp,
+}
+
+fn wait_for_input(timeout: Duration) -> Input {
+    let mut pfd = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; poll only writes `revents`.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
+    if n <= 0 {
+        return Input::None;
+    }
+    if pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        Input::HungUp
+    } else {
+        Input::Ready
+    }
 }
 
 type PanicHook = Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
