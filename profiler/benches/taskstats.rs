@@ -1,0 +1,153 @@
+//! Cost of one taskstats refresh of a process with 1,000 and with 10,000 threads: the bench
+//! spawns idle threads in its own process, opens the source on its own pid and times refreshes.
+//! Reports wall and CPU time per refresh (median) and memory: peak RSS (VmHWM) of the whole
+//! process, and how far it rose above the idle threads' own footprint while the source ran.
+//! Needs root (CAP_NET_ADMIN). Run: `cargo bench -p profiler --bench taskstats`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use profiler::source::taskstats::TaskstatsSource;
+use profiler::source::{IoSource, Scope};
+
+const REFRESHES: usize = 11;
+/// CPU time one refresh may take at 10,000 threads, and the memory the source may add.
+const TARGET_CPU_S: f64 = 0.1;
+const TARGET_MB: f64 = 30.0;
+
+fn rusage(who: libc::c_int) -> Duration {
+    // SAFETY: all-zero is a valid rusage, which getrusage overwrites.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    let r = unsafe { libc::getrusage(who, &mut ru) };
+    assert_eq!(r, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// A field of /proc/self/status, in MB.
+fn status_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    let kb: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("a number of kB");
+    kb / 1024.0
+}
+
+/// Sets VmHWM back to the current RSS, so the next reading is the peak from here on.
+fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5")
+        .expect("resetting VmHWM through /proc/self/clear_refs");
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Idle {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Idle {
+    fn grow_to(&mut self, n: usize) {
+        while self.threads.len() < n {
+            let stop = Arc::clone(&self.stop);
+            let t = std::thread::Builder::new()
+                .stack_size(16 * 1024)
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::park();
+                    }
+                })
+                .expect("spawning an idle thread (ulimit -u, kernel.threads-max?)");
+            self.threads.push(t);
+        }
+    }
+
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.thread().unpark();
+            t.join().expect("idle thread");
+        }
+    }
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("taskstats bench: needs root (CAP_NET_ADMIN in the initial user namespace)");
+        std::process::exit(1);
+    }
+    let scope = Scope {
+        pids: vec![std::process::id()],
+        ..Scope::default()
+    };
+    let mut idle = Idle {
+        stop: Arc::new(AtomicBool::new(false)),
+        threads: Vec::new(),
+    };
+    let mut verdict = true;
+    for n in [1_000, 10_000] {
+        idle.grow_to(n);
+        reset_peak_rss();
+        let idle_mb = status_mb("VmRSS:");
+        let mut source =
+            TaskstatsSource::open(scope.clone()).expect("opening the taskstats source");
+        let first = source.sample().expect("first refresh");
+        assert!(
+            first.tasks.len() > n,
+            "saw {} threads, spawned {n}",
+            first.tasks.len()
+        );
+        let process_cpu = rusage(libc::RUSAGE_SELF);
+        let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+        for _ in 0..REFRESHES {
+            let (w0, c0) = (Instant::now(), rusage(libc::RUSAGE_THREAD));
+            let sample = source.sample().expect("refresh");
+            cpu.push((rusage(libc::RUSAGE_THREAD) - c0).as_secs_f64());
+            wall.push(w0.elapsed().as_secs_f64());
+            assert!(
+                sample.tasks.len() > n && sample.skipped_tasks == 0,
+                "{} tasks, {} skipped",
+                sample.tasks.len(),
+                sample.skipped_tasks
+            );
+            drop(sample);
+        }
+        let process_cpu =
+            (rusage(libc::RUSAGE_SELF) - process_cpu).as_secs_f64() / REFRESHES as f64;
+        let peak_mb = status_mb("VmHWM:");
+        drop(source);
+        let (wall, cpu) = (median(wall), median(cpu));
+        let added_mb = peak_mb - idle_mb;
+        println!(
+            "{n:>6} threads: {:.2} ms wall, {cpu:.4} CPU-s per refresh (median of {REFRESHES}; whole process {process_cpu:.4}), \
+             {:.1} us CPU per thread; peak RSS {peak_mb:.1} MB, of which {idle_mb:.1} MB idle threads and {added_mb:.1} MB the source",
+            wall * 1e3,
+            cpu * 1e6 / n as f64,
+        );
+        if n == 10_000 {
+            let ok = cpu <= TARGET_CPU_S && added_mb <= TARGET_MB;
+            verdict &= ok;
+            println!(
+                "        target at 10,000 threads: <= {TARGET_CPU_S} CPU-s and <= {TARGET_MB} MB for the source: {}",
+                if ok { "met" } else { "MISSED" }
+            );
+        }
+    }
+    idle.finish();
+    if !verdict {
+        std::process::exit(1);
+    }
+}
