@@ -3,6 +3,7 @@
 //! Data flows one way: source → Sample → model → view.
 
 pub mod cli;
+pub mod container;
 pub mod model;
 pub mod sample;
 pub mod session;

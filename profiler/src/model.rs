@@ -20,6 +20,8 @@ pub struct Row {
     pub uid: Option<u32>,
     pub command: String,
     pub cgroup_id: Option<u64>,
+    /// The container the task runs in (see `container`), once labelled; `host` outside any.
+    pub container: Option<String>,
     /// What the source counts (since task start, or since attach for eBPF).
     pub total: Counters,
     /// Since the baseline sample; a counter is `None` when the source cannot measure it or
@@ -102,6 +104,7 @@ pub fn compute(base: Option<&Sample>, cur: &Sample, opts: ModelOptions) -> Model
         uid: t.uid,
         command: t.command.clone(),
         cgroup_id: t.cgroup_id,
+        container: None,
         total: t.counters,
         delta: match base {
             Some(_) => task_delta(by_tid.get(&t.tid).copied(), t),
@@ -148,6 +151,36 @@ fn group_processes(threads: impl Iterator<Item = Row>) -> Vec<Row> {
         .into_iter()
         .filter_map(|pid| procs.remove(&pid))
         .collect()
+}
+
+/// One row per container: the sum of the rows labelled with it. Rows without a label are
+/// summed under `?`. The row's `command` is the container's label, `pid` the number of processes.
+pub fn group_by_container(model: Model) -> Model {
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: HashMap<String, (Row, std::collections::HashSet<u32>)> = HashMap::new();
+    for row in model.rows {
+        let label = row.container.clone().unwrap_or_else(|| "?".into());
+        match groups.get_mut(&label) {
+            Some((g, pids)) => {
+                g.total = g.total.add(&row.total);
+                g.delta = g.delta.add(&row.delta);
+                g.exited &= row.exited;
+                pids.insert(row.pid);
+            }
+            None => {
+                order.push(label.clone());
+                let pids = std::collections::HashSet::from([row.pid]);
+                let g = Row { tid: None, uid: None, cgroup_id: None, command: label.clone(), container: Some(label.clone()), ..row };
+                groups.insert(label, (g, pids));
+            }
+        }
+    }
+    let rows = order
+        .into_iter()
+        .filter_map(|label| groups.remove(&label))
+        .map(|(g, pids)| Row { pid: pids.len() as u32, ..g })
+        .collect();
+    Model { rows, ..model }
 }
 
 #[cfg(test)]
@@ -279,5 +312,20 @@ mod tests {
         assert_eq!(m.rows[0].delta.rchar, Some(6));
         assert_eq!(m.rows[0].delta.wchar, Some(1));
         assert_eq!(m.total_delta().wchar, Some(10));
+    }
+
+    #[test]
+    fn containers_sum_their_tasks() {
+        let a = sample(vec![task(1, 1, Some(1), 0, 0), task(2, 2, Some(1), 0, 0), task(3, 2, Some(1), 0, 0)]);
+        let b = after(&a, 1, vec![task(1, 1, Some(1), 0, 100), task(2, 2, Some(1), 0, 30), task(3, 2, Some(1), 0, 7)]);
+        let mut m = compute(Some(&a), &b, ModelOptions::default());
+        for (row, label) in m.rows.iter_mut().zip(["host", "docker:abc", "docker:abc"]) {
+            row.container = Some(label.into());
+        }
+        let g = group_by_container(m);
+        assert_eq!(g.rows.len(), 2);
+        assert_eq!((g.rows[0].command.as_str(), g.rows[0].delta.wchar, g.rows[0].pid), ("host", Some(100), 1));
+        assert_eq!((g.rows[1].command.as_str(), g.rows[1].delta.wchar, g.rows[1].pid), ("docker:abc", Some(37), 1));
+        assert_eq!(g.rows[1].tid, None);
     }
 }

@@ -1,0 +1,243 @@
+//! Which container a task belongs to, from its cgroup: docker, containerd/CRI (kubernetes),
+//! CRI-O, podman, LXC, systemd units, or `host`. Pure classification of a cgroup path, plus the
+//! lookups that find a task's cgroup path (/proc/PID/cgroup, or a cgroup v2 id from eBPF).
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Label of tasks that are in no container.
+pub const HOST: &str = "host";
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+fn is_container_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Strips a systemd scope/slice decoration: `docker-<id>.scope` → `<id>` for the given prefix.
+fn scoped<'a>(component: &'a str, prefix: &str) -> Option<&'a str> {
+    component.strip_prefix(prefix)?.strip_suffix(".scope").filter(|id| is_container_id(id))
+}
+
+/// The container label of a cgroup path (as in /proc/PID/cgroup, relative to the hierarchy root).
+pub fn classify(cgroup_path: &str) -> String {
+    let parts: Vec<&str> = cgroup_path.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() || parts == ["init.scope"] {
+        return HOST.into();
+    }
+    // Kubernetes: a pod component (pod<uid> or kubepods-…-pod<uid>.slice) and a container id.
+    if parts.iter().any(|p| p.starts_with("kubepods")) {
+        let pod = parts.iter().find_map(|p| {
+            let p = p.strip_suffix(".slice").unwrap_or(p);
+            let uid = p.rsplit_once("-pod").map(|(_, u)| u).or_else(|| p.strip_prefix("pod"))?;
+            Some(uid.replace('_', "-"))
+        });
+        let container = parts.iter().rev().find_map(|p| {
+            ["cri-containerd-", "crio-", "docker-"]
+                .iter()
+                .find_map(|prefix| scoped(p, prefix))
+                .or_else(|| is_container_id(p).then_some(*p))
+        });
+        return match (pod, container) {
+            (Some(pod), Some(c)) => format!("k8s:{}/{}", short(&pod), short(c)),
+            (Some(pod), None) => format!("k8s:{}", short(&pod)),
+            (None, Some(c)) => format!("k8s:{}", short(c)),
+            (None, None) => "k8s".into(),
+        };
+    }
+    for (i, p) in parts.iter().enumerate() {
+        for (prefix, engine) in [("docker-", "docker"), ("libpod-", "podman"), ("cri-containerd-", "containerd"), ("crio-", "cri-o")] {
+            if let Some(id) = scoped(p, prefix) {
+                return format!("{engine}:{}", short(id));
+            }
+        }
+        // cgroupfs driver: /docker/<id>, /libpod_parent/libpod-<id>, /lxc/<name>, /lxc.payload.<name>
+        if i > 0 && is_container_id(p) {
+            let engine = match parts[i - 1] {
+                "docker" => "docker",
+                "containerd" => "containerd",
+                _ => "container",
+            };
+            return format!("{engine}:{}", short(p));
+        }
+        if let Some(name) = p.strip_prefix("lxc.payload.") {
+            return format!("lxc:{name}");
+        }
+        if *p == "lxc" {
+            if let Some(name) = parts.get(i + 1) {
+                return format!("lxc:{name}");
+            }
+        }
+    }
+    // systemd: the innermost unit (service or scope); a slice alone is the host's.
+    if let Some(unit) = parts.iter().rev().find(|p| p.ends_with(".service") || p.ends_with(".scope")) {
+        return (*unit).to_string();
+    }
+    if parts.iter().all(|p| p.ends_with(".slice")) {
+        return HOST.into();
+    }
+    // Any other group (made by hand, or by a tool we do not know): its path names it.
+    parts.join("/")
+}
+
+/// The cgroup path that names a process's container, from the text of /proc/PID/cgroup: the
+/// unified (v2) line, or on a v1-only host the name=systemd line, else the first controller's.
+pub fn cgroup_path_from_proc(text: &str) -> Option<String> {
+    let mut v1_systemd = None;
+    let mut v1_any = None;
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        if controllers.is_empty() {
+            return Some(path.to_string());
+        }
+        if controllers == "name=systemd" {
+            v1_systemd.get_or_insert_with(|| path.to_string());
+        }
+        v1_any.get_or_insert_with(|| path.to_string());
+    }
+    v1_systemd.or(v1_any)
+}
+
+/// Finds the cgroup v2 mount, from /proc/self/mountinfo.
+fn cgroup2_mount(proc_root: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(proc_root.join("self/mountinfo")).ok()?;
+    text.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        left.split(' ').nth(4).map(PathBuf::from)
+    })
+}
+
+/// Labels tasks with their container. Caches per process and per cgroup id.
+pub struct Containers {
+    proc_root: PathBuf,
+    cgroup2: Option<PathBuf>,
+    /// cgroup v2 id (directory inode) → path relative to the v2 root.
+    id_paths: HashMap<u64, String>,
+    by_pid: HashMap<(u32, Option<u64>), String>,
+}
+
+impl Containers {
+    pub fn new(proc_root: &Path) -> Self {
+        Containers {
+            proc_root: proc_root.to_path_buf(),
+            cgroup2: cgroup2_mount(proc_root),
+            id_paths: HashMap::new(),
+            by_pid: HashMap::new(),
+        }
+    }
+
+    /// With an explicit cgroup v2 root (tests use a fixture tree).
+    pub fn with_cgroup2_root(proc_root: &Path, cgroup2: Option<PathBuf>) -> Self {
+        Containers { cgroup2, ..Containers::new(proc_root) }
+    }
+
+    fn rescan_ids(&mut self) {
+        let Some(root) = self.cgroup2.clone() else { return };
+        self.id_paths.clear();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(meta) = std::fs::metadata(&dir) else { continue };
+            let rel = dir.strip_prefix(&root).map(|p| format!("/{}", p.display())).unwrap_or_default();
+            self.id_paths.insert(meta.ino(), if rel == "/" { "/".into() } else { rel });
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+
+    /// Container of a cgroup v2 id (what the eBPF probes capture, so exited tasks keep it).
+    pub fn of_cgroup_id(&mut self, id: u64) -> Option<String> {
+        if !self.id_paths.contains_key(&id) {
+            self.rescan_ids();
+        }
+        self.id_paths.get(&id).map(|p| classify(p))
+    }
+
+    /// Container of a live process, from /proc/PID/cgroup; `start_time` tells a reused pid apart.
+    pub fn of_pid(&mut self, pid: u32, start_time: Option<u64>) -> Option<String> {
+        if let Some(c) = self.by_pid.get(&(pid, start_time)) {
+            return Some(c.clone());
+        }
+        let text = std::fs::read_to_string(self.proc_root.join(pid.to_string()).join("cgroup")).ok()?;
+        let label = classify(&cgroup_path_from_proc(&text)?);
+        self.by_pid.insert((pid, start_time), label.clone());
+        Some(label)
+    }
+
+    /// Forgets processes that are gone, so the cache does not grow without bound.
+    pub fn retain_pids(&mut self, live: impl Fn(u32) -> bool) {
+        self.by_pid.retain(|(pid, _), _| live(*pid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c";
+
+    #[test]
+    fn engines_are_recognised_with_short_ids() {
+        assert_eq!(classify("/"), "host");
+        assert_eq!(classify("/init.scope"), "host");
+        assert_eq!(classify(&format!("/system.slice/docker-{ID}.scope")), "docker:4f1c2d3e4f5a");
+        assert_eq!(classify(&format!("/docker/{ID}")), "docker:4f1c2d3e4f5a");
+        assert_eq!(classify(&format!("/machine.slice/libpod-{ID}.scope/container")), "podman:4f1c2d3e4f5a");
+        assert_eq!(classify("/lxc.payload.web1"), "lxc:web1");
+        assert_eq!(classify("/lxc/web2/ns"), "lxc:web2");
+        assert_eq!(classify(&format!("/system.slice/containerd.service/cri-containerd-{ID}.scope")), "containerd:4f1c2d3e4f5a");
+    }
+
+    #[test]
+    fn kubernetes_pods_and_containers() {
+        let systemd = format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b3c4d_5e6f_7a8b_9c0d_1e2f3a4b5c6d.slice/cri-containerd-{ID}.scope"
+        );
+        assert_eq!(classify(&systemd), "k8s:1a2b3c4d-5e6/4f1c2d3e4f5a");
+        let cgroupfs = format!("/kubepods/besteffort/pod1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d/{ID}");
+        assert_eq!(classify(&cgroupfs), "k8s:1a2b3c4d-5e6/4f1c2d3e4f5a");
+        let crio = format!("/kubepods.slice/kubepods-pod0000aaaa_bbbb.slice/crio-{ID}.scope");
+        assert_eq!(classify(&crio), "k8s:0000aaaa-bbb/4f1c2d3e4f5a");
+    }
+
+    #[test]
+    fn systemd_units_and_other_groups() {
+        assert_eq!(classify("/system.slice/nginx.service"), "nginx.service");
+        assert_eq!(classify("/user.slice/user-1000.slice/session-3.scope"), "session-3.scope");
+        assert_eq!(classify("/user.slice"), "host");
+        assert_eq!(classify("/profiler-test-a"), "profiler-test-a");
+    }
+
+    #[test]
+    fn proc_cgroup_prefers_the_unified_line() {
+        let hybrid = "9:name=systemd:/\n4:memory:/x/y\n0::/system.slice/nginx.service\n";
+        assert_eq!(cgroup_path_from_proc(hybrid).as_deref(), Some("/system.slice/nginx.service"));
+        let v1 = format!("4:memory:/docker/{ID}\n1:name=systemd:/docker/{ID}\n");
+        assert_eq!(cgroup_path_from_proc(&v1), Some(format!("/docker/{ID}")));
+        assert_eq!(cgroup_path_from_proc(""), None);
+    }
+
+    #[test]
+    fn cgroup_ids_resolve_through_the_v2_tree() {
+        let dir = std::env::temp_dir().join(format!("profiler-cg-{}", std::process::id()));
+        let group = dir.join("system.slice").join(format!("docker-{ID}.scope"));
+        std::fs::create_dir_all(&group).expect("fixture tree");
+        let ino = std::fs::metadata(&group).expect("stat").ino();
+        let mut c = Containers::with_cgroup2_root(Path::new("/proc"), Some(dir.clone()));
+        assert_eq!(c.of_cgroup_id(ino).as_deref(), Some("docker:4f1c2d3e4f5a"));
+        let root_ino = std::fs::metadata(&dir).expect("stat").ino();
+        assert_eq!(c.of_cgroup_id(root_ino).as_deref(), Some("host"));
+        assert_eq!(c.of_cgroup_id(1), None);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}
