@@ -49,10 +49,11 @@ pub struct Cli {
     /// Rates in kilobytes
     #[arg(short, long)]
     pub kilobytes: bool,
-    /// Prefix each line with the time (batch mode)
+    /// Prefix each line with the time (implies batch mode)
     #[arg(short, long)]
     pub time: bool,
-    /// Less header: once, no column names; twice, no totals either
+    /// Less header (implies batch mode): -q column names only in the first refresh, -qq never,
+    /// -qqq no totals either
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub quiet: u8,
     /// One JSON object per refresh on stdout (implies batch)
@@ -106,8 +107,9 @@ fn parse_iter(s: &str) -> Result<u64, String> {
 }
 
 impl Cli {
+    /// As in iotop, -t and -q only make sense for text lines, so they imply batch mode.
     pub fn batch_mode(&self) -> bool {
-        self.batch || self.json
+        self.batch || self.json || self.time || self.quiet > 0
     }
 }
 

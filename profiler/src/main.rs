@@ -34,7 +34,13 @@ fn usage_error(msg: &str) -> ExitCode {
 
 fn list_sources(scope: &Scope) -> ExitCode {
     for kind in SourceKind::ALL {
-        let status = match source::open(kind, scope) {
+        let status = match source::open_probed(kind, scope) {
+            Ok((_, probe)) if probe.denied_tasks > 0 => format!(
+                "partly available: {}",
+                source::procfs::ProcfsError::Partial {
+                    denied: probe.denied_tasks
+                }
+            ),
             Ok(_) => "available".to_string(),
             Err(e) => format!("unavailable: {e}"),
         };
@@ -100,12 +106,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// Inode of the initial user namespace (PROC_USER_INIT_INO), as /proc/self/ns/user names it.
+const INIT_USER_NS: &str = "user:[4026531837]";
+
+/// Root of a user namespace is root only over that namespace: "run as root" would not help.
+fn in_user_namespace() -> bool {
+    std::fs::read_link("/proc/self/ns/user")
+        .is_ok_and(|ns| ns.as_os_str() != std::ffi::OsStr::new(INIT_USER_NS))
+}
+
 fn open_failed(choice: &SourceChoice, e: &OpenError) -> ExitCode {
     eprintln!("profiler: {e}");
     if matches!(choice, SourceChoice::Auto) {
-        eprintln!(
-            "profiler: run as root, or see `profiler --list-sources` for what each source needs"
-        );
+        if in_user_namespace() {
+            eprintln!(
+                "profiler: this runs in a user namespace, whose root has no privileges over the \
+                 host: run it as root in the initial user namespace, or watch only this \
+                 namespace's processes with -p PID"
+            );
+        } else {
+            eprintln!(
+                "profiler: run as root, or see `profiler --list-sources` for what each source needs"
+            );
+        }
         ExitCode::FAILURE
     } else {
         ExitCode::from(EXIT_USAGE)

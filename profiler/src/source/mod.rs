@@ -106,17 +106,19 @@ pub enum SourceError {
 pub fn open(kind: SourceKind, scope: &Scope) -> Result<Box<dyn IoSource>, SourceError> {
     let (source, probe) = open_probed(kind, scope)?;
     if probe.denied_tasks > 0 {
+        // Not `ProcfsError::Partial`: that one advises `--source procfs`, which was asked for.
         log::warn!(
-            "{}",
-            procfs::ProcfsError::Partial {
-                denied: probe.denied_tasks
-            }
+            "{kind}: {} tasks are not shown: reading other users' /proc/PID/io needs \
+             CAP_SYS_PTRACE over them (run as root, in the initial user namespace)",
+            probe.denied_tasks
         );
     }
     Ok(source)
 }
 
-fn open_probed(
+/// Opens one source and returns it with its probe sample, whose `denied_tasks` tells whether
+/// it can read every task in scope.
+pub fn open_probed(
     kind: SourceKind,
     scope: &Scope,
 ) -> Result<(Box<dyn IoSource>, Sample), SourceError> {

@@ -14,6 +14,7 @@ pub const NA: &str = "n/a";
 #[derive(Clone, Debug, Default)]
 pub struct BatchOptions {
     pub time_prefix: bool,
+    /// iotop's levels: 1, column names in the first refresh only; 2, never; 3, no totals either.
     pub quiet: u8,
     pub processes: bool,
 }
@@ -68,7 +69,7 @@ pub fn render(
     let interval = snapshot.interval_s();
     let mut lines = Vec::new();
     let compare = snapshot.views.len() > 1;
-    if opts.quiet < 2 {
+    if opts.quiet < 3 {
         for sv in &snapshot.views {
             let t = sv.model.total_delta();
             let label = if compare {
