@@ -40,6 +40,12 @@ pub struct Cli {
     /// One row per process instead of per thread
     #[arg(short = 'P', long)]
     pub processes: bool,
+    /// Rows per thread (default), process (as -P) or container
+    #[arg(long, value_enum, value_name = "BY")]
+    pub group: Option<Group>,
+    /// Only tasks in containers whose label starts with ID (repeatable; `host` for the host's)
+    #[arg(long = "container", value_name = "ID")]
+    pub containers: Vec<String>,
     /// Show I/O accumulated since the profiler started instead of per refresh
     #[arg(short, long)]
     pub accumulated: bool,
@@ -62,6 +68,13 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG works too
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Group {
+    Thread,
+    Process,
+    Container,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +120,14 @@ fn parse_iter(s: &str) -> Result<u64, String> {
 }
 
 impl Cli {
+    pub fn by_process(&self) -> bool {
+        self.processes || self.group == Some(Group::Process)
+    }
+
+    pub fn by_container(&self) -> bool {
+        self.group == Some(Group::Container)
+    }
+
     /// As in iotop, -t and -q only make sense for text lines, so they imply batch mode.
     pub fn batch_mode(&self) -> bool {
         self.batch || self.json || self.time || self.quiet > 0

@@ -19,7 +19,10 @@ fn is_container_id(s: &str) -> bool {
 
 /// Strips a systemd scope/slice decoration: `docker-<id>.scope` → `<id>` for the given prefix.
 fn scoped<'a>(component: &'a str, prefix: &str) -> Option<&'a str> {
-    component.strip_prefix(prefix)?.strip_suffix(".scope").filter(|id| is_container_id(id))
+    component
+        .strip_prefix(prefix)?
+        .strip_suffix(".scope")
+        .filter(|id| is_container_id(id))
 }
 
 /// The container label of a cgroup path (as in /proc/PID/cgroup, relative to the hierarchy root).
@@ -32,7 +35,10 @@ pub fn classify(cgroup_path: &str) -> String {
     if parts.iter().any(|p| p.starts_with("kubepods")) {
         let pod = parts.iter().find_map(|p| {
             let p = p.strip_suffix(".slice").unwrap_or(p);
-            let uid = p.rsplit_once("-pod").map(|(_, u)| u).or_else(|| p.strip_prefix("pod"))?;
+            let uid = p
+                .rsplit_once("-pod")
+                .map(|(_, u)| u)
+                .or_else(|| p.strip_prefix("pod"))?;
             Some(uid.replace('_', "-"))
         });
         let container = parts.iter().rev().find_map(|p| {
@@ -49,7 +55,12 @@ pub fn classify(cgroup_path: &str) -> String {
         };
     }
     for (i, p) in parts.iter().enumerate() {
-        for (prefix, engine) in [("docker-", "docker"), ("libpod-", "podman"), ("cri-containerd-", "containerd"), ("crio-", "cri-o")] {
+        for (prefix, engine) in [
+            ("docker-", "docker"),
+            ("libpod-", "podman"),
+            ("cri-containerd-", "containerd"),
+            ("crio-", "cri-o"),
+        ] {
             if let Some(id) = scoped(p, prefix) {
                 return format!("{engine}:{}", short(id));
             }
@@ -73,7 +84,11 @@ pub fn classify(cgroup_path: &str) -> String {
         }
     }
     // systemd: the innermost unit (service or scope); a slice alone is the host's.
-    if let Some(unit) = parts.iter().rev().find(|p| p.ends_with(".service") || p.ends_with(".scope")) {
+    if let Some(unit) = parts
+        .iter()
+        .rev()
+        .find(|p| p.ends_with(".service") || p.ends_with(".scope"))
+    {
         return (*unit).to_string();
     }
     if parts.iter().all(|p| p.ends_with(".slice")) {
@@ -120,7 +135,8 @@ pub struct Containers {
     cgroup2: Option<PathBuf>,
     /// cgroup v2 id (directory inode) → path relative to the v2 root.
     id_paths: HashMap<u64, String>,
-    by_pid: HashMap<(u32, Option<u64>), String>,
+    /// Labels of processes by pid; a pid reused within one refresh keeps the old label once.
+    by_pid: HashMap<u32, String>,
 }
 
 impl Containers {
@@ -135,18 +151,31 @@ impl Containers {
 
     /// With an explicit cgroup v2 root (tests use a fixture tree).
     pub fn with_cgroup2_root(proc_root: &Path, cgroup2: Option<PathBuf>) -> Self {
-        Containers { cgroup2, ..Containers::new(proc_root) }
+        Containers {
+            cgroup2,
+            ..Containers::new(proc_root)
+        }
     }
 
     fn rescan_ids(&mut self) {
-        let Some(root) = self.cgroup2.clone() else { return };
+        let Some(root) = self.cgroup2.clone() else {
+            return;
+        };
         self.id_paths.clear();
         let mut stack = vec![root.clone()];
         while let Some(dir) = stack.pop() {
-            let Ok(meta) = std::fs::metadata(&dir) else { continue };
-            let rel = dir.strip_prefix(&root).map(|p| format!("/{}", p.display())).unwrap_or_default();
-            self.id_paths.insert(meta.ino(), if rel == "/" { "/".into() } else { rel });
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(meta) = std::fs::metadata(&dir) else {
+                continue;
+            };
+            let rel = dir
+                .strip_prefix(&root)
+                .map(|p| format!("/{}", p.display()))
+                .unwrap_or_default();
+            self.id_paths
+                .insert(meta.ino(), if rel == "/" { "/".into() } else { rel });
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for e in entries.flatten() {
                 if e.file_type().is_ok_and(|t| t.is_dir()) {
                     stack.push(e.path());
@@ -163,20 +192,21 @@ impl Containers {
         self.id_paths.get(&id).map(|p| classify(p))
     }
 
-    /// Container of a live process, from /proc/PID/cgroup; `start_time` tells a reused pid apart.
-    pub fn of_pid(&mut self, pid: u32, start_time: Option<u64>) -> Option<String> {
-        if let Some(c) = self.by_pid.get(&(pid, start_time)) {
+    /// Container of a process, from /proc/PID/cgroup, remembered while the process is seen.
+    pub fn of_pid(&mut self, pid: u32) -> Option<String> {
+        if let Some(c) = self.by_pid.get(&pid) {
             return Some(c.clone());
         }
-        let text = std::fs::read_to_string(self.proc_root.join(pid.to_string()).join("cgroup")).ok()?;
+        let text =
+            std::fs::read_to_string(self.proc_root.join(pid.to_string()).join("cgroup")).ok()?;
         let label = classify(&cgroup_path_from_proc(&text)?);
-        self.by_pid.insert((pid, start_time), label.clone());
+        self.by_pid.insert(pid, label.clone());
         Some(label)
     }
 
     /// Forgets processes that are gone, so the cache does not grow without bound.
     pub fn retain_pids(&mut self, live: impl Fn(u32) -> bool) {
-        self.by_pid.retain(|(pid, _), _| live(*pid));
+        self.by_pid.retain(|pid, _| live(*pid));
     }
 }
 
@@ -190,12 +220,23 @@ mod tests {
     fn engines_are_recognised_with_short_ids() {
         assert_eq!(classify("/"), "host");
         assert_eq!(classify("/init.scope"), "host");
-        assert_eq!(classify(&format!("/system.slice/docker-{ID}.scope")), "docker:4f1c2d3e4f5a");
+        assert_eq!(
+            classify(&format!("/system.slice/docker-{ID}.scope")),
+            "docker:4f1c2d3e4f5a"
+        );
         assert_eq!(classify(&format!("/docker/{ID}")), "docker:4f1c2d3e4f5a");
-        assert_eq!(classify(&format!("/machine.slice/libpod-{ID}.scope/container")), "podman:4f1c2d3e4f5a");
+        assert_eq!(
+            classify(&format!("/machine.slice/libpod-{ID}.scope/container")),
+            "podman:4f1c2d3e4f5a"
+        );
         assert_eq!(classify("/lxc.payload.web1"), "lxc:web1");
         assert_eq!(classify("/lxc/web2/ns"), "lxc:web2");
-        assert_eq!(classify(&format!("/system.slice/containerd.service/cri-containerd-{ID}.scope")), "containerd:4f1c2d3e4f5a");
+        assert_eq!(
+            classify(&format!(
+                "/system.slice/containerd.service/cri-containerd-{ID}.scope"
+            )),
+            "containerd:4f1c2d3e4f5a"
+        );
     }
 
     #[test]
@@ -213,7 +254,10 @@ mod tests {
     #[test]
     fn systemd_units_and_other_groups() {
         assert_eq!(classify("/system.slice/nginx.service"), "nginx.service");
-        assert_eq!(classify("/user.slice/user-1000.slice/session-3.scope"), "session-3.scope");
+        assert_eq!(
+            classify("/user.slice/user-1000.slice/session-3.scope"),
+            "session-3.scope"
+        );
         assert_eq!(classify("/user.slice"), "host");
         assert_eq!(classify("/profiler-test-a"), "profiler-test-a");
     }
@@ -221,7 +265,10 @@ mod tests {
     #[test]
     fn proc_cgroup_prefers_the_unified_line() {
         let hybrid = "9:name=systemd:/\n4:memory:/x/y\n0::/system.slice/nginx.service\n";
-        assert_eq!(cgroup_path_from_proc(hybrid).as_deref(), Some("/system.slice/nginx.service"));
+        assert_eq!(
+            cgroup_path_from_proc(hybrid).as_deref(),
+            Some("/system.slice/nginx.service")
+        );
         let v1 = format!("4:memory:/docker/{ID}\n1:name=systemd:/docker/{ID}\n");
         assert_eq!(cgroup_path_from_proc(&v1), Some(format!("/docker/{ID}")));
         assert_eq!(cgroup_path_from_proc(""), None);

@@ -77,23 +77,33 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
 
+    let batch = match cli.batch_mode().then(BatchRuntime::new).transpose() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("profiler: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut session = match Session::open(&cli.source, &scope) {
         Ok(s) => s,
         Err(e) => return open_failed(&cli.source, &e),
     };
     session.model_options = ModelOptions {
-        processes: cli.processes,
+        processes: cli.by_process(),
     };
     session.accumulated = cli.accumulated;
+    session.group_containers = cli.by_container();
     let view = ViewOptions {
         only: cli.only,
         uids,
         kilobytes: cli.kilobytes,
         accumulated: cli.accumulated,
+        containers: cli.containers.clone(),
+        by_container: cli.by_container(),
     };
 
-    let result = if cli.batch_mode() {
-        run_batch(&cli, session, &view)
+    let result = if let Some(batch) = batch {
+        run_batch(&cli, session, &view, batch)
     } else {
         view::tui::run(session, view, cli.delay)
     };
@@ -147,21 +157,51 @@ fn announce(session: &Session) {
     }
 }
 
-fn run_batch(cli: &Cli, mut session: Session, view: &ViewOptions) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+/// The batch loop's runtime and its SIGINT/SIGTERM streams, made before any source is opened
+/// so that a signal during start-up already ends the run cleanly instead of killing it.
+struct BatchRuntime {
+    runtime: tokio::runtime::Runtime,
+    sigint: tokio::signal::unix::Signal,
+    sigterm: tokio::signal::unix::Signal,
+}
+
+impl BatchRuntime {
+    fn new() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let _entered = runtime.enter();
+        let sigint = signal(SignalKind::interrupt())?;
+        let sigterm = signal(SignalKind::terminate())?;
+        drop(_entered);
+        Ok(BatchRuntime {
+            runtime,
+            sigint,
+            sigterm,
+        })
+    }
+}
+
+fn run_batch(
+    cli: &Cli,
+    mut session: Session,
+    view: &ViewOptions,
+    batch: BatchRuntime,
+) -> anyhow::Result<()> {
+    let BatchRuntime {
+        runtime,
+        mut sigint,
+        mut sigterm,
+    } = batch;
     runtime.block_on(async {
         announce(&session);
         session.start()?;
         let opts = BatchOptions {
             time_prefix: cli.time,
             quiet: cli.quiet,
-            processes: cli.processes,
+            processes: cli.by_process(),
         };
         let mut users = UserNames::default();
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
         let mut ticks =
             tokio::time::interval_at(tokio::time::Instant::now() + cli.delay, cli.delay);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

@@ -170,7 +170,14 @@ pub fn group_by_container(model: Model) -> Model {
             None => {
                 order.push(label.clone());
                 let pids = std::collections::HashSet::from([row.pid]);
-                let g = Row { tid: None, uid: None, cgroup_id: None, command: label.clone(), container: Some(label.clone()), ..row };
+                let g = Row {
+                    tid: None,
+                    uid: None,
+                    cgroup_id: None,
+                    command: label.clone(),
+                    container: Some(label.clone()),
+                    ..row
+                };
                 groups.insert(label, (g, pids));
             }
         }
@@ -178,7 +185,10 @@ pub fn group_by_container(model: Model) -> Model {
     let rows = order
         .into_iter()
         .filter_map(|label| groups.remove(&label))
-        .map(|(g, pids)| Row { pid: pids.len() as u32, ..g })
+        .map(|(g, pids)| Row {
+            pid: pids.len() as u32,
+            ..g
+        })
         .collect();
     Model { rows, ..model }
 }
@@ -316,16 +326,42 @@ mod tests {
 
     #[test]
     fn containers_sum_their_tasks() {
-        let a = sample(vec![task(1, 1, Some(1), 0, 0), task(2, 2, Some(1), 0, 0), task(3, 2, Some(1), 0, 0)]);
-        let b = after(&a, 1, vec![task(1, 1, Some(1), 0, 100), task(2, 2, Some(1), 0, 30), task(3, 2, Some(1), 0, 7)]);
+        let a = sample(vec![
+            task(1, 1, Some(1), 0, 0),
+            task(2, 2, Some(1), 0, 0),
+            task(3, 2, Some(1), 0, 0),
+        ]);
+        let b = after(
+            &a,
+            1,
+            vec![
+                task(1, 1, Some(1), 0, 100),
+                task(2, 2, Some(1), 0, 30),
+                task(3, 2, Some(1), 0, 7),
+            ],
+        );
         let mut m = compute(Some(&a), &b, ModelOptions::default());
         for (row, label) in m.rows.iter_mut().zip(["host", "docker:abc", "docker:abc"]) {
             row.container = Some(label.into());
         }
         let g = group_by_container(m);
         assert_eq!(g.rows.len(), 2);
-        assert_eq!((g.rows[0].command.as_str(), g.rows[0].delta.wchar, g.rows[0].pid), ("host", Some(100), 1));
-        assert_eq!((g.rows[1].command.as_str(), g.rows[1].delta.wchar, g.rows[1].pid), ("docker:abc", Some(37), 1));
+        assert_eq!(
+            (
+                g.rows[0].command.as_str(),
+                g.rows[0].delta.wchar,
+                g.rows[0].pid
+            ),
+            ("host", Some(100), 1)
+        );
+        assert_eq!(
+            (
+                g.rows[1].command.as_str(),
+                g.rows[1].delta.wchar,
+                g.rows[1].pid
+            ),
+            ("docker:abc", Some(37), 1)
+        );
         assert_eq!(g.rows[1].tid, None);
     }
 }

@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use crate::cli::SourceChoice;
+use crate::container::Containers;
 use crate::model::{self, Model, ModelOptions};
 use crate::sample::Sample;
 use crate::source::{self, Fallback, IoSource, Scope, SourceError, SourceKind, Unavailable};
@@ -62,6 +63,9 @@ pub struct Session {
     pub model_options: ModelOptions,
     /// Deltas since the first sample instead of the previous one.
     pub accumulated: bool,
+    /// One row per container instead of per thread or process.
+    pub group_containers: bool,
+    containers: Containers,
 }
 
 impl Session {
@@ -103,6 +107,8 @@ impl Session {
             fallbacks,
             model_options: ModelOptions::default(),
             accumulated: false,
+            group_containers: false,
+            containers: Containers::new(&scope.proc_root),
         })
     }
 
@@ -157,6 +163,7 @@ impl Session {
     /// Samples every source and builds its model against the previous (or first) sample.
     pub fn refresh(&mut self) -> Result<Snapshot, SourceError> {
         let mut views = Vec::with_capacity(self.sources.len());
+        let mut live = std::collections::HashSet::new();
         for s in &mut self.sources {
             let sample = s.source.sample()?;
             let base = if self.accumulated {
@@ -164,7 +171,18 @@ impl Session {
             } else {
                 s.prev.as_ref()
             };
-            let model = model::compute(base, &sample, self.model_options);
+            let mut model = model::compute(base, &sample, self.model_options);
+            for row in &mut model.rows {
+                // The cgroup id the probes captured outlives the task; /proc/PID/cgroup does not.
+                row.container = match row.cgroup_id {
+                    Some(id) => self.containers.of_cgroup_id(id),
+                    None => self.containers.of_pid(row.pid),
+                };
+            }
+            live.extend(model.rows.iter().map(|r| r.pid));
+            if self.group_containers {
+                model = model::group_by_container(model);
+            }
             views.push(SourceView {
                 kind: s.source.kind(),
                 model,
@@ -174,6 +192,7 @@ impl Session {
             }
             s.prev = Some(sample);
         }
+        self.containers.retain_pids(|pid| live.contains(&pid));
         Ok(Snapshot {
             time: SystemTime::now(),
             views,

@@ -90,12 +90,21 @@ pub fn render(
             lines.push(line);
         }
     }
-    let id = if opts.processes { "PID" } else { "TID" };
+    let id = match (view.by_container, opts.processes) {
+        (true, _) => "PROCS",
+        (false, true) => "PID",
+        (false, false) => "TID",
+    };
+    let name = if view.by_container {
+        "CONTAINER"
+    } else {
+        "COMMAND"
+    };
     let show_columns = opts.quiet == 0 || (opts.quiet == 1 && first);
     if compare {
         if show_columns {
             lines.push(format!(
-                "{prefix}{id:>7}  {:<8} {:<10} {:>12} {:>12} {:>12} {:>12} {:>8} {:>8}  COMMAND",
+                "{prefix}{id:>7}  {:<8} {:<10} {:>12} {:>12} {:>12} {:>12} {:>8} {:>8}  {name}",
                 "USER", "SOURCE", "DISK READ", "DISK WRITE", "RCHAR", "WCHAR", "SYSCR", "SYSCW"
             ));
         }
@@ -106,7 +115,7 @@ pub fn render(
     }
     if show_columns {
         lines.push(format!(
-            "{prefix}{id:>7}  {:<8} {:>12} {:>12} {:>8} {:>8} {:>12} {:>12} {:>9} {:>9}  COMMAND",
+            "{prefix}{id:>7}  {:<8} {:>12} {:>12} {:>8} {:>8} {:>12} {:>12} {:>9} {:>9}  {name}",
             "USER", "DISK READ", "DISK WRITE", "SWAPIN", "IO>", "READ", "WRITE", "SYSCR", "SYSCW"
         ));
     }

@@ -34,16 +34,26 @@ pub fn render(
         .map(|j| {
             let label = j.label();
             let mut task = Map::new();
-            task.insert("pid".into(), j.pid.into());
-            if let Some(tid) = j.tid {
-                task.insert("tid".into(), tid.into());
+            if view.by_container {
+                // A container entry: its label and how many processes it had.
+                task.insert("container".into(), label.command.clone().into());
+                task.insert("processes".into(), j.pid.into());
+            } else {
+                task.insert("pid".into(), j.pid.into());
+                if let Some(tid) = j.tid {
+                    task.insert("tid".into(), tid.into());
+                }
+                task.insert("uid".into(), label.uid.map_or(Value::Null, Value::from));
+                task.insert(
+                    "user".into(),
+                    label.uid.map_or(Value::Null, |u| users.name(u).into()),
+                );
+                task.insert("command".into(), label.command.clone().into());
+                task.insert(
+                    "container".into(),
+                    label.container.clone().map_or(Value::Null, Value::from),
+                );
             }
-            task.insert("uid".into(), label.uid.map_or(Value::Null, Value::from));
-            task.insert(
-                "user".into(),
-                label.uid.map_or(Value::Null, |u| users.name(u).into()),
-            );
-            task.insert("command".into(), label.command.clone().into());
             if label.exited {
                 task.insert("exited".into(), true.into());
             }

@@ -20,6 +20,10 @@ pub struct ViewOptions {
     pub kilobytes: bool,
     /// Show amounts since the start (accumulated) instead of rates.
     pub accumulated: bool,
+    /// Only rows whose container label starts with one of these; empty: all.
+    pub containers: Vec<String>,
+    /// Rows are containers (see `model::group_by_container`), not tasks.
+    pub by_container: bool,
 }
 
 impl ViewOptions {
@@ -50,11 +54,13 @@ impl Joined<'_> {
 /// Rows of every source joined by (pid, tid), in first-seen order, filtered by `opts`.
 pub fn join<'a>(snapshot: &'a Snapshot, opts: &ViewOptions) -> Vec<Joined<'a>> {
     let n = snapshot.views.len();
-    let mut index: HashMap<(u32, Option<u32>), usize> = HashMap::new();
+    // Container rows are told apart by their label; task rows by pid and tid.
+    let mut index: HashMap<(u32, Option<u32>, Option<&str>), usize> = HashMap::new();
     let mut out: Vec<Joined<'a>> = Vec::new();
     for (i, view) in snapshot.views.iter().enumerate() {
         for row in &view.model.rows {
-            let key = (row.pid, row.tid);
+            let label = opts.by_container.then_some(row.command.as_str());
+            let key = (row.pid, row.tid, label);
             let at = *index.entry(key).or_insert_with(|| {
                 out.push(Joined {
                     pid: row.pid,

@@ -1,0 +1,239 @@
+//! Containers made without an engine: fresh cgroup v2 groups and `unshare` namespaces. From the
+//! host, each group's I/O is attributed to it; from inside, the profiler picks a working source,
+//! reports the others with their reasons, and shows the namespace's own pids.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use profiler_tests::{profiler_bin, require_root, Scratch, Workload};
+use serde_json::Value;
+
+fn cgroup2_mount() -> PathBuf {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    text.lines()
+        .find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            if !right.starts_with("cgroup2 ") {
+                return None;
+            }
+            left.split(' ').nth(4).map(PathBuf::from)
+        })
+        .expect("a cgroup v2 hierarchy is mounted")
+}
+
+/// A cgroup v2 group, removed (after its tasks are gone) on drop.
+struct Group {
+    path: PathBuf,
+    name: String,
+}
+
+impl Group {
+    fn new(name: String) -> Group {
+        let path = cgroup2_mount().join(&name);
+        std::fs::create_dir_all(&path).expect("creating a cgroup");
+        Group { path, name }
+    }
+
+    fn adopt(&self, pid: u32) {
+        std::fs::write(self.path.join("cgroup.procs"), pid.to_string())
+            .expect("moving a task into the cgroup");
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.path).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Starts `profiler ARGS` and returns once it has opened its source (it says so on stderr);
+/// the rest of stderr is drained on a thread, so the profiler never writes into a closed pipe.
+fn start_profiler(args: &[&str]) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    let mut child = Command::new(profiler_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting profiler");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut said = String::new();
+    while !said.contains("source: ") {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut err, &mut line).expect("reading stderr");
+        assert!(n > 0, "profiler ended before opening its source: {said}");
+        said.push_str(&line);
+    }
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+        said + &rest
+    });
+    (child, rest)
+}
+
+fn per_container_totals(source: &str) {
+    require_root();
+    let s = Scratch::new(&format!("containers-{source}"));
+    let (a, b) = (
+        Group::new(format!("profiler-test-{}-{source}-a", std::process::id())),
+        Group::new(format!("profiler-test-{}-{source}-b", std::process::id())),
+    );
+    const B: u64 = 4096;
+    let (na, nb) = (300u64, 700u64);
+    let mut wa = Workload::start(&[format!("write:{}:{na}:{B}", s.path("a"))]);
+    let mut wb = Workload::start(&[format!("write:{}:{nb}:{B}", s.path("b"))]);
+    a.adopt(wa.pid());
+    b.adopt(wb.pid());
+    let (pa, pb) = (wa.pid().to_string(), wb.pid().to_string());
+    let (run, stderr) = start_profiler(&[
+        "--source",
+        source,
+        "--group",
+        "container",
+        "--json",
+        "-b",
+        "-n",
+        "2",
+        "-d",
+        "1",
+        "-p",
+        &pa,
+        "-p",
+        &pb,
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    wa.run_ops();
+    wb.run_ops();
+    let out = run.wait_with_output().expect("profiler output");
+    let err = stderr.join().expect("stderr reader");
+    assert!(out.status.success(), "{source}: {err}");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let first: Value = serde_json::from_str(text.lines().next().expect("a refresh")).expect("JSON");
+    let entry = |name: &str| {
+        first["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .find(|t| t["container"] == name)
+            .unwrap_or_else(|| panic!("container {name} in {first}"))
+            .clone()
+    };
+    for (group, n) in [(&a, na), (&b, nb)] {
+        let e = entry(&group.name);
+        assert_eq!(e["processes"], 1, "{e}");
+        let wchar = e["delta"]["wchar"].as_u64().expect("wchar measured");
+        if source == "taskstats" {
+            // Rounded down to 1024 at both ends of the interval.
+            assert!(
+                wchar.abs_diff(n * B) < 1024,
+                "{group:?} wchar {wchar} vs {}",
+                n * B,
+                group = group.name
+            );
+        } else {
+            assert_eq!(wchar, n * B, "{} wchar", group.name);
+            assert_eq!(e["delta"]["syscw"], n, "{} syscw", group.name);
+        }
+    }
+    wa.finish();
+    wb.finish();
+}
+
+#[test]
+fn two_containers_get_their_own_io_with_ebpf() {
+    per_container_totals("ebpf");
+}
+
+#[test]
+fn two_containers_get_their_own_io_with_procfs() {
+    per_container_totals("procfs");
+}
+
+#[test]
+fn two_containers_get_their_own_io_with_taskstats() {
+    per_container_totals("taskstats");
+}
+
+/// Runs the profiler as pid 1 of new pid, mount, network and cgroup namespaces.
+fn inside(args: &[&str]) -> std::process::Output {
+    Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--net",
+            "--cgroup",
+            "--mount",
+        ])
+        .arg(profiler_bin())
+        .args(args)
+        .output()
+        .expect("running unshare")
+}
+
+#[test]
+fn inside_the_namespaces_each_source_works_or_says_why() {
+    require_root();
+    let out = inside(&["--list-sources"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut available = 0;
+    for source in ["taskstats", "ebpf", "procfs"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(source))
+            .unwrap_or_else(|| panic!("{source} listed: {text}"));
+        let status = line[source.len()..].trim();
+        if status == "available" {
+            available += 1;
+        } else {
+            let reason = status
+                .strip_prefix("unavailable: ")
+                .unwrap_or_else(|| panic!("{source}: {status}"));
+            assert!(
+                reason.len() > 10,
+                "{source} says why it is unavailable: {status}"
+            );
+        }
+    }
+    assert!(
+        available >= 1,
+        "a privileged container has a working source: {text}"
+    );
+}
+
+#[test]
+fn inside_the_namespaces_the_namespace_pids_are_shown() {
+    require_root();
+    for source in ["auto", "ebpf", "procfs"] {
+        let out = inside(&["--source", source, "--json", "-b", "-n", "1", "-d", "0.3"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{source}: {err}");
+        assert!(
+            err.contains("source: "),
+            "{source} names the source it uses: {err}"
+        );
+        let json: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        let tasks = json["tasks"].as_array().expect("tasks");
+        let me = tasks
+            .iter()
+            .find(|t| t["pid"] == 1)
+            .unwrap_or_else(|| panic!("{source}: the profiler is pid 1 inside: {json}"));
+        assert_eq!(me["command"], "profiler", "{source}");
+        assert!(
+            tasks
+                .iter()
+                .all(|t| t["pid"].as_u64().is_some_and(|p| p < 100)),
+            "{source}: only namespace pids: {json}"
+        );
+    }
+}
