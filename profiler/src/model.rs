@@ -56,14 +56,26 @@ pub struct Model {
     pub interval_s: f64,
     pub lost_events: Option<u64>,
     pub skipped_tasks: u64,
+    /// Which counters (in `COUNTER_NAMES` order) the source measures, when known: lets a
+    /// refresh without rows total 0 for them instead of "unavailable".
+    pub measured: Option<[bool; 9]>,
 }
 
 impl Model {
     /// Sum of every row, the way the header shows it.
     pub fn total_delta(&self) -> Counters {
-        self.rows
+        let sum = self
+            .rows
             .iter()
-            .fold(Counters::default(), |acc, r| acc.add(&r.delta))
+            .fold(Counters::default(), |acc, r| acc.add(&r.delta));
+        match self.measured {
+            // With a baseline, a measured counter that no row moved is a measured 0.
+            Some(measured) if self.interval_s > 0.0 => {
+                let v = sum.values();
+                Counters::from_values(std::array::from_fn(|i| v[i].or(measured[i].then_some(0))))
+            }
+            _ => sum,
+        }
     }
 }
 
@@ -122,6 +134,7 @@ pub fn compute(base: Option<&Sample>, cur: &Sample, opts: ModelOptions) -> Model
         interval_s,
         lost_events: cur.lost_events,
         skipped_tasks: cur.skipped_tasks,
+        measured: None,
     }
 }
 
@@ -322,6 +335,23 @@ mod tests {
         assert_eq!(m.rows[0].delta.rchar, Some(6));
         assert_eq!(m.rows[0].delta.wchar, Some(1));
         assert_eq!(m.total_delta().wchar, Some(10));
+    }
+
+    #[test]
+    fn an_empty_refresh_totals_zero_for_measured_counters_only() {
+        let a = sample(vec![]);
+        let b = after(&a, 1, vec![]);
+        let mut m = compute(Some(&a), &b, ModelOptions::default());
+        assert_eq!(
+            m.total_delta().wchar,
+            None,
+            "nothing known about the source"
+        );
+        let mut measured = [true; 9];
+        measured[8] = false;
+        m.measured = Some(measured);
+        assert_eq!(m.total_delta().wchar, Some(0));
+        assert_eq!(m.total_delta().swapin_delay_ns, None);
     }
 
     #[test]

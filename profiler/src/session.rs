@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use crate::cli::SourceChoice;
 use crate::container::Containers;
 use crate::model::{self, Model, ModelOptions};
-use crate::sample::Sample;
+use crate::sample::{Sample, COUNTER_NAMES};
 use crate::source::{self, Fallback, IoSource, Scope, SourceError, SourceKind, Unavailable};
 
 /// One source's part of a refresh.
@@ -172,6 +172,13 @@ impl Session {
                 s.prev.as_ref()
             };
             let mut model = model::compute(base, &sample, self.model_options);
+            let unmeasured: Vec<&str> = s
+                .source
+                .unavailable()
+                .iter()
+                .flat_map(|u| u.counters.iter().copied())
+                .collect();
+            model.measured = Some(COUNTER_NAMES.map(|name| !unmeasured.contains(&name)));
             for row in &mut model.rows {
                 // The cgroup id the probes captured outlives the task; /proc/PID/cgroup does not.
                 row.container = match row.cgroup_id {
