@@ -1,8 +1,10 @@
 //! Helpers for the integration tests: the `workload` child with known I/O, /proc/PID/io,
 //! the path of the built `profiler` binary, and the root check.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 /// Tests that load eBPF or query taskstats need root: say so and fail, never skip.
 pub fn require_root() {
@@ -194,4 +196,77 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A profiler whose stdout is read line by line while it runs, so a test can time a child's
+/// I/O against its refreshes. Killed on drop, so a failed assertion leaves nothing behind.
+pub struct Run {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    stderr: BufReader<ChildStderr>,
+    said: String,
+}
+
+impl Run {
+    /// Starts `profiler ARGS` and returns once it has said which source it uses: its baseline
+    /// sample follows at once.
+    pub fn start(args: &[&str]) -> Run {
+        let mut child = Command::new(profiler_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting profiler");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut said = String::new();
+        while !said.lines().any(|l| l.starts_with("source: ")) {
+            let n = stderr.read_line(&mut said).expect("reading stderr");
+            assert!(
+                n > 0,
+                "profiler {args:?} ended before opening its source: {said}"
+            );
+        }
+        Run {
+            child,
+            stdout,
+            stderr,
+            said,
+        }
+    }
+
+    /// The next line of stdout; it comes with the next refresh.
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        let n = self.stdout.read_line(&mut line).expect("reading stdout");
+        assert!(n > 0, "profiler ended early; stderr: {}", self.said);
+        line.trim_end_matches('\n').to_owned()
+    }
+
+    /// Waits for the end; the rest of stdout by line, and all of stderr.
+    pub fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
+        let mut out = String::new();
+        self.stdout
+            .read_to_string(&mut out)
+            .expect("reading stdout");
+        let mut err = std::mem::take(&mut self.said);
+        self.stderr
+            .read_to_string(&mut err)
+            .expect("reading stderr");
+        let status = self.child.wait().expect("waiting for profiler");
+        (status, out.lines().map(str::to_owned).collect(), err)
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Lets the profilers just started take their baseline samples.
+pub fn settle() {
+    std::thread::sleep(Duration::from_millis(200));
 }

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use profiler_tests::{profiler_bin, require_root, Scratch, Workload};
+use profiler_tests::{profiler_bin, require_root, settle, Run, Scratch, Workload};
 use serde_json::Value;
 
 fn profiler(args: &[&str]) -> std::process::Output {
@@ -100,32 +100,17 @@ fn json_matches_known_io(source: &str) {
     let s = Scratch::new(&format!("cli-json-{source}"));
     let mut child = Workload::start(&[format!("write:{}:{N}:{B}", s.path("out"))]);
     let pid = child.pid().to_string();
-    let run = Command::new(profiler_bin())
-        .args([
-            "--source", source, "--json", "-b", "-n", "2", "-d", "1", "-p", &pid,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("starting profiler");
-    // The source line is printed once the source is open; the baseline follows at once, and the
-    // ops run inside the first interval.
-    let mut run = run;
-    let mut err = std::io::BufReader::new(run.stderr.take().expect("stderr"));
-    let mut said = String::new();
-    while !said.contains("source: ") {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut err, &mut line).expect("reading stderr");
-        assert!(n > 0, "profiler ended before opening its source: {said}");
-        said.push_str(&line);
-    }
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The ops run inside the first interval.
+    let run = Run::start(&[
+        "--source", source, "--json", "-b", "-n", "2", "-d", "1", "-p", &pid,
+    ]);
+    settle();
     child.run_ops();
-    let out = run.wait_with_output().expect("profiler output");
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8(out.stdout).expect("utf-8 JSON");
-    let objects: Vec<Value> = text
-        .lines()
+    let (status, lines, err) = run.finish();
+    assert!(status.success(), "{err}");
+    let text = lines.join("\n");
+    let objects: Vec<Value> = lines
+        .iter()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect();
     assert_eq!(objects.len(), 2, "two refreshes: {text}");

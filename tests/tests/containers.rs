@@ -3,9 +3,9 @@
 //! reports the others with their reasons, and shows the namespace's own pids.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use profiler_tests::{profiler_bin, require_root, Scratch, Workload};
+use profiler_tests::{profiler_bin, require_root, settle, Run, Scratch, Workload};
 use serde_json::Value;
 
 fn cgroup2_mount() -> PathBuf {
@@ -51,31 +51,6 @@ impl Drop for Group {
     }
 }
 
-/// Starts `profiler ARGS` and returns once it has opened its source (it says so on stderr);
-/// the rest of stderr is drained on a thread, so the profiler never writes into a closed pipe.
-fn start_profiler(args: &[&str]) -> (std::process::Child, std::thread::JoinHandle<String>) {
-    let mut child = Command::new(profiler_bin())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting profiler");
-    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
-    let mut said = String::new();
-    while !said.contains("source: ") {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut err, &mut line).expect("reading stderr");
-        assert!(n > 0, "profiler ended before opening its source: {said}");
-        said.push_str(&line);
-    }
-    let rest = std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = std::io::Read::read_to_string(&mut err, &mut rest);
-        said + &rest
-    });
-    (child, rest)
-}
-
 fn per_container_totals(source: &str) {
     require_root();
     let s = Scratch::new(&format!("containers-{source}"));
@@ -90,7 +65,7 @@ fn per_container_totals(source: &str) {
     a.adopt(wa.pid());
     b.adopt(wb.pid());
     let (pa, pb) = (wa.pid().to_string(), wb.pid().to_string());
-    let (run, stderr) = start_profiler(&[
+    let run = Run::start(&[
         "--source",
         source,
         "--group",
@@ -106,14 +81,12 @@ fn per_container_totals(source: &str) {
         "-p",
         &pb,
     ]);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    settle();
     wa.run_ops();
     wb.run_ops();
-    let out = run.wait_with_output().expect("profiler output");
-    let err = stderr.join().expect("stderr reader");
-    assert!(out.status.success(), "{source}: {err}");
-    let text = String::from_utf8(out.stdout).expect("utf-8");
-    let first: Value = serde_json::from_str(text.lines().next().expect("a refresh")).expect("JSON");
+    let (status, lines, err) = run.finish();
+    assert!(status.success(), "{source}: {err}");
+    let first: Value = serde_json::from_str(lines.first().expect("a refresh")).expect("JSON");
     let entry = |name: &str| {
         first["tasks"]
             .as_array()
