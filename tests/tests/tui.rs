@@ -262,3 +262,54 @@ fn sigterm_restores_the_terminal() {
     });
     assert_terminal_given_back(&tmux, &screen);
 }
+
+/// The rows of the per-container table: (PROCS, label), once its header is on screen.
+fn container_rows(screen: &str) -> Option<Vec<(u32, &str)>> {
+    let mut lines = screen.lines();
+    lines.find(|l| l.trim_start().starts_with("PROCS ") && l.trim_end().ends_with(" CONTAINER"))?;
+    Some(
+        lines
+            .map_while(|l| {
+                let mut words = l.split_whitespace();
+                let procs = words.next()?.parse().ok()?;
+                Some((procs, words.last()?))
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn c_shows_one_row_per_container_and_slash_finds_host() {
+    let tmux = Tmux::start("tui-containers", 160, 40);
+    let command_line = format!(
+        "{} --source procfs -d 0.5; echo EXIT=$?",
+        profiler_bin().display()
+    );
+    tmux.send(&[&command_line, "Enter"]);
+    tmux.wait_for("the full-screen view", Duration::from_secs(15), |s| {
+        sort_line(s).is_some() && top_row(s).is_some()
+    });
+
+    tmux.send(&["c"]);
+    let screen = tmux.wait_for("the per-container table", Duration::from_secs(10), |s| {
+        container_rows(s).is_some_and(|rows| !rows.is_empty())
+    });
+    assert!(
+        sort_line(&screen).is_some_and(|l| l.contains("| containers (c: tasks) |")),
+        "the header says what the rows are:\n{screen}"
+    );
+
+    // Kernel threads are in the root cgroup whatever else runs: there is always a host row.
+    tmux.send(&["/"]);
+    tmux.send(&["-l", "^host$"]);
+    tmux.send(&["Enter"]);
+    let screen = tmux.wait_for("the host row alone", Duration::from_secs(10), |s| {
+        container_rows(s).is_some_and(|rows| rows.len() == 1 && rows[0].1 == "host")
+    });
+    let (procs, _) = container_rows(&screen).expect("the container table")[0];
+    assert!(procs >= 1, "PROCS counts the host's processes:\n{screen}");
+
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
+    assert_terminal_given_back(&tmux, &screen);
+}

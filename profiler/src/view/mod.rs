@@ -30,6 +30,18 @@ impl ViewOptions {
     pub fn shows(&self, row: &Row) -> bool {
         (!self.only || row.active())
             && (self.uids.is_empty() || row.uid.is_some_and(|u| self.uids.contains(&u)))
+            && self.in_chosen_containers(row)
+    }
+
+    /// `--container ID`: the row's container label starts with one of them. An unlabelled row
+    /// is in none.
+    pub fn in_chosen_containers(&self, row: &Row) -> bool {
+        self.containers.is_empty()
+            || row.container.as_deref().is_some_and(|label| {
+                self.containers
+                    .iter()
+                    .any(|id| label.starts_with(id.as_str()))
+            })
     }
 }
 
@@ -122,6 +134,31 @@ pub fn resolve_users(users: &[String]) -> Result<Vec<u32>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_filter_is_a_prefix_match() {
+        let opts = ViewOptions {
+            containers: vec!["docker:4f".into()],
+            ..ViewOptions::default()
+        };
+        let mut row = crate::model::Row {
+            pid: 1,
+            tid: Some(1),
+            uid: Some(0),
+            command: "x".into(),
+            cgroup_id: None,
+            container: Some("docker:4f1c2d3e4f5a".into()),
+            total: Default::default(),
+            delta: Default::default(),
+            exited: false,
+        };
+        assert!(opts.shows(&row));
+        row.container = Some("host".into());
+        assert!(!opts.shows(&row));
+        row.container = None;
+        assert!(!opts.shows(&row));
+        assert!(ViewOptions::default().shows(&row));
+    }
 
     #[test]
     fn bytes_scale_like_iotop() {

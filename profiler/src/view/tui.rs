@@ -38,6 +38,8 @@ pub fn run(mut session: Session, view: ViewOptions, delay: Duration) -> anyhow::
         line: session.source_line(),
         unavailable: session.unavailable(),
     };
+    // Whoever opened the session, the rows are what the view asks for from the start.
+    session.group_containers = view.by_container;
     let mut users = UserNames::default();
     let mut state = ViewState::new(sources, view, session.model_options.processes);
     if !state.view.uids.is_empty() {

@@ -9,10 +9,13 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::sampler::Refresh;
-use super::state::{Column, Counter, Geometry, InputKind, Shown, Unit, ViewState, HISTORY_LEN};
+use super::state::{
+    Column, Counter, Geometry, Grouping, InputKind, Shown, Unit, ViewState, HISTORY_LEN,
+};
+use crate::container::HOST;
 use crate::model::Row;
 use crate::view::batch::NA;
-use crate::view::{human_bytes, join, Joined};
+use crate::view::{human_bytes, join, Joined, ViewOptions};
 
 /// The rows of the table, filtered and sorted.
 enum Rows<'a> {
@@ -67,13 +70,13 @@ fn rows<'a>(refresh: &'a Refresh, state: &ViewState) -> Rows<'a> {
             Rows::Single { view, rows }
         }
         Shown::Compare => {
-            let mut rows = join(snapshot, &state.view);
-            rows.retain(|j| {
-                state
-                    .filter
-                    .as_ref()
-                    .is_none_or(|re| re.is_match(&j.label().command))
-            });
+            // Rows are joined as what the refresh holds, which may not be what was asked yet.
+            let opts = ViewOptions {
+                by_container: refresh.containers,
+                ..state.view.clone()
+            };
+            let mut rows = join(snapshot, &opts);
+            rows.retain(|j| state.matches_filter(j.label()));
             let focus = state.focus();
             // A counter sorts by the first source that measured it for the task.
             let value = |j: &Joined<'_>| {
@@ -151,7 +154,10 @@ pub fn geometry(area: Rect, refresh: Option<&Refresh>, state: &ViewState) -> (Ge
         rows: screen.rows.len(),
         page: screen.page,
     };
-    let ids = if state.sort == Column::Prio {
+    // A container row's pid is a count of processes, not a task.
+    let ids = if refresh.is_some_and(|r| r.containers) {
+        Vec::new()
+    } else if state.sort == Column::Prio {
         screen.rows.ids(0..screen.rows.len())
     } else {
         screen.rows.ids(screen.on_screen())
@@ -178,7 +184,7 @@ pub fn draw(frame: &mut Frame<'_>, refresh: Option<&Refresh>, state: &ViewState)
     frame.render_widget(Paragraph::new(lines), screen.table);
     if let (Some(input), Some(at)) = (&state.input, screen.prompt) {
         let label = match input.kind {
-            InputKind::Command => "filter command (regex): ",
+            InputKind::Command => "filter command or container (regex): ",
             InputKind::User => "filter user (names or uids; empty: all): ",
         };
         let mut spans = vec![
@@ -303,7 +309,7 @@ fn header_lines(refresh: Option<&Refresh>, state: &ViewState, width: usize) -> V
     let kb = state.view.kilobytes;
     let mut lines = Vec::new();
     let compare = state.sources.compare();
-    let processes = refresh.map_or(state.processes, |r| r.processes);
+    let grouping = refresh.map_or(state.grouping(), grouping);
     match refresh {
         None => lines.push(Line::raw(fit(
             width,
@@ -378,7 +384,7 @@ fn header_lines(refresh: Option<&Refresh>, state: &ViewState, width: usize) -> V
         }
     }
     lines.push(Line::styled(
-        info_line(refresh, state, processes, width),
+        info_line(refresh, state, grouping, width),
         Style::new().add_modifier(Modifier::BOLD),
     ));
     if let Some(e) = &state.error {
@@ -394,7 +400,7 @@ fn header_lines(refresh: Option<&Refresh>, state: &ViewState, width: usize) -> V
             if let (Some(first), Some(last)) = (kinds.first(), kinds.last()) {
                 source.push_str(&format!(
                     " | compare {} per source, DIFF = {last} - {first}",
-                    Column::Counter(state.focus()).name(processes)
+                    Column::Counter(state.focus()).name(grouping)
                 ));
             }
         }
@@ -416,21 +422,26 @@ fn header_lines(refresh: Option<&Refresh>, state: &ViewState, width: usize) -> V
     lines
 }
 
+/// What the rows of a refresh are.
+fn grouping(refresh: &Refresh) -> Grouping {
+    Grouping::of(refresh.processes, refresh.containers)
+}
+
 /// Sort, modes and filters: the state the keys change.
 fn info_line(
     refresh: Option<&Refresh>,
     state: &ViewState,
-    processes: bool,
+    grouping: Grouping,
     width: usize,
 ) -> String {
     let arrow = if state.descending() { "▼" } else { "▲" };
-    let sort = state.sort.name(processes);
+    let sort = state.sort.name(grouping);
     let mut parts = vec![format!("sort: {sort} {arrow}")];
     parts.push(
-        if state.processes {
-            "processes"
-        } else {
-            "threads"
+        match state.grouping() {
+            Grouping::Threads => "threads",
+            Grouping::Processes => "processes",
+            Grouping::Containers => "containers (c: tasks)",
         }
         .into(),
     );
@@ -444,7 +455,7 @@ fn info_line(
         parts.push(format!("FROZEN ({} behind)", state.behind));
     }
     if let Some(re) = &state.filter {
-        parts.push(format!("command: /{}/", re.as_str()));
+        parts.push(format!("filter: /{}/", re.as_str()));
     }
     if let Some(u) = &state.user_label {
         parts.push(format!("user: {u}"));
@@ -478,7 +489,7 @@ fn notes(refresh: &Refresh, state: &ViewState) -> Vec<String> {
             .collect(),
     };
     let compare = state.sources.compare();
-    let processes = refresh.processes;
+    let grouping = grouping(refresh);
     state
         .sources
         .unavailable
@@ -492,7 +503,7 @@ fn notes(refresh: &Refresh, state: &ViewState) -> Vec<String> {
             let names: Vec<&str> = counters
                 .iter()
                 .filter(|c| u.counters.contains(&c.field()))
-                .map(|&c| Column::Counter(c).headers(processes, refresh.accumulated).0)
+                .map(|&c| Column::Counter(c).headers(grouping, refresh.accumulated).0)
                 .collect();
             if names.is_empty() {
                 return None;
@@ -523,6 +534,7 @@ struct Col {
 }
 
 const PRIORITY_ALWAYS: u8 = 0;
+const PRIORITY_LAST: u8 = u8::MAX;
 
 fn na() -> Span<'static> {
     Span::styled(NA, Style::new().fg(Color::DarkGray))
@@ -538,11 +550,47 @@ fn counter_priority(c: Counter) -> u8 {
         Counter::DiskRead => 2,
         Counter::DiskWrite => 3,
         Counter::IoWait => 4,
-        Counter::ReadSyscalls => 6,
-        Counter::WriteSyscalls => 7,
-        Counter::Swapin => 8,
-        Counter::Rchar => 11,
-        Counter::Wchar => 12,
+        Counter::ReadSyscalls => 7,
+        Counter::WriteSyscalls => 8,
+        Counter::Swapin => 9,
+        Counter::Rchar => 12,
+        Counter::Wchar => 13,
+    }
+}
+
+/// Widest a container label gets in the CONTAINER column: `docker:` and a 12-digit id fit;
+/// longer labels (kubernetes pod/container, cgroup paths) end in `…`. The per-container view
+/// shows them whole.
+const CONTAINER_WIDTH: usize = 20;
+
+fn container_cell(row: &Row) -> Span<'static> {
+    match &row.container {
+        Some(label) => Span::raw(truncate(label, CONTAINER_WIDTH)),
+        None => Span::styled("?", Style::new().fg(Color::DarkGray)),
+    }
+}
+
+/// How much the CONTAINER column tells about `rows`: nothing without labels (a kernel without
+/// cgroups), so it is left out unless sorted by; little when all are `host`, so it is the first
+/// column dropped, rather than push the priority or the syscalls off a host's terminal.
+fn container_priority<'r>(rows: impl Iterator<Item = &'r Row>, sorted: bool) -> Option<u8> {
+    let mut labelled = false;
+    for label in rows.filter_map(|r| r.container.as_deref()) {
+        if label != HOST {
+            return Some(CONTAINER_PRIORITY);
+        }
+        labelled = true;
+    }
+    (labelled || sorted).then_some(PRIORITY_LAST)
+}
+
+const CONTAINER_PRIORITY: u8 = 6;
+
+/// The short header is for narrow columns: over labels as wide, the long one costs nothing.
+fn widen_header(col: &mut Col) {
+    let widest = col.cells.iter().map(Span::width).max().unwrap_or(0);
+    if widest >= col.long.chars().count() {
+        col.short.clone_from(&col.long);
     }
 }
 
@@ -576,17 +624,20 @@ fn sparkline(values: &[f32]) -> String {
 
 fn single_columns(rows: &[&Row], view: usize, refresh: &Refresh, state: &ViewState) -> Vec<Col> {
     let model = &refresh.snapshot.views[view].model;
-    let (rate, kb, processes) = (
+    let (rate, kb, grouping) = (
         !refresh.accumulated,
         state.view.kilobytes,
-        refresh.processes,
+        grouping(refresh),
     );
     let history = state.history.get(view);
     let focus = state.focus();
-    Column::display_order(state.char_columns)
+    let container_priority =
+        container_priority(rows.iter().copied(), state.sort == Column::Container);
+    Column::display_order(state.char_columns, grouping)
         .into_iter()
+        .filter(|&col| col != Column::Container || container_priority.is_some())
         .map(|col| {
-            let (long, short) = col.headers(processes, refresh.accumulated);
+            let (long, short) = col.headers(grouping, refresh.accumulated);
             let mut c = Col {
                 long: long.into(),
                 short: short.into(),
@@ -611,6 +662,7 @@ fn single_columns(rows: &[&Row], view: usize, refresh: &Refresh, state: &ViewSta
                         (Some(uid), None) => Span::raw(uid.to_string()),
                         (None, _) => na(),
                     },
+                    Column::Container => container_cell(r),
                     Column::Counter(k) => {
                         match k.value(&r.delta, model.interval_s, refresh.accumulated) {
                             Some(v) => {
@@ -627,7 +679,7 @@ fn single_columns(rows: &[&Row], view: usize, refresh: &Refresh, state: &ViewSta
                     Column::History => Span::styled(
                         sparkline(
                             &history
-                                .map(|h| h.values(r.pid, r.tid, focus))
+                                .map(|h| h.values(r, refresh.containers, focus))
                                 .unwrap_or_default(),
                         ),
                         Style::new().fg(Color::Cyan),
@@ -636,14 +688,18 @@ fn single_columns(rows: &[&Row], view: usize, refresh: &Refresh, state: &ViewSta
                     Column::Command => Span::raw(r.command.clone()),
                 });
             }
+            if col == Column::Container {
+                widen_header(&mut c);
+            }
             (c.priority, c.min_long) = match col {
                 Column::Id => (PRIORITY_ALWAYS, 7),
                 Column::Command => (PRIORITY_ALWAYS, 0),
                 _ if c.sorted => (1, 0),
                 Column::Counter(k) => (counter_priority(k), value_min_width(k.unit(), rate, kb)),
                 Column::User => (5, 8),
-                Column::Prio => (9, 4),
-                Column::History => (10, HISTORY_LEN),
+                Column::Container => (container_priority.unwrap_or(PRIORITY_LAST), 0),
+                Column::Prio => (10, 4),
+                Column::History => (11, HISTORY_LEN),
             };
             c
         })
@@ -651,10 +707,10 @@ fn single_columns(rows: &[&Row], view: usize, refresh: &Refresh, state: &ViewSta
 }
 
 fn compare_columns(rows: &[Joined<'_>], refresh: &Refresh, state: &ViewState) -> Vec<Col> {
-    let (rate, kb, processes) = (
+    let (rate, kb, grouping) = (
         !refresh.accumulated,
         state.view.kilobytes,
-        refresh.processes,
+        grouping(refresh),
     );
     let focus = state.focus();
     let unit = focus.unit();
@@ -663,9 +719,9 @@ fn compare_columns(rows: &[Joined<'_>], refresh: &Refresh, state: &ViewState) ->
         j.per_source[i]
             .map(|r| focus.value(&r.delta, views[i].model.interval_s, refresh.accumulated))
     };
-    let id_header = Column::Id.headers(processes, false).0;
+    let id_header = Column::Id.headers(grouping, false).0;
     let short = Column::Counter(focus)
-        .headers(processes, refresh.accumulated)
+        .headers(grouping, refresh.accumulated)
         .1;
     let base = |long: String, short: String, right: bool, priority: u8, min_long: usize| Col {
         long,
@@ -679,11 +735,17 @@ fn compare_columns(rows: &[Joined<'_>], refresh: &Refresh, state: &ViewState) ->
     };
     let mut id = base(id_header.into(), id_header.into(), true, PRIORITY_ALWAYS, 7);
     id.sorted = state.sort == Column::Id;
-    let mut user = base("USER".into(), "USER".into(), false, 50, 8);
+    let user_priority = 50;
+    let mut user = base("USER".into(), "USER".into(), false, user_priority, 8);
     user.sorted = state.sort == Column::User;
+    let (long, short_container) = Column::Container.headers(grouping, false);
+    let mut container = base(long.into(), short_container.into(), false, 55, 0);
+    container.sorted = state.sort == Column::Container;
+    let container_priority = container_priority(rows.iter().map(Joined::label), container.sorted);
+    let command_header = Column::Command.headers(grouping, false).0;
     let mut command = base(
-        "COMMAND".into(),
-        "COMMAND".into(),
+        command_header.into(),
+        command_header.into(),
         false,
         PRIORITY_ALWAYS,
         0,
@@ -720,6 +782,7 @@ fn compare_columns(rows: &[Joined<'_>], refresh: &Refresh, state: &ViewState) ->
                 (Some(uid), None) => Span::raw(uid.to_string()),
                 (None, _) => na(),
             });
+        container.cells.push(container_cell(label));
         command.cells.push(Span::raw(label.command.clone()));
         for (i, col) in per_source.iter_mut().enumerate() {
             let (full, compact) = match value(j, i) {
@@ -754,7 +817,16 @@ fn compare_columns(rows: &[Joined<'_>], refresh: &Refresh, state: &ViewState) ->
         diff.cells.push(full);
         diff.compact.push(compact);
     }
-    let mut cols = vec![id, user];
+    widen_header(&mut container);
+    let mut cols = vec![id];
+    if grouping != Grouping::Containers {
+        cols.push(user);
+        if let Some(p) = container_priority {
+            // Behind the user, as in the single-source table.
+            container.priority = p.max(user_priority + 1);
+            cols.push(container);
+        }
+    }
     cols.append(&mut per_source);
     cols.push(diff);
     cols.push(command);
@@ -897,12 +969,19 @@ fn table_lines(
     }
     let mut lines = vec![Line::from(header)];
     if range.is_empty() {
-        let why = if screen.rows.len() == 0
-            && (state.view.only || state.filter.is_some() || !state.view.uids.is_empty())
-        {
-            "no task matches the filters"
+        let filtered = state.view.only
+            || state.filter.is_some()
+            || !state.view.uids.is_empty()
+            || !state.view.containers.is_empty();
+        let what = if refresh.containers {
+            ("container", "containers")
         } else {
-            "no tasks"
+            ("task", "tasks")
+        };
+        let why = if screen.rows.len() == 0 && filtered {
+            format!("no {} matches the filters", what.0)
+        } else {
+            format!("no {}", what.1)
         };
         lines.push(Line::styled(why, Style::new().fg(Color::DarkGray)));
         return lines;
@@ -939,8 +1018,15 @@ const HELP: &[(&str, &str)] = &[
     ("o", "only tasks doing I/O"),
     ("p", "processes / threads (from the next refresh)"),
     ("a", "accumulated since start / per second"),
-    ("c", "RCHAR and WCHAR columns"),
-    ("/", "filter commands by regex (Enter keeps, Esc cancels)"),
+    (
+        "c",
+        "one row per container / per task (from the next refresh)",
+    ),
+    ("x", "RCHAR and WCHAR columns"),
+    (
+        "/",
+        "filter commands or containers by regex (Enter keeps, Esc cancels)",
+    ),
     ("u", "filter by user: names or uids, empty for all"),
     ("Esc", "clear the command and user filters"),
     ("f", "freeze the display; sampling goes on"),
@@ -971,6 +1057,7 @@ fn draw_help(frame: &mut Frame<'_>, state: &ViewState) {
         String::new(),
         "IO> and SWAPIN: share of the interval spent waiting for block I/O and swap-in.".to_string(),
         "RCHAR, WCHAR: bytes through read and write calls, page cache included.".to_string(),
+        "CONTAINER: docker:ID, podman:ID, k8s:POD/CONTAINER, lxc:NAME, a systemd unit, a cgroup path, or host; PROCS: its processes.".to_string(),
         format!("HISTORY: the last {HISTORY_LEN} refreshes of the sort column (DISK WRITE if it has none)."),
         String::new(),
         state.sources.line.clone(),

@@ -18,6 +18,8 @@ pub struct Refresh {
     pub snapshot: Snapshot,
     /// How the session grouped and based this snapshot (the user may have asked otherwise since).
     pub processes: bool,
+    /// Rows are containers (see `model::group_by_container`).
+    pub containers: bool,
     pub accumulated: bool,
     /// Block I/O of the whole system; None on the first refresh or without /proc/vmstat.
     pub actual: Option<ActualIo>,
@@ -192,6 +194,7 @@ pub async fn run(
                 Ok(snapshot) => SamplerEvent::Refresh(Box::new(Refresh {
                     snapshot,
                     processes: session.model_options.processes,
+                    containers: session.group_containers,
                     accumulated: session.accumulated,
                     actual: vmstat.next(),
                 })),
@@ -201,6 +204,10 @@ pub async fn run(
                 None => break,
                 Some(SamplerCommand::Processes(p)) => {
                     session.model_options.processes = p;
+                    continue;
+                }
+                Some(SamplerCommand::Containers(c)) => {
+                    session.group_containers = c;
                     continue;
                 }
                 Some(SamplerCommand::Accumulated(a)) => {

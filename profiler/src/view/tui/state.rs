@@ -105,21 +105,45 @@ impl Counter {
     }
 }
 
+/// What a row of the table is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grouping {
+    Threads,
+    Processes,
+    /// One row per container: the id column counts processes, the command is the label.
+    Containers,
+}
+
+impl Grouping {
+    pub fn of(processes: bool, containers: bool) -> Grouping {
+        match (containers, processes) {
+            (true, _) => Grouping::Containers,
+            (false, true) => Grouping::Processes,
+            (false, false) => Grouping::Threads,
+        }
+    }
+}
+
 /// A column of the per-task table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Column {
     Id,
     Prio,
     User,
+    Container,
     Counter(Counter),
     History,
     Command,
 }
 
 impl Column {
-    /// Left to right.
-    pub fn display_order(char_columns: bool) -> Vec<Column> {
-        let mut cols = vec![Column::Id, Column::Prio, Column::User];
+    /// Left to right. Container rows have no user or priority, and their label is in the
+    /// command's place.
+    pub fn display_order(char_columns: bool, grouping: Grouping) -> Vec<Column> {
+        let mut cols = vec![Column::Id];
+        if grouping != Grouping::Containers {
+            cols.extend([Column::Prio, Column::User, Column::Container]);
+        }
         cols.extend(
             Counter::ALL
                 .iter()
@@ -132,8 +156,8 @@ impl Column {
     }
 
     /// What left/right step through: every shown column but the history.
-    pub fn sortable(char_columns: bool) -> Vec<Column> {
-        Column::display_order(char_columns)
+    pub fn sortable(char_columns: bool, grouping: Grouping) -> Vec<Column> {
+        Column::display_order(char_columns, grouping)
             .into_iter()
             .filter(|&c| c != Column::History)
             .collect()
@@ -144,14 +168,19 @@ impl Column {
         matches!(self, Column::Counter(_))
     }
 
-    /// The header, and a shorter one for narrow terminals. `processes` picks PID over TID;
-    /// `accumulated` drops the per-second of syscall counts.
-    pub fn headers(self, processes: bool, accumulated: bool) -> (&'static str, &'static str) {
-        let id = if processes { "PID" } else { "TID" };
+    /// The header, and a shorter one for narrow terminals. `grouping` names the id and the
+    /// command; `accumulated` drops the per-second of syscall counts.
+    pub fn headers(self, grouping: Grouping, accumulated: bool) -> (&'static str, &'static str) {
+        let id = match grouping {
+            Grouping::Threads => "TID",
+            Grouping::Processes => "PID",
+            Grouping::Containers => "PROCS",
+        };
         match self {
             Column::Id => (id, id),
             Column::Prio => ("PRIO", "PRIO"),
             Column::User => ("USER", "USER"),
+            Column::Container => ("CONTAINER", "CONT"),
             Column::Counter(c) => match (c, accumulated) {
                 (Counter::DiskRead, _) => ("DISK READ", "READ"),
                 (Counter::DiskWrite, _) => ("DISK WRITE", "WRITE"),
@@ -165,22 +194,23 @@ impl Column {
                 (Counter::Wchar, _) => ("WCHAR", "WCHAR"),
             },
             Column::History => ("HISTORY", "HIST"),
+            Column::Command if grouping == Grouping::Containers => ("CONTAINER", "CONTAINER"),
             Column::Command => ("COMMAND", "COMMAND"),
         }
     }
 
     /// The name the header line uses for the sort key.
-    pub fn name(self, processes: bool) -> &'static str {
+    pub fn name(self, grouping: Grouping) -> &'static str {
         match self {
             Column::Counter(Counter::ReadSyscalls) => "READ SYSCALLS",
             Column::Counter(Counter::WriteSyscalls) => "WRITE SYSCALLS",
-            c => c.headers(processes, false).0,
+            c => c.headers(grouping, false).0,
         }
     }
 }
 
 impl Counter {
-    /// rchar/wchar: optional columns (`c`).
+    /// rchar/wchar: optional columns (`x`).
     fn is_char(self) -> bool {
         matches!(self, Counter::Rchar | Counter::Wchar)
     }
@@ -221,7 +251,7 @@ impl Sources {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputKind {
-    /// `/`: a regex over the command.
+    /// `/`: a regex over the command and the container label.
     Command,
     /// `u`: a user name or uid.
     User,
@@ -241,6 +271,8 @@ pub struct Input {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SamplerCommand {
     Processes(bool),
+    /// One row per container (`Session::group_containers`).
+    Containers(bool),
     Accumulated(bool),
     /// Read the I/O priority of these tasks (the rows on screen), now and at each refresh.
     Prio(Vec<u32>),
@@ -261,21 +293,37 @@ pub struct Geometry {
     pub page: usize,
 }
 
-type RowKey = (u32, Option<u32>);
+/// Tasks are told apart by (pid, tid); containers by their label, as their pid is a count.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum RowKey {
+    Task(u32, Option<u32>),
+    Container(String),
+}
 
-/// The last [`HISTORY_LEN`] values of every counter of every row that did something lately,
-/// keyed by (pid, tid). Idle rows cost nothing: a row enters at its first non-zero value and
-/// leaves when its window is all zeros or it is gone.
+impl RowKey {
+    fn of(row: &Row, containers: bool) -> RowKey {
+        if containers {
+            RowKey::Container(row.command.clone())
+        } else {
+            RowKey::Task(row.pid, row.tid)
+        }
+    }
+}
+
+/// The last [`HISTORY_LEN`] values of every counter of every row that did something lately.
+/// Idle rows cost nothing: a row enters at its first non-zero value and leaves when its window
+/// is all zeros or it is gone.
 #[derive(Clone, Debug, Default)]
 pub struct History {
     rows: HashMap<RowKey, VecDeque<[f32; 8]>>,
 }
 
 impl History {
-    pub fn record(&mut self, model: &Model, accumulated: bool) {
+    /// `containers`: the model's rows are containers (see `model::group_by_container`).
+    pub fn record(&mut self, model: &Model, accumulated: bool, containers: bool) {
         let mut seen = HashMap::with_capacity(self.rows.len());
         for row in &model.rows {
-            let key = (row.pid, row.tid);
+            let key = RowKey::of(row, containers);
             let values: [f32; 8] = std::array::from_fn(|i| {
                 Counter::ALL[i]
                     .value(&row.delta, model.interval_s, accumulated)
@@ -296,9 +344,9 @@ impl History {
     }
 
     /// Oldest first; fewer than [`HISTORY_LEN`] for rows that became busy lately.
-    pub fn values(&self, pid: u32, tid: Option<u32>, counter: Counter) -> Vec<f32> {
+    pub fn values(&self, row: &Row, containers: bool, counter: Counter) -> Vec<f32> {
         self.rows
-            .get(&(pid, tid))
+            .get(&RowKey::of(row, containers))
             .map_or_else(Vec::new, |w| w.iter().map(|v| v[counter.index()]).collect())
     }
 
@@ -310,7 +358,8 @@ impl History {
 /// Everything the TUI shows besides the measurements themselves.
 #[derive(Clone, Debug)]
 pub struct ViewState {
-    /// Only, users, kilobytes, accumulated (as asked; a refresh says what its data is).
+    /// Only, users, containers, kilobytes, accumulated, per-container rows (as asked; a
+    /// refresh says what its data is).
     pub view: ViewOptions,
     /// As asked; takes effect at the next refresh.
     pub processes: bool,
@@ -341,16 +390,7 @@ pub struct ViewState {
 
 impl ViewState {
     pub fn new(sources: Sources, view: ViewOptions, processes: bool) -> ViewState {
-        // iotop sorts by IO> first; where the source cannot measure it, by what it can.
-        let io_wait = sources
-            .kinds
-            .first()
-            .is_some_and(|&k| sources.measures(k, Counter::IoWait));
-        let sort = Column::Counter(if io_wait {
-            Counter::IoWait
-        } else {
-            Counter::DiskWrite
-        });
+        let sort = default_sort(&sources);
         let shown = if sources.compare() {
             Shown::Compare
         } else {
@@ -378,6 +418,11 @@ impl ViewState {
         }
     }
 
+    /// The rows asked for (the refresh on screen may still have the previous kind).
+    pub fn grouping(&self) -> Grouping {
+        Grouping::of(self.processes, self.view.by_container)
+    }
+
     pub fn descending(&self) -> bool {
         self.sort.descending_by_default() != self.reverse
     }
@@ -397,18 +442,21 @@ impl ViewState {
             self.history = vec![History::default(); n];
         }
         for (h, v) in self.history.iter_mut().zip(&refresh.snapshot.views) {
-            h.record(&v.model, refresh.accumulated);
+            h.record(&v.model, refresh.accumulated, refresh.containers);
         }
         self.error = None;
     }
 
-    /// Does the row pass the filters (only, users, command regex)?
+    /// Does the row pass the filters (only, users, containers, the `/` regex)?
     pub fn shows(&self, row: &Row) -> bool {
-        self.view.shows(row)
-            && self
-                .filter
-                .as_ref()
-                .is_none_or(|re| re.is_match(&row.command))
+        self.view.shows(row) && self.matches_filter(row)
+    }
+
+    /// The `/` regex finds the command or the container label.
+    pub fn matches_filter(&self, row: &Row) -> bool {
+        self.filter.as_ref().is_none_or(|re| {
+            re.is_match(&row.command) || row.container.as_deref().is_some_and(|c| re.is_match(c))
+        })
     }
 
     pub fn user_name(&self, uid: Option<u32>) -> Option<&str> {
@@ -449,12 +497,14 @@ impl ViewState {
                 self.prio_of(rb).map(IoPrio::rank),
             ),
             Column::User => both(self.user_name(ra.uid), self.user_name(rb.uid)),
+            Column::Container => both(ra.container.as_deref(), rb.container.as_deref()),
             Column::Command => Some(ra.command.cmp(&rb.command)),
             Column::Counter(_) => va.zip(vb).map(|(x, y)| x.total_cmp(&y)),
         };
         let has = |r: &Row, v: Option<f64>| match self.sort {
             Column::Prio => self.prio_of(r).is_some(),
             Column::User => self.user_name(r.uid).is_some(),
+            Column::Container => r.container.is_some(),
             Column::Counter(_) => v.is_some(),
             _ => true,
         };
@@ -465,6 +515,8 @@ impl ViewState {
             None => has(rb, vb).cmp(&has(ra, va)),
         }
         .then_with(|| id(ra).cmp(&id(rb)))
+        // Container rows with as many processes: by label, not by the session's order.
+        .then_with(|| ra.command.cmp(&rb.command))
     }
 
     fn prio_of(&self, row: &Row) -> Option<IoPrio> {
@@ -472,7 +524,7 @@ impl ViewState {
     }
 
     fn step_sort(&mut self, forward: bool) {
-        let cols = Column::sortable(self.char_columns);
+        let cols = Column::sortable(self.char_columns, self.grouping());
         let at = cols.iter().position(|&c| c == self.sort).unwrap_or(0);
         let next = if forward {
             (at + 1) % cols.len()
@@ -526,7 +578,23 @@ impl ViewState {
                 self.history.iter_mut().for_each(History::clear);
                 return Action::Sampler(SamplerCommand::Accumulated(self.view.accumulated));
             }
-            KeyCode::Char('c') => {
+            KeyCode::Char('c' | 'C') => {
+                self.view.by_container = !self.view.by_container;
+                self.scroll = 0;
+                if self.view.by_container {
+                    match self.sort {
+                        // The label is where the command was.
+                        Column::Container => self.sort = Column::Command,
+                        Column::Prio | Column::User => {
+                            self.sort = default_sort(&self.sources);
+                            self.reverse = false;
+                        }
+                        _ => {}
+                    }
+                }
+                return Action::Sampler(SamplerCommand::Containers(self.view.by_container));
+            }
+            KeyCode::Char('x' | 'X') => {
                 self.char_columns = !self.char_columns;
                 if !self.char_columns && matches!(self.sort, Column::Counter(c) if c.is_char()) {
                     self.sort = Column::Counter(Counter::DiskWrite);
@@ -656,6 +724,19 @@ impl ViewState {
         }
         self.scroll = 0;
     }
+}
+
+/// iotop sorts by IO> first; where the source cannot measure it, by what it can.
+fn default_sort(sources: &Sources) -> Column {
+    let io_wait = sources
+        .kinds
+        .first()
+        .is_some_and(|&k| sources.measures(k, Counter::IoWait));
+    Column::Counter(if io_wait {
+        Counter::IoWait
+    } else {
+        Counter::DiskWrite
+    })
 }
 
 fn both<T: Ord>(a: Option<T>, b: Option<T>) -> Option<Ordering> {

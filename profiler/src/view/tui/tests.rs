@@ -73,12 +73,31 @@ fn refresh(views: Vec<(SourceKind, Model)>) -> Refresh {
                 .collect(),
         },
         processes: false,
+        containers: false,
         accumulated: false,
         actual: Some(ActualIo {
             read_bytes_per_s: 0.0,
             write_bytes_per_s: 2.5 * 1024.0 * 1024.0,
         }),
     }
+}
+
+/// Labels the rows with their containers, in order, as the session does.
+fn labelled(mut model: Model, labels: &[&str]) -> Model {
+    for (row, label) in model.rows.iter_mut().zip(labels) {
+        row.container = Some(label.to_string());
+    }
+    model
+}
+
+/// The refresh of `model` grouped by container, as the session sends it after `c`.
+fn containers_refresh(model: Model) -> Refresh {
+    let mut r = refresh(vec![(
+        SourceKind::Taskstats,
+        model::group_by_container(model),
+    )]);
+    r.containers = true;
+    r
 }
 
 /// Every counter the taskstats source measures, in the order of `Counter::ALL`; delays in ms.
@@ -238,12 +257,21 @@ fn rows_sort_by_each_column_both_ways() {
     ]);
     let r = refresh(vec![(
         SourceKind::Taskstats,
-        model_of(&four_tasks(), false),
+        labelled(
+            model_of(&four_tasks(), false),
+            &[
+                "host",
+                "podman:77aa01bc2d3e",
+                "docker:3f2a9c1b7d4e",
+                "k8s:web/0a1b",
+            ],
+        ),
     )]);
-    let expected: [(Column, &str, [u32; 4]); 12] = [
+    let expected: [(Column, &str, [u32; 4]); 13] = [
         (Column::Id, "TID ▲", [101, 102, 103, 104]),
         (Column::Prio, "PRIO ▲", [102, 104, 101, 103]),
         (Column::User, "USER ▲", [102, 103, 104, 101]),
+        (Column::Container, "CONTAINER ▲", [103, 101, 104, 102]),
         (
             Column::Counter(Counter::DiskRead),
             "DISK READ ▼",
@@ -536,6 +564,19 @@ fn busy_model() -> Model {
     )
 }
 
+/// [`busy_model`] on a host that runs containers.
+fn containers_model() -> Model {
+    labelled(
+        busy_model(),
+        &[
+            "k8s:1a2b3c4d-5e6/4f1c2d3e4f5a",
+            "host",
+            "docker:3f2a9c1b7d4e",
+            "host",
+        ],
+    )
+}
+
 #[test]
 fn terminal_80x24() {
     let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
@@ -630,7 +671,9 @@ fn filters_by_command_user_and_activity() {
     }
     let lines = screen(120, 12, Some(&r), &state);
     assert!(
-        lines[11].starts_with("filter command (regex): rsync|sys(  invalid regex: unclosed group"),
+        lines[11].starts_with(
+            "filter command or container (regex): rsync|sys(  invalid regex: unclosed group"
+        ),
         "{}",
         lines[11]
     );
@@ -648,7 +691,7 @@ fn filters_by_command_user_and_activity() {
     state.on_key(key(KeyCode::Enter), g);
     assert!(state.input.is_none());
     let lines = screen(120, 12, Some(&r), &state);
-    assert!(lines[2].contains("command: /rsync|sys/"), "{}", lines[2]);
+    assert!(lines[2].contains("filter: /rsync|sys/"), "{}", lines[2]);
     assert_eq!(ids(&lines), [777, 1]);
 
     state.on_key(key(KeyCode::Char('u')), g);
@@ -870,4 +913,380 @@ fn tiny_terminals_do_not_panic() {
             }
         }
     }
+}
+
+#[test]
+fn container_column_at_80x24() {
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    state.prio = HashMap::from([
+        (4242, IoPrio::BestEffort(4)),
+        (1, IoPrio::BestEffort(4)),
+        (777, IoPrio::Idle),
+    ]);
+    let r = refresh(vec![(SourceKind::Taskstats, containers_model())]);
+    // Where containers run, the column outranks the priority and the syscalls; a label longer
+    // than the column ends in an ellipsis.
+    let mut expected = vec![
+        "Total DISK READ: 700.01 M/s | Total DISK WRITE: 212.00 M/s",
+        "Actual DISK READ: 0.00 B/s | Actual DISK WRITE: 2.50 M/s",
+        "sort: IO> ▼ | threads | ? help",
+        "source: taskstats",
+        "  TID USER  CONTAINER                  READ      WRITE     IO> COMMAND",
+        "  777 bob   docker:3f2a9c1b7d4e  700.00 M/s 200.00 M/s 90.00 % rsync",
+        " 4242 alice k8s:1a2b3c4d-5e6/4f…   0.00 B/s  12.00 M/s 25.00 % postgres: checkpo",
+        "    1 root  host                   8.00 K/s   0.00 B/s  1.00 % systemd",
+        "31337 root  host                   0.00 B/s   0.00 B/s  0.00 % kworker/u8:2-flus",
+    ];
+    expected.resize(24, "");
+    assert_screen(&screen(80, 24, Some(&r), &state), &expected);
+
+    // On a host without containers it is the first column dropped: 80 columns look as before.
+    let host = refresh(vec![(
+        SourceKind::Taskstats,
+        labelled(busy_model(), &["host"; 4]),
+    )]);
+    let unlabelled = refresh(vec![(SourceKind::Taskstats, busy_model())]);
+    assert_eq!(
+        screen(80, 24, Some(&host), &state),
+        screen(80, 24, Some(&unlabelled), &state)
+    );
+    let wide = screen(120, 10, Some(&host), &state);
+    assert!(
+        wide[4].starts_with("  TID PRIO USER  CONT       READ")
+            && wide[5].starts_with("  777 idle bob   host 700.00 M/s"),
+        "with room to spare:\n{}",
+        wide.join("\n")
+    );
+    let unlabelled = screen(200, 10, Some(&unlabelled), &state);
+    assert!(
+        !unlabelled[4].contains("CONT"),
+        "no labels, no column: {}",
+        unlabelled[4]
+    );
+}
+
+#[test]
+fn narrow_terminal_drops_the_container_column_first() {
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    let r = refresh(vec![(SourceKind::Taskstats, containers_model())]);
+    assert_screen(
+        &screen(50, 9, Some(&r), &state),
+        &[
+            "Total R: 700.01 M/s W: 212.00 M/s",
+            "Actual R: 0.00 B/s W: 2.50 M/s",
+            "sort: IO> ▼ | threads | ? help",
+            "source: taskstats",
+            "  TID USER    READ  WRITE IO> SYSCR/s COMMAND",
+            "  777 bob   700M/s 200M/s 90%    5000 rsync",
+            " 4242 alice   0B/s  12M/s 25%       0 postgres: ch",
+            "    1 root  8.0K/s   0B/s  1%       4 systemd",
+            "31337 root    0B/s   0B/s  0%       0 kworker/u8:2",
+        ],
+    );
+    // Unless it is the sort column.
+    state.sort = Column::Container;
+    assert_screen(
+        &screen(40, 9, Some(&r), &state),
+        &[
+            "Total R: 700.01 M/s W: 212.00 M/s",
+            "Actual R: 0.00 B/s W: 2.50 M/s",
+            "sort: CONTAINER ▲ | threads | ? help",
+            "source: taskstats",
+            "  TID CONTAINER            IO> COMMAND",
+            "  777 docker:3f2a9c1b7d4e  90% rsync",
+            "    1 host                  1% systemd",
+            "31337 host                  0% kworker/u",
+            " 4242 k8s:1a2b3c4d-5e6/4f… 25% postgres:",
+        ],
+    );
+}
+
+#[test]
+fn c_shows_one_row_per_container() {
+    let (mut app, mut commands) = app(state_for(sources(&[SourceKind::Taskstats], Vec::new())));
+    app.on_sample(SamplerEvent::Refresh(Box::new(refresh(vec![(
+        SourceKind::Taskstats,
+        containers_model(),
+    )]))));
+    press(&mut app, KeyCode::Char('c'));
+    assert_eq!(
+        commands.try_recv().ok(),
+        Some(SamplerCommand::Containers(true))
+    );
+    let lines = screen(80, 12, app.current.as_ref(), &app.state);
+    assert!(
+        lines[2].starts_with("sort: IO> ▼ | containers (c: tasks) | ? help"),
+        "asked for at once: {}",
+        lines[2]
+    );
+    assert_eq!(
+        ids(&lines),
+        [777, 4242, 1, 31337],
+        "tasks until the next refresh"
+    );
+
+    app.on_sample(SamplerEvent::Refresh(Box::new(containers_refresh(
+        containers_model(),
+    ))));
+    // PROCS where the id was, the whole label where the command was; no user, no priority.
+    assert_screen(
+        &screen(80, 10, app.current.as_ref(), &app.state),
+        &[
+            "Total DISK READ: 700.01 M/s | Total DISK WRITE: 212.00 M/s",
+            "Actual DISK READ: 0.00 B/s | Actual DISK WRITE: 2.50 M/s",
+            "sort: IO> ▼ | containers (c: tasks) | ? help",
+            "source: taskstats",
+            "PROCS       READ      WRITE   SWAP     IO> SYSCR/s SYSCW/s CONTAINER",
+            "    1 700.00 M/s 200.00 M/s 0.00 % 90.00 %    5000    1600 docker:3f2a9c1b7d4e",
+            "    1   0.00 B/s  12.00 M/s 0.00 % 25.00 %       0     300 k8s:1a2b3c4d-5e6/4f1c",
+            "    2   8.00 K/s   0.00 B/s 0.00 %  1.00 %       4       0 host",
+            "",
+            "",
+        ],
+    );
+    let area = ratatui::layout::Rect::new(0, 0, 80, 10);
+    assert_eq!(
+        geometry(area, app.current.as_ref(), &app.state).1,
+        Vec::<u32>::new(),
+        "a container's PROCS is no task to read a priority of"
+    );
+
+    press(&mut app, KeyCode::Char('?'));
+    let help = screen(100, 30, app.current.as_ref(), &app.state);
+    for binding in [
+        " c           one row per container / per task",
+        " x           RCHAR and WCHAR columns",
+        " /           filter commands or containers by regex",
+    ] {
+        assert!(
+            help.iter().any(|l| l.contains(binding)),
+            "{binding}: {help:#?}"
+        );
+    }
+    press(&mut app, KeyCode::Esc);
+
+    press(&mut app, KeyCode::Char('c'));
+    assert_eq!(
+        commands.try_recv().ok(),
+        Some(SamplerCommand::Containers(false))
+    );
+    let lines = screen(80, 10, app.current.as_ref(), &app.state);
+    assert!(lines[2].contains("| threads |"), "{}", lines[2]);
+}
+
+#[test]
+fn container_view_from_the_options_and_its_sort_columns() {
+    let view = ViewOptions {
+        by_container: true,
+        ..ViewOptions::default()
+    };
+    let mut state = ViewState::new(sources(&[SourceKind::Taskstats], Vec::new()), view, false);
+    let r = containers_refresh(containers_model());
+    let lines = screen(200, 10, Some(&r), &state);
+    assert!(
+        lines[2].contains("| containers (c: tasks) |"),
+        "{}",
+        lines[2]
+    );
+
+    // Right steps through PROCS, the counters and the label; no user, priority or CONTAINER.
+    state.sort = Column::Id;
+    let mut seen = vec![state.sort];
+    for _ in 0..7 {
+        state.on_key(key(KeyCode::Right), Geometry::default());
+        seen.push(state.sort);
+    }
+    assert_eq!(
+        seen,
+        [
+            Column::Id,
+            Column::Counter(Counter::DiskRead),
+            Column::Counter(Counter::DiskWrite),
+            Column::Counter(Counter::Swapin),
+            Column::Counter(Counter::IoWait),
+            Column::Counter(Counter::ReadSyscalls),
+            Column::Counter(Counter::WriteSyscalls),
+            Column::Command,
+        ]
+    );
+    let lines = screen(200, 10, Some(&r), &state);
+    assert!(lines[2].starts_with("sort: CONTAINER ▲"), "{}", lines[2]);
+    let labels: Vec<&str> = lines[5..8]
+        .iter()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "docker:3f2a9c1b7d4e",
+            "host",
+            "k8s:1a2b3c4d-5e6/4f1c2d3e4f5a"
+        ]
+    );
+    state.on_key(key(KeyCode::Right), Geometry::default());
+    assert_eq!(state.sort, Column::Id, "right wraps around");
+
+    // Columns container rows lack give way to the default; the CONTAINER column to the label.
+    state.on_key(key(KeyCode::Char('c')), Geometry::default());
+    state.sort = Column::User;
+    state.on_key(key(KeyCode::Char('c')), Geometry::default());
+    assert_eq!(state.sort, Column::Counter(Counter::IoWait));
+    state.on_key(key(KeyCode::Char('c')), Geometry::default());
+    state.sort = Column::Container;
+    state.on_key(key(KeyCode::Char('c')), Geometry::default());
+    assert_eq!(state.sort, Column::Command);
+}
+
+#[test]
+fn container_history_is_keyed_by_label() {
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    state.view.by_container = true;
+    state.sort = Column::Counter(Counter::DiskWrite);
+    // One process each: PROCS is 1 for both, so only the label tells them apart.
+    let mut r = containers_refresh(containers_model());
+    for (a, b) in [(1u64, 8u64), (2, 4), (4, 2), (8, 1)] {
+        let tasks = [
+            task(10, 0, "a", all([0, a << 20, 0, 0, 0, 1, 0, 0])),
+            task(20, 0, "b", all([0, b << 20, 0, 0, 0, 1, 0, 0])),
+        ];
+        r = containers_refresh(labelled(
+            model_of(&tasks, false),
+            &["docker:aaaaaaaaaaaa", "docker:bbbbbbbbbbbb"],
+        ));
+        state.record(&r);
+    }
+    let lines = screen(140, 8, Some(&r), &state);
+    let row = |label: &str| {
+        lines
+            .iter()
+            .find(|l| l.trim_end().ends_with(label))
+            .unwrap_or_else(|| panic!("no {label} row:\n{}", lines.join("\n")))
+    };
+    assert!(
+        row("docker:aaaaaaaaaaaa").contains("    ▂▃▅█ "),
+        "{lines:#?}"
+    );
+    assert!(
+        row("docker:bbbbbbbbbbbb").contains("    █▅▃▂ "),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn slash_and_container_option_filter_by_container() {
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    let r = refresh(vec![(SourceKind::Taskstats, containers_model())]);
+    let g = Geometry::default();
+    state.on_key(key(KeyCode::Char('/')), g);
+    for c in "docker".chars() {
+        state.on_key(key(KeyCode::Char(c)), g);
+    }
+    state.on_key(key(KeyCode::Enter), g);
+    assert_eq!(
+        ids(&screen(120, 12, Some(&r), &state)),
+        [777],
+        "rsync's label matches, though its command does not"
+    );
+    state.on_key(key(KeyCode::Char('/')), g);
+    for _ in 0.."docker".len() {
+        state.on_key(key(KeyCode::Backspace), g);
+    }
+    for c in "^host$|post".chars() {
+        state.on_key(key(KeyCode::Char(c)), g);
+    }
+    state.on_key(key(KeyCode::Enter), g);
+    let lines = screen(120, 12, Some(&r), &state);
+    assert_eq!(ids(&lines), [4242, 1, 31337], "label or command");
+    assert!(lines[2].contains("filter: /^host$|post/"), "{}", lines[2]);
+
+    // In the container view the regex finds the label where the command was.
+    let grouped = containers_refresh(containers_model());
+    state.view.by_container = true;
+    let lines = screen(80, 12, Some(&grouped), &state);
+    let rows: Vec<&str> = lines[5..]
+        .iter()
+        .map(|l| l.trim_end())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(rows.len(), 1, "{lines:#?}");
+    assert!(rows[0].ends_with(" host"), "{}", rows[0]);
+
+    // --container ID: a prefix of the label, in either view.
+    state.on_key(key(KeyCode::Esc), g);
+    state.view.containers = vec!["k8s:1a2b".into(), "podman".into()];
+    let lines = screen(100, 12, Some(&grouped), &state);
+    assert!(
+        lines[5]
+            .trim_end()
+            .ends_with(" k8s:1a2b3c4d-5e6/4f1c2d3e4f5a")
+            && lines[6].trim().is_empty(),
+        "{lines:#?}"
+    );
+    state.view.by_container = false;
+    assert_eq!(ids(&screen(120, 12, Some(&r), &state)), [4242]);
+    state.view.containers = vec!["kube".into()];
+    let lines = screen(120, 12, Some(&r), &state);
+    assert_eq!(
+        lines[5].trim_end(),
+        "no task matches the filters",
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn x_shows_rchar_and_wchar() {
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    let r = refresh(vec![(SourceKind::Taskstats, busy_model())]);
+    let header = |state: &ViewState| screen(200, 10, Some(&r), state)[4].clone();
+    assert!(!header(&state).contains("RCHAR"), "{}", header(&state));
+    state.on_key(key(KeyCode::Char('x')), Geometry::default());
+    assert!(
+        header(&state).contains("RCHAR") && header(&state).contains("WCHAR"),
+        "{}",
+        header(&state)
+    );
+    state.sort = Column::Counter(Counter::Wchar);
+    state.on_key(key(KeyCode::Char('x')), Geometry::default());
+    assert!(!header(&state).contains("RCHAR"), "{}", header(&state));
+    assert_eq!(
+        state.sort,
+        Column::Counter(Counter::DiskWrite),
+        "a hidden column sorts no more"
+    );
+}
+
+#[test]
+fn compare_mode_joins_containers_by_label() {
+    let mut state = state_for(sources(
+        &[SourceKind::Taskstats, SourceKind::Ebpf],
+        Vec::new(),
+    ));
+    state.view.by_container = true;
+    state.sort = Column::Counter(Counter::DiskWrite);
+    let mut r = refresh(vec![
+        (
+            SourceKind::Taskstats,
+            model::group_by_container(containers_model()),
+        ),
+        (
+            SourceKind::Ebpf,
+            model::group_by_container(containers_model()),
+        ),
+    ]);
+    r.containers = true;
+    assert_screen(
+        &screen(100, 10, Some(&r), &state),
+        &[
+            "[taskstats] Total DISK READ: 700.01 M/s | Total DISK WRITE: 212.00 M/s",
+            "[ebpf] Total DISK READ: 700.01 M/s | Total DISK WRITE: 212.00 M/s",
+            "Actual DISK READ: 0.00 B/s | Actual DISK WRITE: 2.50 M/s",
+            "sort: DISK WRITE ▼ | containers (c: tasks) | compare (s: next) | ? help",
+            "source: taskstats,ebpf | compare DISK WRITE per source, DIFF = ebpf - taskstats",
+            "  PROCS  taskstats WRITE   ebpf WRITE          DIFF  CONTAINER",
+            "      1       200.00 M/s   200.00 M/s     +0.00 B/s  docker:3f2a9c1b7d4e",
+            "      1        12.00 M/s    12.00 M/s     +0.00 B/s  k8s:1a2b3c4d-5e6/4f1c2d3e4f5a",
+            "      2         0.00 B/s     0.00 B/s     +0.00 B/s  host",
+            "",
+        ],
+    );
 }
