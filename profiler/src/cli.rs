@@ -66,8 +66,10 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
     /// More log output on stderr (-v info, -vv debug); RUST_LOG works too
-    #[arg(short, long, action = clap::ArgAction::Count)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Option<crate::serve::Command>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -84,7 +86,7 @@ pub enum SourceChoice {
     Given(Vec<SourceKind>),
 }
 
-fn parse_sources(s: &str) -> Result<SourceChoice, String> {
+pub(crate) fn parse_sources(s: &str) -> Result<SourceChoice, String> {
     if s == "auto" {
         return Ok(SourceChoice::Auto);
     }
@@ -101,7 +103,7 @@ fn parse_sources(s: &str) -> Result<SourceChoice, String> {
     Ok(SourceChoice::Given(kinds))
 }
 
-fn parse_delay(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_delay(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
         .map_err(|_| format!("`{s}` is not a number of seconds"))?;

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod container;
 pub mod model;
 pub mod sample;
+pub mod serve;
 pub mod session;
 pub mod source;
 pub mod view;

@@ -57,6 +57,9 @@ fn list_sources(scope: &Scope) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if let Some(profiler::serve::Command::Serve(args)) = &cli.command {
+        return profiler::serve::main(args);
+    }
 
     let scope = Scope {
         pids: cli.pids.clone(),
@@ -216,8 +219,8 @@ fn run_batch(
             let snapshot = session.refresh()?;
             let mut out = stdout.lock();
             if cli.json {
-                let value = json::render(&snapshot, view, &session.fallbacks, &mut users);
-                writeln!(out, "{value}")?;
+                let line = json::render(&snapshot, view, &session.fallbacks, &mut users);
+                writeln!(out, "{line}")?;
             } else {
                 for line in batch::render(&snapshot, view, &opts, &mut users, done == 0) {
                     writeln!(out, "{line}")?;

@@ -13,11 +13,12 @@ pub const EBPF_TOOLCHAIN: &str = "nightly";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Tools the integration tests drive (tmux for the TUI, capsh and unshare for containers, bpftool
 /// to check that nothing stays attached), as Debian packages.
-pub const TEST_PACKAGES: [(&str, &str); 4] = [
+pub const TEST_PACKAGES: [(&str, &str); 5] = [
     ("tmux", "tmux"),
     ("capsh", "libcap2-bin"),
     ("bpftool", "bpftool"),
     ("unshare", "util-linux"),
+    ("prometheus", "prometheus"),
 ];
 
 fn rustup() -> Command {

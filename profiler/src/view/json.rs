@@ -1,90 +1,150 @@
 //! JSON view: one object per refresh, one line each. The shape is a public interface
 //! (documented in README.md): fields may be added, never renamed or removed.
 
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
-use super::{join, UserNames, ViewOptions};
+use serde::Serialize;
+
+use super::{join, Joined, UserNames, ViewOptions};
 use crate::model::Row;
-use crate::sample::{Counters, COUNTER_NAMES};
+use crate::sample::Counters;
 use crate::session::Snapshot;
 use crate::source::Fallback;
 
-fn counters(c: &Counters) -> Value {
-    let mut m = Map::new();
-    for (name, v) in COUNTER_NAMES.iter().zip(c.values()) {
-        m.insert((*name).into(), v.map_or(Value::Null, Value::from));
+#[derive(Serialize)]
+struct Refresh<'a> {
+    time: String,
+    interval_s: f64,
+    source: String,
+    fallbacks: Vec<FallbackOut>,
+    lost_events: Option<u64>,
+    tasks: Vec<Entry<'a>>,
+}
+
+#[derive(Serialize)]
+struct FallbackOut {
+    source: &'static str,
+    error: String,
+}
+
+/// A task, a process (`-P`: no `tid`) or a container (`--group container`).
+#[derive(Serialize)]
+struct Entry<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tid: Option<u32>,
+    /// Present for tasks and processes, null when unknown; absent for containers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<Option<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a str>,
+    container: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    processes: Option<u32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    exited: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<&'a Counters>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta: Option<&'a Counters>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by_source: Option<BTreeMap<&'static str, Option<Both<'a>>>>,
+}
+
+#[derive(Serialize)]
+struct Both<'a> {
+    total: &'a Counters,
+    delta: &'a Counters,
+}
+
+fn both(r: &Row) -> Both<'_> {
+    Both {
+        total: &r.total,
+        delta: &r.delta,
     }
-    Value::Object(m)
 }
 
-fn both(r: &Row) -> Value {
-    json!({ "total": counters(&r.total), "delta": counters(&r.delta) })
+fn entry<'a>(
+    j: &'a Joined<'a>,
+    snapshot: &Snapshot,
+    view: &ViewOptions,
+    users: &'a UserNames,
+) -> Entry<'a> {
+    let label = j.label();
+    let by_source = (snapshot.views.len() > 1).then(|| {
+        snapshot
+            .views
+            .iter()
+            .zip(&j.per_source)
+            .map(|(sv, row)| (sv.kind.name(), row.map(both)))
+            .collect()
+    });
+    let single = by_source.is_none();
+    let task = !view.by_container;
+    Entry {
+        pid: task.then_some(j.pid),
+        tid: j.tid.filter(|_| task),
+        uid: task.then_some(label.uid),
+        user: task.then(|| label.uid.and_then(|u| users.cached(u))),
+        command: task.then_some(label.command.as_str()),
+        // A container entry is named by its label, which group_by_container also put in `command`.
+        container: if task {
+            label.container.as_deref()
+        } else {
+            Some(label.command.as_str())
+        },
+        processes: (!task).then_some(j.pid),
+        exited: label.exited,
+        total: single.then_some(&label.total),
+        delta: single.then_some(&label.delta),
+        by_source,
+    }
 }
 
-/// The object of one refresh.
+/// The line of one refresh.
 pub fn render(
     snapshot: &Snapshot,
     view: &ViewOptions,
     fallbacks: &[Fallback],
     users: &mut UserNames,
-) -> Value {
-    let compare = snapshot.views.len() > 1;
-    let tasks: Vec<Value> = join(snapshot, view)
-        .iter()
-        .map(|j| {
-            let label = j.label();
-            let mut task = Map::new();
-            if view.by_container {
-                // A container entry: its label and how many processes it had.
-                task.insert("container".into(), label.command.clone().into());
-                task.insert("processes".into(), j.pid.into());
-            } else {
-                task.insert("pid".into(), j.pid.into());
-                if let Some(tid) = j.tid {
-                    task.insert("tid".into(), tid.into());
-                }
-                task.insert("uid".into(), label.uid.map_or(Value::Null, Value::from));
-                task.insert(
-                    "user".into(),
-                    label.uid.map_or(Value::Null, |u| users.name(u).into()),
-                );
-                task.insert("command".into(), label.command.clone().into());
-                task.insert(
-                    "container".into(),
-                    label.container.clone().map_or(Value::Null, Value::from),
-                );
-            }
-            if label.exited {
-                task.insert("exited".into(), true.into());
-            }
-            if compare {
-                let mut by = Map::new();
-                for (sv, row) in snapshot.views.iter().zip(&j.per_source) {
-                    by.insert(sv.kind.name().into(), row.map_or(Value::Null, both));
-                }
-                task.insert("by_source".into(), Value::Object(by));
-            } else {
-                task.insert("total".into(), counters(&label.total));
-                task.insert("delta".into(), counters(&label.delta));
-            }
-            Value::Object(task)
-        })
-        .collect();
-    let time = jiff::Timestamp::try_from(snapshot.time)
-        .map(|t| t.to_string())
-        .unwrap_or_default();
-    let source: Vec<&str> = snapshot.views.iter().map(|v| v.kind.name()).collect();
-    let lost: Option<u64> = snapshot
-        .views
-        .iter()
-        .filter_map(|v| v.model.lost_events)
-        .reduce(|a, b| a + b);
-    json!({
-        "time": time,
-        "interval_s": snapshot.interval_s(),
-        "source": source.join(","),
-        "fallbacks": fallbacks.iter().map(|f| json!({"source": f.kind.name(), "error": f.error.to_string()})).collect::<Vec<_>>(),
-        "lost_events": lost,
-        "tasks": tasks,
-    })
+) -> String {
+    let rows = join(snapshot, view);
+    for j in &rows {
+        if let Some(uid) = j.label().uid {
+            users.name(uid);
+        }
+    }
+    let users: &UserNames = users;
+    let refresh = Refresh {
+        time: jiff::Timestamp::try_from(snapshot.time)
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        interval_s: snapshot.interval_s(),
+        source: snapshot
+            .views
+            .iter()
+            .map(|v| v.kind.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        fallbacks: fallbacks
+            .iter()
+            .map(|f| FallbackOut {
+                source: f.kind.name(),
+                error: f.error.to_string(),
+            })
+            .collect(),
+        lost_events: snapshot
+            .views
+            .iter()
+            .filter_map(|v| v.model.lost_events)
+            .reduce(|a, b| a + b),
+        tasks: rows
+            .iter()
+            .map(|j| entry(j, snapshot, view, users))
+            .collect(),
+    };
+    serde_json::to_string(&refresh).expect("a refresh serialises: only strings, numbers and maps")
 }

@@ -118,6 +118,11 @@ impl UserNames {
                 _ => uid.to_string(),
             })
     }
+
+    /// The name of a uid already looked up by [`UserNames::name`].
+    pub fn cached(&self, uid: u32) -> Option<&str> {
+        self.cache.get(&uid).map(String::as_str)
+    }
 }
 
 /// Resolves `--user` arguments (names or numeric uids) to uids.

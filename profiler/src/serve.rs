@@ -1,0 +1,295 @@
+//! `profiler serve`: a Prometheus exporter. The session samples on the main thread at its own
+//! interval and each sample is rendered once into exposition text, handed to the HTTP thread
+//! through a watch channel: a scrape never waits on the kernel, and a slow scrape never delays
+//! a sample.
+
+mod exposition;
+mod http;
+mod series;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::{parse_delay, parse_sources, SourceChoice};
+use crate::model::{ModelOptions, Row};
+use crate::sample::COUNTER_NAMES;
+use crate::session::{Session, Snapshot};
+use crate::source::{Scope, SourceError};
+use crate::view::{resolve_users, UserNames};
+use exposition::{exported_name, Frame, SelfMetrics, TaskSeries};
+use series::Tracker;
+
+/// Exit code of bad input, as in the other modes.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Export per-process I/O counters to Prometheus: /metrics (OpenMetrics or text), /healthz
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address and port to listen on; loopback unless you name another address (0.0.0.0:9645
+    /// for every interface)
+    #[arg(long, default_value = "127.0.0.1:9645", value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+    /// Source: auto, taskstats, ebpf or procfs
+    #[arg(long, default_value = "auto", value_parser = parse_sources)]
+    pub source: SourceChoice,
+    /// Seconds between samples (fractions allowed); scrapes read the last sample
+    #[arg(short, long, default_value = "5", value_parser = parse_delay, allow_hyphen_values = true)]
+    pub delay: Duration,
+    /// Only these processes (repeatable)
+    #[arg(short, long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only tasks of these users, by name or uid (repeatable)
+    #[arg(short, long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// One series per thread (label tid) instead of per process
+    #[arg(long)]
+    pub per_thread: bool,
+    /// Export the N tasks with the most I/O in the last interval; the rest are summed in one
+    /// series with pid="other"
+    #[arg(long, default_value = "20", value_name = "N")]
+    pub top: usize,
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("profiler: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Runs the exporter until SIGINT or SIGTERM.
+pub fn main(args: &ServeArgs) -> ExitCode {
+    if matches!(&args.source, SourceChoice::Given(kinds) if kinds.len() > 1) {
+        return usage_error("serve exports one source at a time: give --source one name");
+    }
+    let scope = Scope {
+        pids: args.pids.clone(),
+        ..Scope::default()
+    };
+    if let Some(pid) = args
+        .pids
+        .iter()
+        .find(|pid| !scope.proc_root.join(pid.to_string()).exists())
+    {
+        return usage_error(&format!("no process with pid {pid}"));
+    }
+    let uids = match resolve_users(&args.users) {
+        Ok(uids) => uids,
+        Err(e) => return usage_error(&e),
+    };
+    // Before the source: a port in use should not wait for the eBPF probes to load.
+    let listener = match std::net::TcpListener::bind(args.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("profiler: listening on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut session = match Session::open(&args.source, &scope) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("profiler: {e}");
+            return match args.source {
+                SourceChoice::Auto => {
+                    eprintln!("profiler: run as root, or see `profiler --list-sources` for what each source needs");
+                    ExitCode::FAILURE
+                }
+                SourceChoice::Given(_) => ExitCode::from(EXIT_USAGE),
+            };
+        }
+    };
+    session.model_options = ModelOptions {
+        processes: !args.per_thread,
+    };
+    match run(args, session, uids, listener) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("profiler: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The sampler's state between samples: the series, the user names, the self-metrics.
+struct Exporter {
+    uids: Vec<u32>,
+    tracker: Tracker,
+    users: UserNames,
+    /// What the next exposition shows; after a failed sample, the last good series.
+    frame: Frame,
+    last_ok: Instant,
+    last_error: Option<String>,
+    stale_after: Duration,
+}
+
+impl Exporter {
+    fn new(args: &ServeArgs, session: &Session, uids: Vec<u32>) -> Exporter {
+        let unavailable: Vec<(usize, String)> = session
+            .unavailable()
+            .into_iter()
+            .flat_map(|(_, u)| {
+                u.counters
+                    .iter()
+                    .filter_map(|c| COUNTER_NAMES.iter().position(|n| n == c))
+                    .map(move |i| (i, u.reason.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let measurable = std::array::from_fn(|i| unavailable.iter().all(|(u, _)| *u != i));
+        Exporter {
+            uids,
+            tracker: Tracker::new(args.top, measurable),
+            users: UserNames::default(),
+            frame: Frame {
+                per_thread: args.per_thread,
+                meta: SelfMetrics {
+                    source: session.source_name(),
+                    fallbacks: session
+                        .fallbacks
+                        .iter()
+                        .map(|f| (f.kind.name().to_string(), f.error.to_string()))
+                        .collect(),
+                    unavailable: unavailable
+                        .into_iter()
+                        .map(|(i, why)| (exported_name(i), why))
+                        .collect(),
+                    interval_s: args.delay.as_secs_f64(),
+                    ..SelfMetrics::default()
+                },
+                ..Frame::default()
+            },
+            last_ok: Instant::now(),
+            last_error: None,
+            // Three missed samples; at least 10 s, so that a short -d on a loaded machine
+            // does not flap.
+            stale_after: (args.delay * 3).max(Duration::from_secs(10)),
+        }
+    }
+
+    fn sampled(&mut self, snapshot: &Snapshot, took: Duration) {
+        let Some(view) = snapshot.views.first() else {
+            return;
+        };
+        let model = &view.model;
+        let rows: Vec<Row> = model
+            .rows
+            .iter()
+            .filter(|r| self.uids.is_empty() || r.uid.is_some_and(|u| self.uids.contains(&u)))
+            .cloned()
+            .collect();
+        let selection = self.tracker.update(&rows);
+        let mut tasks = Vec::with_capacity(selection.top.len());
+        for (row, values) in &selection.top {
+            tasks.push(TaskSeries {
+                pid: row.pid,
+                tid: if self.frame.per_thread { row.tid } else { None },
+                command: row.command.clone(),
+                user: row
+                    .uid
+                    .map(|u| self.users.name(u).to_string())
+                    .unwrap_or_default(),
+                container: row.container.clone().unwrap_or_default(),
+                values: *values,
+            });
+        }
+        self.frame.tasks = tasks;
+        self.frame.other = selection.other;
+        let meta = &mut self.frame.meta;
+        meta.samples += 1;
+        meta.last_sample_duration_s = took.as_secs_f64();
+        meta.lost_events = model.lost_events;
+        meta.skipped_tasks += model.skipped_tasks;
+        meta.observed_tasks = rows.len() as u64;
+        self.last_ok = Instant::now();
+        self.last_error = None;
+    }
+
+    fn failed(&mut self, e: &SourceError, took: Duration) {
+        let message = e.to_string();
+        // Once per distinct error, not once per interval.
+        if self.last_error.as_deref() != Some(message.as_str()) {
+            log::warn!("sample failed (the last good values stay exported): {message}");
+        }
+        self.frame.meta.sample_errors += 1;
+        self.frame.meta.last_sample_duration_s = took.as_secs_f64();
+        self.last_error = Some(message);
+    }
+
+    fn publish(&self) -> Arc<http::Published> {
+        Arc::new(http::Published {
+            exposition: exposition::render(self.frame.clone()),
+            source: self.frame.meta.source.clone(),
+            last_ok: self.last_ok,
+            last_error: self.last_error.clone(),
+            stale_after: self.stale_after,
+        })
+    }
+
+    fn sample(&mut self, session: &mut Session) {
+        let started = Instant::now();
+        match session.refresh() {
+            Ok(snapshot) => self.sampled(&snapshot, started.elapsed()),
+            Err(e) => self.failed(&e, started.elapsed()),
+        }
+    }
+}
+
+fn run(
+    args: &ServeArgs,
+    mut session: Session,
+    uids: Vec<u32>,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<()> {
+    eprintln!("{}", session.source_line());
+    for (kind, u) in session.unavailable() {
+        eprintln!(
+            "{kind}: {} unavailable: {}",
+            u.counters.join(", "),
+            u.reason
+        );
+    }
+    let mut exporter = Exporter::new(args, &session, uids);
+    // The first sample is the baseline: totals, and no deltas yet.
+    exporter.sample(&mut session);
+    let (publish, published) = tokio::sync::watch::channel(exporter.publish());
+    let server = http::spawn(listener, published).context("starting the HTTP thread")?;
+    eprintln!("serving http://{}/metrics", args.listen);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + args.delay, args.delay);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
+            }
+            if server.is_finished() {
+                return match server.join() {
+                    Ok(Err(e)) => Err(e.context("HTTP server")),
+                    _ => Err(anyhow::anyhow!("the HTTP server stopped")),
+                };
+            }
+            exporter.sample(&mut session);
+            // Nobody listening only happens once the HTTP thread is gone, checked above.
+            let _ = publish.send(exporter.publish());
+        }
+        // Dropping the session detaches the eBPF programs and closes the netlink sockets.
+        drop(session);
+        Ok(())
+    })
+}

@@ -1,0 +1,255 @@
+//! The HTTP side: one thread with its own single-threaded runtime, answering from the last
+//! published exposition and never from the kernel. Connections are bounded in number and in
+//! time, so slow or broken clients cannot pile up or hold the server.
+
+use std::convert::Infallible;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{watch, Semaphore};
+
+use super::exposition::{Rendered, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+
+/// Connections served at once; more wait in the listen backlog until one ends.
+const MAX_CONNECTIONS: usize = 64;
+/// A client must send its request head within this time (slowloris, idle connections).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Request line and headers together; Prometheus sends well under 1 KiB.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// A kept-alive connection is closed after this long, once its current response is out.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// How long a response may take to reach a client that does not read it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What the sampler hands over after each sample.
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub exposition: Rendered,
+    pub source: String,
+    /// When the last sample succeeded.
+    pub last_ok: Instant,
+    /// Why the samples since `last_ok` failed, if they did.
+    pub last_error: Option<String>,
+    /// No successful sample for this long means the sampler is stuck or failing.
+    pub stale_after: Duration,
+}
+
+pub type Receiver = watch::Receiver<Arc<Published>>;
+
+/// Starts the HTTP thread on an already bound listener. Its result is an error only when the
+/// server cannot run at all.
+pub fn spawn(
+    listener: TcpListener,
+    published: Receiver,
+) -> std::io::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(accept_loop(listener, published))
+        })
+}
+
+async fn accept_loop(listener: TcpListener, published: Receiver) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, or a connection reset before it was accepted:
+                // transient, and a tight retry loop would only burn CPU.
+                log::warn!("http: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let published = published.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, published).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, published: Receiver) {
+    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+        // Clone the Arc out: the watch channel's lock is held only for that.
+        let now = Arc::clone(&published.borrow());
+        async move { Ok::<_, Infallible>(respond(&req, &now, Instant::now())) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_header_size(MAX_HEADER_BYTES)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = tokio::time::sleep(CONNECTION_LIFETIME) => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
+                Ok(r) => r,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(e) = result {
+        // Malformed requests, timeouts and resets are the client's business; they are only
+        // interesting when debugging a scraper.
+        log::debug!("http: connection: {e}");
+    }
+}
+
+fn plain(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// OpenMetrics when the client asks for it (Prometheus does), else the older text format,
+/// which every client of the Prometheus format reads.
+fn wants_openmetrics<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"))
+}
+
+fn respond<B>(req: &Request<B>, published: &Published, now: Instant) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n".into());
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let (body, content_type) = if wants_openmetrics(req) {
+                (&published.exposition.openmetrics, OPENMETRICS_CONTENT_TYPE)
+            } else {
+                (&published.exposition.text, TEXT_CONTENT_TYPE)
+            };
+            let mut r = Response::new(Full::new(body.clone()));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            r
+        }
+        "/healthz" => health(published, now),
+        "/" => plain(
+            StatusCode::OK,
+            "profiler exporter: /metrics (Prometheus and OpenMetrics), /healthz\n".into(),
+        ),
+        _ => plain(StatusCode::NOT_FOUND, "not found: try /metrics\n".into()),
+    }
+}
+
+/// 200 while samples keep coming; 503, with the reason, once they have stopped.
+fn health(p: &Published, now: Instant) -> Response<Full<Bytes>> {
+    let age = now.saturating_duration_since(p.last_ok);
+    if age <= p.stale_after {
+        return plain(
+            StatusCode::OK,
+            format!(
+                "ok: source {}, last sample {:.1} s ago\n",
+                p.source,
+                age.as_secs_f64()
+            ),
+        );
+    }
+    let why = p
+        .last_error
+        .as_deref()
+        .unwrap_or("the sampler is not answering");
+    plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "stale: source {}, last good sample {:.1} s ago: {why}\n",
+            p.source,
+            age.as_secs_f64()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A publication `age` old, and the time at which it is that old.
+    fn published(age: Duration, error: Option<&str>) -> (Published, Instant) {
+        let last_ok = Instant::now();
+        let p = Published {
+            exposition: Rendered {
+                openmetrics: Bytes::from_static(b"om\n# EOF\n"),
+                text: Bytes::from_static(b"text\n"),
+            },
+            source: "ebpf".into(),
+            last_ok,
+            last_error: error.map(String::from),
+            stale_after: Duration::from_secs(10),
+        };
+        (p, last_ok + age)
+    }
+
+    fn get(path: &str, accept: Option<&str>) -> Request<()> {
+        let mut b = Request::builder().uri(path);
+        if let Some(a) = accept {
+            b = b.header(ACCEPT, a);
+        }
+        b.body(()).expect("request")
+    }
+
+    #[test]
+    fn metrics_negotiates_the_format() {
+        let (p, now) = published(Duration::ZERO, None);
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        let r = respond(&get("/metrics", Some(prometheus)), &p, now);
+        assert_eq!(r.headers()[CONTENT_TYPE], OPENMETRICS_CONTENT_TYPE);
+        let r = respond(&get("/metrics", Some("*/*")), &p, now);
+        assert_eq!(r.headers()[CONTENT_TYPE], TEXT_CONTENT_TYPE);
+        let r = respond(&get("/metrics", None), &p, now);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            respond(&get("/nope", None), &p, now).status(),
+            StatusCode::NOT_FOUND
+        );
+        let post = Request::builder()
+            .method(Method::POST)
+            .uri("/metrics")
+            .body(())
+            .expect("request");
+        assert_eq!(
+            respond(&post, &p, now).status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[test]
+    fn health_turns_503_when_samples_stop() {
+        let (p, now) = published(Duration::from_secs(1), None);
+        assert_eq!(health(&p, now).status(), StatusCode::OK);
+        let (p, now) = published(Duration::from_secs(30), Some("ebpf: map read failed"));
+        let r = health(&p, now);
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
