@@ -3,7 +3,11 @@
 //! Both sides use these definitions; nothing here is ever mirrored by hand.
 #![no_std]
 
-/// Per-thread counters, keyed by host TID (`u32`).
+/// Per-thread counters of threads whose host TID is below the array's length, at index TID
+/// (an array of [`TaskIo`], `BPF_F_MMAPABLE`). A slot is in use when its `host_tid` equals its
+/// index. Userspace sets the length when it loads the object.
+pub const TIDS_MAP: &str = "TIDS";
+/// Per-thread counters of threads with larger TIDs, keyed by host TID (`u32`).
 pub const TASKS_MAP: &str = "TASKS";
 /// Ring buffer of [`TaskIo`] records of threads that exited: their last counters.
 pub const EXITED_MAP: &str = "EXITED";
@@ -12,8 +16,11 @@ pub const STATS_MAP: &str = "STATS";
 /// Global variable holding a [`Config`].
 pub const CONFIG_GLOBAL: &str = "CONFIG";
 
-/// Room for this many threads at once: sized for 100k tasks with headroom.
+/// Room for this many threads at once in [`TASKS_MAP`]: sized for 100k tasks with headroom.
 pub const MAX_TASKS: u32 = 131_072;
+/// Most slots [`TIDS_MAP`] gets: it covers the kernel's whole TID range (`kernel.pid_max`) up
+/// to this, at `size_of::<TaskIo>()` bytes a slot.
+pub const MAX_TIDS: u32 = 131_072;
 /// Bytes of the exit ring buffer: room for about 40k exit records between two refreshes.
 pub const EXITED_RING_BYTES: u32 = 4 << 20;
 
@@ -65,7 +72,10 @@ pub struct Config {
     pub bio_queue_nr_sector_off: u32,
     pub bio_queue_rwbs_off: u32,
     pub dirty_folio_name_off: u32,
-    pub _pad: u32,
+    /// Byte offset of `pid` (the TID) in `struct task_struct`, from the kernel's BTF; 0 when
+    /// unknown. When set, the syscall probe reads the TID straight from the task instead of
+    /// calling a helper for it.
+    pub task_pid_off: u32,
     /// Byte offset of `ioac.read_bytes` in `struct task_struct`, from the kernel's BTF; 0 when
     /// unknown. When set, read_bytes, write_bytes and cancelled_write_bytes are read from the
     /// kernel's task I/O accounting (followed by write_bytes and cancelled_write_bytes, 8 bytes

@@ -1,18 +1,20 @@
 //! Kernel side of the eBPF source: counts each thread's I/O the way the kernel's own
 //! task I/O accounting (/proc/PID/io) does, keyed by host TID, and hands the last counters
-//! of exiting threads to userspace through a ring buffer.
+//! of exiting threads to userspace through a ring buffer. The syscall probe runs on every
+//! syscall of the machine: its common path is a handful of loads and one helper call.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
-    bindings::{bpf_pidns_info, BPF_NOEXIST},
+    bindings::{bpf_pidns_info, BPF_F_MMAPABLE, BPF_NOEXIST},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
-        bpf_get_current_uid_gid, bpf_probe_read_kernel,
-        generated::{bpf_get_current_cgroup_id, bpf_get_ns_current_pid_tgid},
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        generated::{
+            bpf_get_current_cgroup_id, bpf_get_current_task_btf, bpf_get_ns_current_pid_tgid,
+        },
     },
     macros::{btf_tracepoint, map, tracepoint},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::{BtfTracePointContext, TracePointContext},
     EbpfContext,
 };
@@ -21,8 +23,15 @@ use profiler_common::{
     syscalls as nr, Config, Stat, TaskIo, EXITED_RING_BYTES, MAX_TASKS, STATS_LEN,
 };
 
-// Map and global names are the constants of profiler-common (TASKS_MAP, EXITED_MAP, STATS_MAP,
-// CONFIG_GLOBAL); the `map` attribute takes the static's name.
+// Map and global names are the constants of profiler-common (TIDS_MAP, TASKS_MAP, EXITED_MAP,
+// STATS_MAP, CONFIG_GLOBAL); the `map` attribute takes the static's name.
+/// Threads whose host TID is below its length, at index TID: an array lookup is a bounds check
+/// the verifier inlines, where a hash lookup is several nested kernel calls, the dearest part of
+/// the probe. A live TID belongs to one thread, so a slot has one writer. Userspace sets the
+/// length at load time and maps the array to read it.
+#[map]
+static TIDS: Array<TaskIo> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+/// Threads with larger TIDs.
 #[map]
 static TASKS: HashMap<u32, TaskIo> = HashMap::with_max_entries(MAX_TASKS, 0);
 #[map]
@@ -38,7 +47,7 @@ static CONFIG: Config = Config {
     bio_queue_nr_sector_off: 0,
     bio_queue_rwbs_off: 0,
     dirty_folio_name_off: 0,
-    _pad: 0,
+    task_pid_off: 0,
     ioac_off: 0,
 };
 
@@ -61,10 +70,14 @@ const ESPIPE: i64 = 29;
 const EOVERFLOW: i64 = 75;
 const EOPNOTSUPP: i64 = 95;
 
-fn config() -> Config {
-    // SAFETY: CONFIG is written by the loader before the programs run and never after;
-    // the volatile read keeps the compiler from folding the zero initialiser in.
-    unsafe { core::ptr::read_volatile(&CONFIG) }
+/// One field of CONFIG. The loader writes it before the programs run and freezes it, so the
+/// verifier knows each value and drops the branches it rules out; the volatile read keeps the
+/// compiler from folding the zero initialiser in instead.
+macro_rules! config {
+    ($field:ident) => {
+        // SAFETY: reading a plain integer field of a static that nothing writes after loading.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!(CONFIG.$field)) }
+    };
 }
 
 fn bump(stat: Stat) {
@@ -120,22 +133,76 @@ fn counted(kind: Kind, ret: i64) -> bool {
     }
 }
 
+/// The current thread as the syscall path needs it: its host TID and, where the kernel's BTF
+/// gave the offsets, its task_struct to read fields from directly (one helper call instead of
+/// two or three: calls are the dearest part of a probe that runs on every syscall).
+struct Current {
+    host_tid: u32,
+    task: *const u8,
+}
+
+#[inline(always)]
+fn current() -> Current {
+    let pid_off = config!(task_pid_off);
+    let task = if pid_off != 0 || config!(ioac_off) != 0 {
+        // SAFETY: the helper only returns the current task's address, typed by BTF.
+        unsafe { bpf_get_current_task_btf() }
+            .cast::<u8>()
+            .cast_const()
+    } else {
+        core::ptr::null()
+    };
+    let host_tid = if pid_off != 0 {
+        // SAFETY: `pid_off` is `task_struct.pid` in this kernel's BTF; the verifier checks the
+        // load against that BTF, and loads through BTF pointers cannot fault.
+        unsafe { core::ptr::read_volatile(task.add(pid_off as usize).cast::<u32>()) }
+    } else {
+        bpf_get_current_pid_tgid() as u32
+    };
+    Current { host_tid, task }
+}
+
 /// The current thread's counters, created on first use. None: the thread is outside the
 /// profiler's pid namespace, or the map is full (counted in STATS).
-fn task_entry<C: EbpfContext>(ctx: &C) -> Option<*mut TaskIo> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let host_tid = pid_tgid as u32;
-    if let Some(p) = TASKS.get_ptr_mut(host_tid) {
-        return Some(p);
+#[inline(always)]
+fn task_entry<C: EbpfContext>(ctx: &C, host_tid: u32) -> Option<*mut TaskIo> {
+    match TIDS.get_ptr_mut(host_tid) {
+        // SAFETY: a slot of the array, valid for the program's run.
+        Some(slot) if unsafe { core::ptr::read_volatile(&(*slot).host_tid) } == host_tid => {
+            Some(slot)
+        }
+        Some(slot) => new_slot_entry(ctx, slot, host_tid),
+        None => match TASKS.get_ptr_mut(host_tid) {
+            Some(p) => Some(p),
+            None => new_hashed_entry(ctx, host_tid),
+        },
     }
-    let cfg = config();
-    let (tid, tgid) = if cfg.translate_pids != 0 {
+}
+
+/// The current thread's counters if it has them; never creates them.
+#[inline(always)]
+fn existing_entry(host_tid: u32) -> Option<*mut TaskIo> {
+    match TIDS.get_ptr_mut(host_tid) {
+        // SAFETY: a slot of the array, valid for the program's run.
+        Some(slot) if unsafe { core::ptr::read_volatile(&(*slot).host_tid) } == host_tid => {
+            Some(slot)
+        }
+        Some(_) => None,
+        None => TASKS.get_ptr_mut(host_tid),
+    }
+}
+
+/// Labels of the current thread and zero counters. None: outside the profiler's pid namespace.
+#[inline(always)]
+fn fresh_entry(host_tid: u32) -> Option<TaskIo> {
+    let (tid, tgid) = if config!(translate_pids) != 0 {
         let mut ns = bpf_pidns_info { pid: 0, tgid: 0 };
+        let (dev, ino) = (config!(pidns_dev), config!(pidns_ino));
         // SAFETY: `ns` is a live, correctly sized out-parameter for the helper.
         let r = unsafe {
             bpf_get_ns_current_pid_tgid(
-                cfg.pidns_dev,
-                cfg.pidns_ino,
+                dev,
+                ino,
                 &mut ns,
                 core::mem::size_of::<bpf_pidns_info>() as u32,
             )
@@ -145,9 +212,9 @@ fn task_entry<C: EbpfContext>(ctx: &C) -> Option<*mut TaskIo> {
         }
         (ns.pid, ns.tgid)
     } else {
-        (host_tid, (pid_tgid >> 32) as u32)
+        (host_tid, (bpf_get_current_pid_tgid() >> 32) as u32)
     };
-    let value = TaskIo {
+    Some(TaskIo {
         host_tid,
         tid,
         tgid,
@@ -156,7 +223,34 @@ fn task_entry<C: EbpfContext>(ctx: &C) -> Option<*mut TaskIo> {
         // SAFETY: the helper takes no arguments and only reads the current task.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         ..TaskIo::default()
-    };
+    })
+}
+
+// The two below run once per thread: out of line (BPF subprograms), so the per-syscall path
+// stays short.
+
+#[inline(never)]
+fn new_slot_entry<C: EbpfContext>(
+    ctx: &C,
+    slot: *mut TaskIo,
+    host_tid: u32,
+) -> Option<*mut TaskIo> {
+    let mut value = fresh_entry(host_tid)?;
+    // Userspace takes a slot whose host_tid is set for a whole entry: that goes in last.
+    value.host_tid = 0;
+    // SAFETY: `slot` is this thread's own array slot (indexed by its TID, which no other live
+    // thread has); volatile keeps the stores in this order.
+    unsafe {
+        core::ptr::write_volatile(slot, value);
+        core::ptr::write_volatile(&mut (*slot).host_tid, host_tid);
+    }
+    log_first_event(ctx, host_tid);
+    Some(slot)
+}
+
+#[inline(never)]
+fn new_hashed_entry<C: EbpfContext>(ctx: &C, host_tid: u32) -> Option<*mut TaskIo> {
+    let value = fresh_entry(host_tid)?;
     if TASKS.insert(host_tid, value, BPF_NOEXIST as u64).is_err() {
         // Only this thread creates its own key, so a failure means the map is full.
         bump(Stat::TaskMapFull);
@@ -170,28 +264,24 @@ fn task_entry<C: EbpfContext>(ctx: &C) -> Option<*mut TaskIo> {
     TASKS.get_ptr_mut(host_tid)
 }
 
-/// The current task's kernel counters read_bytes, write_bytes, cancelled_write_bytes.
-fn read_ioac(off: u64) -> Option<[u64; 3]> {
-    if off == 0 {
-        return None;
-    }
-    // SAFETY: the helper only returns the current task's address.
-    let task = unsafe { bpf_get_current_task() };
-    // SAFETY: bpf_probe_read_kernel checks the address; the offset comes from this kernel's BTF.
-    unsafe { bpf_probe_read_kernel((task + off) as *const [u64; 3]) }.ok()
-}
-
 /// Copies the kernel's disk counters of the current thread into its entry. They count since
 /// the thread started: a baseline taken when the thread is first seen would already include the
 /// disk I/O of the syscall that made it seen.
-fn sync_ioac(t: *mut TaskIo, off: u64) {
-    if let Some(now) = read_ioac(off) {
-        // SAFETY: this thread's own map value.
-        unsafe {
-            (*t).read_bytes = now[0];
-            (*t).write_bytes = now[1];
-            (*t).cancelled_write_bytes = now[2];
-        }
+#[inline(always)]
+fn sync_ioac(t: *mut TaskIo, task: *const u8) {
+    let off = config!(ioac_off);
+    if off == 0 {
+        return;
+    }
+    // SAFETY: `task` is the current task_struct (see `current`) and `off` is `ioac.read_bytes`
+    // in this kernel's BTF, followed by write_bytes and cancelled_write_bytes; the verifier checks
+    // each load against that BTF, and loads through BTF pointers cannot fault. `t` is this
+    // thread's own map value.
+    unsafe {
+        let ioac = task.add(off as usize).cast::<u64>();
+        (*t).read_bytes = core::ptr::read_volatile(ioac);
+        (*t).write_bytes = core::ptr::read_volatile(ioac.add(1));
+        (*t).cancelled_write_bytes = core::ptr::read_volatile(ioac.add(2));
     }
 }
 
@@ -210,13 +300,17 @@ fn log_first_event<C: EbpfContext>(ctx: &C, host_tid: u32) {
     }
 }
 
+#[inline(always)]
 fn on_sys_exit<C: EbpfContext>(ctx: &C, syscall: u64, ret: i64) {
     let Some(kind) = kind_of(syscall) else { return };
     if !counted(kind, ret) {
         return;
     }
-    let Some(t) = task_entry(ctx) else { return };
-    sync_ioac(t, config().ioac_off);
+    let cur = current();
+    let Some(t) = task_entry(ctx, cur.host_tid) else {
+        return;
+    };
+    sync_ioac(t, cur.task);
     let bytes = if ret > 0 { ret as u64 } else { 0 };
     // SAFETY: `t` points at this thread's map value; only this thread writes it.
     unsafe {
@@ -263,11 +357,12 @@ pub fn sys_exit_tp(ctx: TracePointContext) -> u32 {
 }
 
 fn on_exit<C: EbpfContext>(ctx: &C) {
-    let host_tid = bpf_get_current_pid_tgid() as u32;
-    let Some(t) = TASKS.get_ptr_mut(host_tid) else {
+    let cur = current();
+    let host_tid = cur.host_tid;
+    let Some(t) = existing_entry(host_tid) else {
         return;
     };
-    sync_ioac(t, config().ioac_off);
+    sync_ioac(t, cur.task);
     match EXITED.reserve::<TaskIo>(0) {
         Some(mut slot) => {
             // SAFETY: `t` points at this thread's live map value.
@@ -284,7 +379,13 @@ fn on_exit<C: EbpfContext>(ctx: &C) {
             );
         }
     }
-    let _ = TASKS.remove(host_tid);
+    match TIDS.get_ptr_mut(host_tid) {
+        // SAFETY: this thread's own slot; a slot whose host_tid is not its index is empty.
+        Some(slot) => unsafe { core::ptr::write_volatile(&mut (*slot).host_tid, 0) },
+        None => {
+            let _ = TASKS.remove(host_tid);
+        }
+    }
 }
 
 #[btf_tracepoint(function = "sched_process_exit")]
@@ -301,8 +402,7 @@ pub fn sched_exit_tp(ctx: TracePointContext) -> u32 {
 
 /// A thread that exec()s keeps its TID: take the new command name.
 fn on_exec() {
-    let host_tid = bpf_get_current_pid_tgid() as u32;
-    if let Some(t) = TASKS.get_ptr_mut(host_tid) {
+    if let Some(t) = existing_entry(current().host_tid) {
         if let Ok(comm) = bpf_get_current_comm() {
             // SAFETY: this thread's own map value.
             unsafe { (*t).comm = comm };
@@ -326,15 +426,18 @@ pub fn sched_exec_tp(_ctx: TracePointContext) -> u32 {
 /// in submit_bio.
 #[tracepoint(category = "block", name = "block_bio_queue")]
 pub fn block_bio_queue(ctx: TracePointContext) -> u32 {
-    let cfg = config();
+    let (rwbs_off, sectors_off) = (
+        config!(bio_queue_rwbs_off),
+        config!(bio_queue_nr_sector_off),
+    );
     // SAFETY: offsets come from this tracepoint's format file, checked by userspace.
-    let rwbs0 = unsafe { ctx.read_at::<u8>(cfg.bio_queue_rwbs_off as usize) };
+    let rwbs0 = unsafe { ctx.read_at::<u8>(rwbs_off as usize) };
     // SAFETY: as above.
-    let sectors = unsafe { ctx.read_at::<u32>(cfg.bio_queue_nr_sector_off as usize) };
+    let sectors = unsafe { ctx.read_at::<u32>(sectors_off as usize) };
     let (Ok(b'R'), Ok(sectors)) = (rwbs0, sectors) else {
         return 0;
     };
-    if let Some(t) = task_entry(&ctx) {
+    if let Some(t) = task_entry(&ctx, bpf_get_current_pid_tgid() as u32) {
         // SAFETY: this thread's own map value.
         unsafe { (*t).read_bytes += u64::from(sectors) * 512 };
     }
@@ -345,17 +448,17 @@ pub fn block_bio_queue(ctx: TracePointContext) -> u32 {
 /// (task_io_account_write in folio_account_dirtied) when the mapping can write back.
 #[tracepoint(category = "writeback", name = "writeback_dirty_folio")]
 pub fn writeback_dirty_folio(ctx: TracePointContext) -> u32 {
-    let cfg = config();
     // The bdi name is "(unknown)" exactly for mappings without a backing device (tmpfs, ramfs),
     // which the kernel does not charge.
+    let name_off = config!(dirty_folio_name_off);
     // SAFETY: offset from the format file, checked by userspace.
-    let Ok(first) = (unsafe { ctx.read_at::<[u8; 2]>(cfg.dirty_folio_name_off as usize) }) else {
+    let Ok(first) = (unsafe { ctx.read_at::<[u8; 2]>(name_off as usize) }) else {
         return 0;
     };
     if first == *b"(u" {
         return 0;
     }
-    if let Some(t) = task_entry(&ctx) {
+    if let Some(t) = task_entry(&ctx, bpf_get_current_pid_tgid() as u32) {
         // SAFETY: this thread's own map value.
         unsafe { (*t).write_bytes += PAGE_SIZE };
     }

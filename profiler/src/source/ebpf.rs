@@ -2,17 +2,24 @@
 //! tracepoints where the kernel has BTF, classic tracepoints otherwise) and reads the
 //! per-thread counters they keep. Counters count from the moment the probes were attached.
 
+mod batch;
 mod kernel_btf;
+mod tid_table;
 mod tracefs;
 
 use std::collections::HashSet;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
-use profiler_common::{Config, Stat, TaskIo, CONFIG_GLOBAL, EXITED_MAP, STATS_MAP, TASKS_MAP};
+use profiler_common::{
+    Config, Stat, TaskIo, CONFIG_GLOBAL, EXITED_MAP, MAX_TIDS, STATS_MAP, TASKS_MAP, TIDS_MAP,
+};
 
+use self::batch::{BatchError, BatchReader};
+use self::tid_table::TidTable;
 use super::{IoSource, Scope, SourceError, SourceKind, Unavailable};
 use crate::sample::{printable_command, Counters, Sample, TaskSample};
 
@@ -21,6 +28,9 @@ static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pr
 
 /// Inode number of the initial pid namespace (PROC_PID_INIT_INO).
 const INIT_PID_NS_INO: u64 = 0xEFFF_FFFC;
+
+/// The kernel's default `kernel.pid_max`, for when it cannot be read.
+const PID_MAX_DEFAULT: u32 = 32_768;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EbpfError {
@@ -56,7 +66,12 @@ pub enum Attachment {
 
 pub struct EbpfSource {
     scope: Scope,
-    tasks: BpfHashMap<MapData, u32, TaskIo>,
+    /// Threads with TIDs below its length; the others are in `tasks`.
+    tids: TidTable,
+    /// The TASKS hash map.
+    tasks: Map,
+    /// None once the kernel said it has no batch lookup: then `tasks` is read entry by entry.
+    batch: Option<BatchReader<u32, TaskIo>>,
     exited: RingBuf<MapData>,
     stats: PerCpuArray<MapData, u64>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
@@ -104,12 +119,18 @@ impl EbpfSource {
             config.pidns_dev = ns.dev();
             config.pidns_ino = ns.ino();
         }
-        // With BTF the probes read the kernel's own disk counters; else they count tracepoints.
-        let ioac = if btf.is_some() {
-            kernel_btf::task_ioac_offset()
-        } else {
-            Err("no kernel BTF".into())
+        // With BTF the probes read the kernel's own disk counters and the TID from the task;
+        // else they count tracepoints and ask helpers. The parsed BTF (tens of MB) is parsed
+        // once for both offsets and dropped before the object is loaded.
+        let (ioac, pid_off) = match btf.as_ref().map(|_| kernel_btf::load()) {
+            Some(Ok(vmlinux)) => (
+                kernel_btf::task_ioac_offset(&vmlinux),
+                kernel_btf::task_pid_offset(&vmlinux).ok(),
+            ),
+            Some(Err(why)) => (Err(why), None),
+            None => (Err("no kernel BTF".into()), None),
         };
+        config.task_pid_off = pid_off.unwrap_or(0);
         match &ioac {
             Ok(off) => config.ioac_off = *off,
             Err(why) => log::info!("ebpf: kernel disk counters not readable ({why}); counting block and page-cache tracepoints"),
@@ -124,8 +145,16 @@ impl EbpfSource {
             config.dirty_folio_name_off = f.dirty_folio_name;
         }
 
+        // The TIDS array covers every TID the kernel hands out, when that range is not too large.
+        // In a pid namespace (Linux 6.14+) this is the namespace's limit, which may be lower than
+        // the host's: TIDs above the array go to the hash map, slower but just as complete.
+        let pid_max = std::fs::read_to_string(scope.proc_root.join("sys/kernel/pid_max"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(PID_MAX_DEFAULT);
         let mut ebpf = EbpfLoader::new()
             .override_global(CONFIG_GLOBAL, &config, true)
+            .map_max_entries(TIDS_MAP, pid_max.clamp(1, MAX_TIDS))
             .load(PROBES)
             .map_err(|e| {
                 if is_permission_error(&e) {
@@ -202,8 +231,14 @@ impl EbpfSource {
             ebpf.take_map(name)
                 .ok_or_else(|| EbpfError::Load(format!("map {name} missing from the object")))
         };
-        let tasks = BpfHashMap::try_from(take(&mut ebpf, TASKS_MAP)?)
-            .map_err(|e| EbpfError::Load(chain(&e)))?;
+        let tids = match take(&mut ebpf, TIDS_MAP)? {
+            Map::Array(data) => TidTable::new(data)
+                .map_err(|e| EbpfError::Load(format!("mapping {TIDS_MAP}: {e}")))?,
+            _ => return Err(EbpfError::Load(format!("{TIDS_MAP} is not an array"))),
+        };
+        let tasks = take(&mut ebpf, TASKS_MAP)?;
+        // Checked once here, so a map of another shape fails the start, not every refresh.
+        BpfHashMap::<_, u32, TaskIo>::try_from(&tasks).map_err(|e| EbpfError::Load(chain(&e)))?;
         let exited = RingBuf::try_from(take(&mut ebpf, EXITED_MAP)?)
             .map_err(|e| EbpfError::Load(chain(&e)))?;
         let stats = PerCpuArray::try_from(take(&mut ebpf, STATS_MAP)?)
@@ -223,7 +258,9 @@ impl EbpfSource {
         let kernel_disk_counters = ioac.is_ok();
         Ok(EbpfSource {
             scope,
+            tids,
             tasks,
+            batch: Some(BatchReader::new()),
             exited,
             stats,
             logger,
@@ -266,6 +303,35 @@ impl EbpfSource {
 
     fn in_scope(&self, io: &TaskIo) -> bool {
         self.scope.pids.is_empty() || self.scope.pids.contains(&io.tgid)
+    }
+
+    /// Every entry of the TASKS map into `out`; returns how many vanished while being read.
+    fn read_hashed(&mut self, out: &mut Vec<TaskIo>) -> Result<u64, EbpfError> {
+        let read_error = |message: String| EbpfError::Read {
+            map: TASKS_MAP,
+            message,
+        };
+        if let (Some(reader), Map::HashMap(data)) = (&mut self.batch, &self.tasks) {
+            match reader.read(data.fd().as_fd(), |_, io| out.push(*io)) {
+                Ok(()) => return Ok(0),
+                Err(BatchError::Unsupported(e)) => {
+                    log::info!("ebpf: {e}; reading {TASKS_MAP} entry by entry");
+                    self.batch = None;
+                }
+                Err(BatchError::Os(e)) => return Err(read_error(e.to_string())),
+            }
+        }
+        let tasks = BpfHashMap::<_, u32, TaskIo>::try_from(&self.tasks)
+            .map_err(|e| read_error(chain(&e)))?;
+        let mut skipped = 0;
+        for entry in tasks.iter() {
+            match entry {
+                Ok((_, io)) => out.push(io),
+                // Removed by its exit between listing and reading: its record is in the ring.
+                Err(_) => skipped += 1,
+            }
+        }
+        Ok(skipped)
     }
 
     fn lost_events(&self) -> Result<u64, EbpfError> {
@@ -346,16 +412,14 @@ impl IoSource for EbpfSource {
         if let Some(logger) = &mut self.logger {
             logger.flush();
         }
-        let mut tasks = Vec::new();
-        let mut skipped = 0;
-        for entry in self.tasks.iter() {
-            match entry {
-                Ok((_, io)) if self.in_scope(&io) => tasks.push(self.to_task(&io)),
-                Ok(_) => {}
-                // Removed by its exit between listing and reading: its record is in the ring.
-                Err(_) => skipped += 1,
-            }
-        }
+        let mut live = Vec::new();
+        self.tids.for_each_live(|io| live.push(io));
+        let skipped = self.read_hashed(&mut live)?;
+        let mut tasks: Vec<TaskSample> = live
+            .iter()
+            .filter(|io| self.in_scope(io))
+            .map(|io| self.to_task(io))
+            .collect();
         let mut exited = Vec::new();
         while let Some(item) = self.exited.next() {
             if item.len() >= std::mem::size_of::<TaskIo>() {

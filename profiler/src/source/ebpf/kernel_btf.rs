@@ -54,12 +54,16 @@ pub fn offset_of(btf: &Btf, struct_name: &str, path: &[&str]) -> Option<u64> {
     (bits % 8 == 0).then_some(u64::from(bits / 8))
 }
 
+/// This kernel's BTF, parsed once for all the offsets below.
+pub fn load() -> Result<Btf, String> {
+    Btf::from_file(VMLINUX).map_err(|e| format!("cannot read {VMLINUX}: {e}"))
+}
+
 /// Offset of `task_struct.ioac.read_bytes`, provided write_bytes and cancelled_write_bytes
 /// follow it 8 and 16 bytes later (the probes read the three at once).
-pub fn task_ioac_offset() -> Result<u64, String> {
-    let btf = Btf::from_file(VMLINUX).map_err(|e| format!("cannot read {VMLINUX}: {e}"))?;
+pub fn task_ioac_offset(btf: &Btf) -> Result<u64, String> {
     let field = |name: &str| {
-        offset_of(&btf, "task_struct", &["ioac", name])
+        offset_of(btf, "task_struct", &["ioac", name])
             .ok_or_else(|| format!("task_struct.ioac.{name} not in BTF"))
     };
     let (read, write, cancelled) = (
@@ -75,6 +79,13 @@ pub fn task_ioac_offset() -> Result<u64, String> {
     Ok(read)
 }
 
+/// Offset of `task_struct.pid`, the thread's id in the initial pid namespace.
+pub fn task_pid_offset(btf: &Btf) -> Result<u32, String> {
+    offset_of(btf, "task_struct", &["pid"])
+        .and_then(|off| u32::try_from(off).ok())
+        .ok_or_else(|| "task_struct.pid not in BTF".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,10 +94,13 @@ mod tests {
     fn finds_the_running_kernels_task_io_accounting() {
         if !std::path::Path::new(VMLINUX).exists() {
             // A kernel without BTF has nothing to look up; the source falls back to tracepoints.
-            assert!(task_ioac_offset().is_err());
+            assert!(load().is_err());
             return;
         }
-        let off = task_ioac_offset().expect("task_struct.ioac in this kernel's BTF");
+        let btf = load().expect("this kernel's BTF");
+        let off = task_ioac_offset(&btf).expect("task_struct.ioac in this kernel's BTF");
         assert!(off > 0 && off.is_multiple_of(8), "offset {off}");
+        let pid = task_pid_offset(&btf).expect("task_struct.pid in this kernel's BTF");
+        assert!(pid > 0 && pid.is_multiple_of(4), "offset {pid}");
     }
 }

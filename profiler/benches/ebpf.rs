@@ -1,0 +1,309 @@
+//! Cost of the eBPF source, in two parts.
+//! (a) What the probes add to every syscall: 1,000,000 one-byte write()s to /dev/null, CPU time
+//!     with the probes detached and attached, alternating rounds in one run, medians compared.
+//! (b) One refresh (EbpfSource::sample) when 1,000 and 10,000 threads of this process have each
+//!     done I/O: CPU time per refresh, the heap a refresh allocates, and the memory the source
+//!     holds in userspace and in the kernel.
+//! Needs root (CAP_BPF, CAP_PERFMON). Run: `cargo bench -p profiler --bench ebpf`, or with
+//! `-- overhead` or `-- refresh` for one part.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use profiler::source::ebpf::EbpfSource;
+use profiler::source::{IoSource, Scope};
+
+const CALLS: u32 = 1_000_000;
+const ROUNDS: usize = 7;
+/// Probes on / probes off, per write(): an empty tp_btf sys_exit program alone costs ~1.48x.
+const TARGET_RATIO: f64 = 1.7;
+
+const REFRESHES: usize = 11;
+/// CPU time one refresh may take at 10,000 threads.
+const TARGET_CPU_S: f64 = 0.010;
+
+/// The system allocator, counting the bytes in use and their peak: RSS cannot show what a
+/// refresh allocates, since the heap reuses memory that start-up (BTF parsing) freed.
+struct Counting;
+
+static HEAP_BYTES: AtomicUsize = AtomicUsize::new(0);
+static HEAP_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed on to System unchanged; the counters only observe sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's guarantees for `layout` are System's.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = HEAP_BYTES.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            HEAP_PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above with this `layout`, as the caller guarantees.
+        unsafe { System.dealloc(ptr, layout) };
+        HEAP_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn heap_mb() -> f64 {
+    HEAP_BYTES.load(Ordering::Relaxed) as f64 / (1 << 20) as f64
+}
+
+/// The peak of heap bytes in use since the last call, in MB; starts the next period.
+fn take_heap_peak_mb() -> f64 {
+    let peak = HEAP_PEAK.swap(HEAP_BYTES.load(Ordering::Relaxed), Ordering::Relaxed);
+    peak as f64 / (1 << 20) as f64
+}
+
+fn rusage(who: libc::c_int) -> Duration {
+    // SAFETY: all-zero is a valid rusage, which getrusage overwrites.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    let r = unsafe { libc::getrusage(who, &mut ru) };
+    assert_eq!(r, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// A field of /proc/self/status, in MB.
+fn status_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    let kb: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("a number of kB");
+    kb / 1024.0
+}
+
+/// Kernel memory charged for the BPF maps this process holds (the `memlock` of their fdinfo).
+fn map_memlock_mb() -> f64 {
+    let mut bytes = 0u64;
+    for entry in std::fs::read_dir("/proc/self/fdinfo")
+        .expect("reading /proc/self/fdinfo")
+        .flatten()
+    {
+        let info = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        if info.contains("map_type:") {
+            bytes += info
+                .lines()
+                .filter_map(|l| l.strip_prefix("memlock:"))
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    bytes as f64 / (1 << 20) as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn open_source() -> EbpfSource {
+    EbpfSource::open(Scope::default()).expect("loading and attaching the eBPF probes")
+}
+
+/// CPU time of the calling thread, user and system: unlike wall time it leaves out the time the
+/// thread waited for a CPU, which other work on the machine would otherwise add at random.
+fn thread_cpu() -> Duration {
+    // SAFETY: all-zero is a valid timespec, which clock_gettime overwrites.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime: {}", std::io::Error::last_os_error());
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// CPU nanoseconds per one-byte write() to /dev/null over CALLS calls.
+fn ns_per_write(fd: libc::c_int) -> f64 {
+    let byte = [0u8];
+    let start = thread_cpu();
+    for _ in 0..CALLS {
+        // SAFETY: `fd` is open for writing and `byte` is one readable byte.
+        let r = unsafe { libc::write(fd, byte.as_ptr().cast(), 1) };
+        assert_eq!(r, 1, "write: {}", std::io::Error::last_os_error());
+    }
+    (thread_cpu() - start).as_secs_f64() * 1e9 / f64::from(CALLS)
+}
+
+/// Part (a); returns whether the target was met.
+fn syscall_overhead() -> bool {
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("opening /dev/null");
+    let fd = null.as_raw_fd();
+    // Warm up caches and the CPU's frequency before the first timed round.
+    ns_per_write(fd);
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        off.push(ns_per_write(fd));
+        let source = open_source();
+        on.push(ns_per_write(fd));
+        drop(source);
+        println!(
+            "round {round}: off {:.0} ns/call, on {:.0} ns/call",
+            off[off.len() - 1],
+            on[on.len() - 1]
+        );
+    }
+    let (off, on) = (median(off), median(on));
+    let ratio = on / off;
+    println!("overhead: {ratio:.2}x (off {off:.0} ns/call, on {on:.0} ns/call)");
+    let ok = ratio <= TARGET_RATIO;
+    println!(
+        "        target: <= {TARGET_RATIO}x: {}",
+        if ok { "met" } else { "MISSED" }
+    );
+    ok
+}
+
+/// Threads that each made one write() and now wait to be told to end.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Writers {
+    fn grow_to(&mut self, n: usize, fd: libc::c_int) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let before = self.threads.len();
+        while self.threads.len() < n {
+            let stop = Arc::clone(&self.stop);
+            let tx = tx.clone();
+            let t = std::thread::Builder::new()
+                .stack_size(16 * 1024)
+                .spawn(move || {
+                    // SAFETY: `fd` stays open until every writer has been joined.
+                    let r = unsafe { libc::write(fd, [0u8].as_ptr().cast(), 1) };
+                    assert_eq!(r, 1, "write: {}", std::io::Error::last_os_error());
+                    let _ = tx.send(());
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::park();
+                    }
+                })
+                .expect("spawning a thread (ulimit -u, kernel.threads-max?)");
+            self.threads.push(t);
+        }
+        for _ in before..n {
+            rx.recv().expect("a writer thread wrote");
+        }
+    }
+
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.thread().unpark();
+            t.join().expect("writer thread");
+        }
+    }
+}
+
+/// Part (b); returns whether the target was met.
+fn refresh_cost() -> bool {
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("opening /dev/null");
+    let me = std::process::id();
+    let (rss_before, heap_before) = (status_mb("VmRSS:"), heap_mb());
+    let mut source = open_source();
+    let open_peak = take_heap_peak_mb() - heap_before;
+    source.sample().expect("first refresh");
+    println!(
+        "source open: holds {:.1} MB of heap (peak {open_peak:.1} MB while opening), RSS +{:.1} MB \
+         with the TID table mapped; {:.1} MB of BPF maps in the kernel",
+        heap_mb() - heap_before,
+        status_mb("VmRSS:") - rss_before,
+        map_memlock_mb()
+    );
+    let mut writers = Writers {
+        stop: Arc::new(AtomicBool::new(false)),
+        threads: Vec::new(),
+    };
+    let mut verdict = true;
+    for n in [1_000, 10_000] {
+        writers.grow_to(n, null.as_raw_fd());
+        let first = source.sample().expect("refresh");
+        let mine = first.tasks.iter().filter(|t| t.pid == me).count();
+        assert!(mine >= n, "saw {mine} threads of this process, spawned {n}");
+        let all = first.tasks.len();
+        drop(first);
+        let process_cpu = rusage(libc::RUSAGE_SELF);
+        let heap_idle = heap_mb();
+        take_heap_peak_mb();
+        let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+        for _ in 0..REFRESHES {
+            let (w0, c0) = (Instant::now(), thread_cpu());
+            let sample = source.sample().expect("refresh");
+            cpu.push((thread_cpu() - c0).as_secs_f64());
+            wall.push(w0.elapsed().as_secs_f64());
+            assert!(
+                sample.tasks.len() >= n && sample.skipped_tasks == 0,
+                "{} tasks, {} skipped",
+                sample.tasks.len(),
+                sample.skipped_tasks
+            );
+            drop(sample);
+        }
+        let process_cpu =
+            (rusage(libc::RUSAGE_SELF) - process_cpu).as_secs_f64() / REFRESHES as f64;
+        let refresh_mb = take_heap_peak_mb() - heap_idle;
+        let (wall, cpu) = (median(wall), median(cpu));
+        println!(
+            "{n:>6} threads ({all} tasks seen): {:.2} ms wall, {:.2} ms CPU per refresh \
+             (median of {REFRESHES}; whole process {:.2} ms), {:.2} us CPU per task; \
+             a refresh allocates up to {refresh_mb:.1} MB (freed after)",
+            wall * 1e3,
+            cpu * 1e3,
+            process_cpu * 1e3,
+            cpu * 1e6 / all as f64,
+        );
+        if n == 10_000 {
+            let ok = cpu <= TARGET_CPU_S;
+            verdict &= ok;
+            println!(
+                "        target at 10,000 threads: <= {} ms CPU per refresh: {}",
+                TARGET_CPU_S * 1e3,
+                if ok { "met" } else { "MISSED" }
+            );
+        }
+    }
+    drop(source);
+    writers.finish();
+    verdict
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("ebpf bench: needs root (CAP_BPF and CAP_PERFMON)");
+        std::process::exit(1);
+    }
+    // `cargo bench --bench ebpf -- overhead` (or `refresh`) runs one part.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
+    let overhead_ok = !wanted("overhead") || syscall_overhead();
+    let refresh_ok = !wanted("refresh") || refresh_cost();
+    if !(overhead_ok && refresh_ok) {
+        std::process::exit(1);
+    }
+}
