@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use crate::sample::Sample;
 
 /// A kernel interface that yields per-task I/O counters.
-pub trait IoSource {
+pub trait IoSource: Send {
     fn kind(&self) -> SourceKind;
     /// Cumulative counters of every task in scope, now.
     fn sample(&mut self) -> Result<Sample, SourceError>;

@@ -1,7 +1,7 @@
 //! Full-screen view, iotop-style. One event loop owns the [`state::ViewState`]; the sampler
-//! task and the keyboard thread send it messages; drawing is a pure function of the last
-//! refresh and that state. The terminal is given back on quit, on SIGINT/SIGTERM/SIGHUP and
-//! on panic.
+//! and keyboard threads send it messages, so a key is drawn while a refresh is still being
+//! taken; drawing is a pure function of the last refresh and that state. The terminal is given
+//! back on quit, on SIGINT/SIGTERM/SIGHUP and on panic.
 
 mod render;
 mod sampler;
@@ -15,17 +15,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEventKind};
+use crossterm::event::{Event as TermEvent, KeyEventKind};
 use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::backend::CrosstermBackend;
-use ratatui::layout::Rect;
 use ratatui::Terminal;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::session::Session;
 use crate::view::{UserNames, ViewOptions};
-use sampler::{Refresh, SamplerEvent};
+use sampler::{Refresh, SamplerEvent, SamplerThread};
 use state::{Action, Geometry, SamplerCommand, Sources, ViewState};
 
 /// Runs the full-screen view until the user quits, refreshing every `delay`.
@@ -55,43 +54,40 @@ pub fn run(mut session: Session, view: ViewOptions, delay: Duration) -> anyhow::
     }
     session.start().context("taking the first sample")?;
 
+    let (sampler_tx, sampler_rx) = mpsc::unbounded_channel();
+    let (command_tx, command_rx) = mpsc::unbounded_channel();
+    // Declared first, dropped last: the event loop's ends of the channels are gone by then, so
+    // the sampler stops, and the session is dropped before the process exits, whether the loop
+    // returned or panicked.
+    let _sampler = SamplerThread::spawn(
+        session,
+        delay,
+        PathBuf::from("/proc"),
+        command_rx,
+        sampler_tx,
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
-        let (sampler_tx, sampler_rx) = mpsc::unbounded_channel();
-        let (command_tx, command_rx) = mpsc::unbounded_channel();
-        let sampler = tokio::task::spawn_local(sampler::run(
-            session,
-            delay,
-            PathBuf::from("/proc"),
-            command_rx,
-            sampler_tx,
-        ));
-        let result = {
-            let mut terminal = TerminalGuard::enter()?;
-            let (key_tx, key_rx) = mpsc::unbounded_channel();
-            let keyboard = spawn_keyboard(key_tx)?;
-            let mut app = App {
-                state,
-                current: None,
-                pending: None,
-                users,
-                on_screen: Vec::new(),
-                commands: command_tx,
-            };
-            let result = app.run(&mut terminal, key_rx, sampler_rx).await;
-            // The receivers are gone, which ends the keyboard thread within one poll; wait for
-            // it, so that it reads nothing more once the shell has the terminal back.
-            drop(app);
-            let _ = keyboard.join();
-            drop(terminal);
-            result
+    runtime.block_on(async move {
+        let mut terminal = TerminalGuard::enter()?;
+        let (key_tx, key_rx) = mpsc::unbounded_channel();
+        let keyboard = spawn_keyboard(key_tx)?;
+        let mut app = App {
+            state,
+            current: None,
+            pending: None,
+            users,
+            geometry: Geometry::default(),
+            on_screen: Vec::new(),
+            commands: command_tx,
         };
-        // The sampler ends when its command channel closes (the app dropped it); the session
-        // drops with it, detaching eBPF programs and closing netlink sockets.
-        let _ = sampler.await;
+        let result = app.run(&mut terminal, key_rx, sampler_rx).await;
+        // The receivers are gone, which ends the keyboard thread within one poll; wait for
+        // it, so that it reads nothing more once the shell has the terminal back.
+        drop(app);
+        let _ = keyboard.join();
+        drop(terminal);
         result
     })
 }
@@ -104,6 +100,8 @@ struct App {
     /// The newest refresh while frozen.
     pending: Option<Refresh>,
     users: UserNames,
+    /// The table as last drawn, which the scrolling keys move through.
+    geometry: Geometry,
     /// Tasks whose priority the sampler was last asked for.
     on_screen: Vec<u32>,
     commands: UnboundedSender<SamplerCommand>,
@@ -125,33 +123,34 @@ impl App {
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sighup = signal(SignalKind::hangup())?;
         loop {
-            let area = terminal.area()?;
-            self.sync_prio(area);
-            terminal.draw(self.current.as_ref(), &self.state)?;
+            let (geometry, ids) = terminal.draw(self.current.as_ref(), &self.state)?;
+            self.geometry = geometry;
+            self.sync_prio(ids);
             // One message wakes the loop; whatever else queued meanwhile is taken before the
-            // next draw, so a burst of keys or a slow refresh costs one frame.
+            // next draw, so a burst of keys or of refreshes costs one frame. Keys come before
+            // refreshes: taking a refresh in is work a key need not wait for.
             let flow = tokio::select! {
+                biased;
+                _ = sigint.recv() => Flow::Quit,
+                _ = sigterm.recv() => Flow::Quit,
+                _ = sighup.recv() => Flow::Quit,
                 key = keys.recv() => match key {
-                    Some(k) => self.on_keyboard(k, area)?,
+                    Some(k) => self.on_keyboard(k)?,
                     None => anyhow::bail!("the keyboard reader stopped"),
                 },
                 sample = samples.recv() => match sample {
                     Some(s) => self.on_sample(s),
                     None => anyhow::bail!("the sampler stopped"),
                 },
-                _ = sigint.recv() => Flow::Quit,
-                _ = sigterm.recv() => Flow::Quit,
-                _ = sighup.recv() => Flow::Quit,
             };
             if let Flow::Quit = flow {
                 return Ok(());
             }
             loop {
-                let flow = if let Ok(s) = samples.try_recv() {
+                let flow = if let Ok(k) = keys.try_recv() {
+                    self.on_keyboard(k)?
+                } else if let Ok(s) = samples.try_recv() {
                     self.on_sample(s)
-                } else if let Ok(k) = keys.try_recv() {
-                    let area = terminal.area()?;
-                    self.on_keyboard(k, area)?
                 } else {
                     break;
                 };
@@ -162,7 +161,7 @@ impl App {
         }
     }
 
-    fn on_keyboard(&mut self, event: KeyboardEvent, area: Rect) -> anyhow::Result<Flow> {
+    fn on_keyboard(&mut self, event: KeyboardEvent) -> anyhow::Result<Flow> {
         let event = event.context("reading the keyboard")?;
         let TermEvent::Key(key) = event else {
             return Ok(Flow::Continue);
@@ -170,18 +169,8 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return Ok(Flow::Continue);
         }
-        // Laying the table out sorts every row: only scrolling needs it.
-        let scrolls = matches!(
-            key.code,
-            KeyCode::Up | KeyCode::Down | KeyCode::PageUp | KeyCode::PageDown | KeyCode::End
-        );
-        let geometry = if scrolls {
-            render::geometry(area, self.current.as_ref(), &self.state).0
-        } else {
-            Geometry::default()
-        };
         let was_frozen = self.state.frozen;
-        match self.state.on_key(key, geometry) {
+        match self.state.on_key(key, self.geometry) {
             Action::Quit => return Ok(Flow::Quit),
             Action::Sampler(command) => {
                 // The sampler outlives the loop; a failed send means it is gone, which the
@@ -227,8 +216,7 @@ impl App {
     }
 
     /// Asks the sampler for the priorities of the tasks on screen when they changed.
-    fn sync_prio(&mut self, area: Rect) {
-        let (_, ids) = render::geometry(area, self.current.as_ref(), &self.state);
+    fn sync_prio(&mut self, ids: Vec<u32>) {
         if ids != self.on_screen {
             self.on_screen.clone_from(&ids);
             let _ = self.commands.send(SamplerCommand::Prio(ids));
@@ -342,15 +330,16 @@ impl TerminalGuard {
         Ok(guard)
     }
 
-    fn area(&self) -> anyhow::Result<Rect> {
-        let size = self.terminal.size()?;
-        Ok(Rect::new(0, 0, size.width, size.height))
-    }
-
-    fn draw(&mut self, refresh: Option<&Refresh>, state: &ViewState) -> anyhow::Result<()> {
+    /// Draws, and returns how the table was laid out (see [`render::draw`]).
+    fn draw(
+        &mut self,
+        refresh: Option<&Refresh>,
+        state: &ViewState,
+    ) -> anyhow::Result<(Geometry, Vec<u32>)> {
+        let mut laid_out = Default::default();
         self.terminal
-            .draw(|frame| render::draw(frame, refresh, state))?;
-        Ok(())
+            .draw(|frame| laid_out = render::draw(frame, refresh, state))?;
+        Ok(laid_out)
     }
 }
 

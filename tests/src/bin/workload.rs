@@ -6,6 +6,7 @@
 //!   sendfile:IN:OUT:N:B  copy_file_range:IN:OUT:N:B
 //!   direct-read:PATH:N:B (O_DIRECT)  fadvise-read:PATH:N:B (drops the page cache first)
 //!   sleep:MS
+//!   threads:N (N more threads that wait, idle, until the process exits)
 //! With --stop the process stops itself (SIGSTOP) before the first and after the last OP, so the
 //! parent can read counters around exactly the workload. It makes no other read or write calls.
 
@@ -66,6 +67,17 @@ fn run(op: &str) {
     };
     match parts.as_slice() {
         ["sleep", ms] => std::thread::sleep(std::time::Duration::from_millis(num(ms) as u64)),
+        ["threads", n] => {
+            for i in 0..num(n) {
+                // The smallest stack the C library allows: only the count of threads matters.
+                std::thread::Builder::new()
+                    .stack_size(16 * 1024)
+                    .spawn(|| loop {
+                        std::thread::park();
+                    })
+                    .unwrap_or_else(|e| die(&format!("thread {i}: {e}")));
+            }
+        }
         [kind @ ("sendfile" | "copy_file_range"), input, output, n, b] => {
             let (n, b) = (num(n), num(b));
             let inp = open(input, libc::O_RDONLY);

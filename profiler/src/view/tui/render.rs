@@ -65,8 +65,16 @@ fn rows<'a>(refresh: &'a Refresh, state: &ViewState) -> Rows<'a> {
                     rows: Vec::new(),
                 };
             };
-            let mut rows: Vec<&Row> = model.rows.iter().filter(|r| state.shows(r)).collect();
-            rows.sort_by(|a, b| state.order(a, b, model.interval_s, accumulated));
+            // Each row's sort value is computed once, not at each of the n log n comparisons:
+            // with thousands of tasks, sorting is most of a frame.
+            let mut keyed: Vec<(&Row, Option<f64>)> = model
+                .rows
+                .iter()
+                .filter(|r| state.shows(r))
+                .map(|r| (r, state.sort_value(r, model.interval_s, accumulated)))
+                .collect();
+            keyed.sort_by(|a, b| state.order_by(a, b, |k| k.0, |k| k.1));
+            let rows = keyed.into_iter().map(|(r, _)| r).collect();
             Rows::Single { view, rows }
         }
         Shown::Compare => {
@@ -146,28 +154,42 @@ impl<'a> Screen<'a> {
     }
 }
 
-/// The table's size, for the scrolling keys, and the tasks on screen (whose I/O priority the
-/// sampler reads; every task when the table sorts by priority).
-pub fn geometry(area: Rect, refresh: Option<&Refresh>, state: &ViewState) -> (Geometry, Vec<u32>) {
-    let screen = Screen::new(area, refresh, state);
-    let geometry = Geometry {
-        rows: screen.rows.len(),
-        page: screen.page,
-    };
-    // A container row's pid is a count of processes, not a task.
-    let ids = if refresh.is_some_and(|r| r.containers) {
-        Vec::new()
-    } else if state.sort == Column::Prio {
-        screen.rows.ids(0..screen.rows.len())
-    } else {
-        screen.rows.ids(screen.on_screen())
-    };
-    (geometry, ids)
+impl Screen<'_> {
+    /// The table's size, for the scrolling keys, and the tasks on screen (whose I/O priority the
+    /// sampler reads; every task when the table sorts by priority).
+    fn geometry(&self, refresh: Option<&Refresh>, state: &ViewState) -> (Geometry, Vec<u32>) {
+        let geometry = Geometry {
+            rows: self.rows.len(),
+            page: self.page,
+        };
+        // A container row's pid is a count of processes, not a task.
+        let ids = if refresh.is_some_and(|r| r.containers) {
+            Vec::new()
+        } else if state.sort == Column::Prio {
+            self.rows.ids(0..self.rows.len())
+        } else {
+            self.rows.ids(self.on_screen())
+        };
+        (geometry, ids)
+    }
 }
 
-pub fn draw(frame: &mut Frame<'_>, refresh: Option<&Refresh>, state: &ViewState) {
+/// What [`draw`] returns, without drawing.
+#[cfg(test)]
+pub fn geometry(area: Rect, refresh: Option<&Refresh>, state: &ViewState) -> (Geometry, Vec<u32>) {
+    Screen::new(area, refresh, state).geometry(refresh, state)
+}
+
+/// Draws the frame and returns how it laid the table out: filtering and sorting every row is
+/// most of a frame's work with thousands of tasks, so it is done once, here.
+pub fn draw(
+    frame: &mut Frame<'_>,
+    refresh: Option<&Refresh>,
+    state: &ViewState,
+) -> (Geometry, Vec<u32>) {
     let area = frame.area();
     let mut screen = Screen::new(area, refresh, state);
+    let laid_out = screen.geometry(refresh, state);
     let header_area = Rect {
         height: screen.header.len() as u16,
         ..area
@@ -205,6 +227,7 @@ pub fn draw(frame: &mut Frame<'_>, refresh: Option<&Refresh>, state: &ViewState)
     if state.help {
         draw_help(frame, state);
     }
+    laid_out
 }
 
 /// The first of `variants` that fits in `width`, else the last one cut.
@@ -320,10 +343,9 @@ fn header_lines(refresh: Option<&Refresh>, state: &ViewState, width: usize) -> V
         ))),
         Some(r) => {
             let rate = !r.accumulated;
-            for sv in &r.snapshot.views {
-                let t = sv.model.total_delta();
+            for (sv, t) in r.snapshot.views.iter().zip(&r.totals) {
                 let interval = sv.model.interval_s;
-                let value = |c: Counter| match c.value(&t, interval, r.accumulated) {
+                let value = |c: Counter| match c.value(t, interval, r.accumulated) {
                     // No task at all: nothing was done, if the source can measure it.
                     None if sv.model.rows.is_empty() && state.sources.measures(sv.kind, c) => {
                         Some(0.0)

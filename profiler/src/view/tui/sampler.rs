@@ -1,15 +1,19 @@
-//! The sampler task: owns the session, refreshes it on a fixed schedule and sends each
+//! The sampler thread: owns the session, refreshes it on a fixed schedule and sends each
 //! snapshot to the event loop, with what else the screen needs from the kernel (actual disk
 //! I/O from /proc/vmstat, I/O priorities of the rows on screen), so that drawing reads nothing.
+//! A refresh of many thousand tasks takes tens of milliseconds or more: on a thread of its own
+//! it never delays a key.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::state::SamplerCommand;
+use crate::sample::Counters;
 use crate::session::{Session, Snapshot};
 
 /// One refresh, as the sampler sends it.
@@ -23,6 +27,33 @@ pub struct Refresh {
     pub accumulated: bool,
     /// Block I/O of the whole system; None on the first refresh or without /proc/vmstat.
     pub actual: Option<ActualIo>,
+    /// Each view's [`Model::total_delta`](crate::model::Model::total_delta), summed once here
+    /// rather than over every row at each frame.
+    pub totals: Vec<Counters>,
+}
+
+impl Refresh {
+    pub fn new(
+        snapshot: Snapshot,
+        processes: bool,
+        containers: bool,
+        accumulated: bool,
+        actual: Option<ActualIo>,
+    ) -> Refresh {
+        let totals = snapshot
+            .views
+            .iter()
+            .map(|v| v.model.total_delta())
+            .collect();
+        Refresh {
+            snapshot,
+            processes,
+            containers,
+            accumulated,
+            actual,
+            totals,
+        }
+    }
 }
 
 /// What reached the disks, as the kernel counts it for the whole system (iotop's "Actual").
@@ -171,10 +202,67 @@ fn prio_of(ids: &[u32]) -> HashMap<u32, IoPrio> {
         .collect()
 }
 
-/// Refreshes `session` every `delay` until the event loop hangs up. Session sources are not
-/// `Send` (eBPF maps, netlink sockets), so this runs as a local task on the event loop's
-/// thread; a refresh is a few milliseconds, and keys queue meanwhile.
-pub async fn run(
+/// How long quitting waits for a refresh under way to end, so that the session is dropped
+/// (probes detached, sockets closed) before the process exits. A refresh of 10,000 threads
+/// takes well under a second, even in a debug build; a sampler stuck for longer is left to the
+/// exit, which closes its descriptors all the same.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The sampler's thread. Dropping it waits, up to [`STOP_TIMEOUT`], for the thread to end, which
+/// it does once the event loop has dropped either end of its channels.
+pub struct SamplerThread {
+    handle: Option<std::thread::JoinHandle<()>>,
+    /// Disconnects when the thread ends, its session dropped, even by a panic.
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl SamplerThread {
+    pub fn spawn(
+        session: Session,
+        delay: Duration,
+        proc_root: PathBuf,
+        commands: UnboundedReceiver<SamplerCommand>,
+        events: UnboundedSender<SamplerEvent>,
+    ) -> anyhow::Result<SamplerThread> {
+        // The sampler's timers run on a runtime of its own, which a slow refresh blocks alone.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .context("starting the sampler's runtime")?;
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("sampler".into())
+            .spawn(move || {
+                let _done = done_tx;
+                runtime.block_on(run(session, delay, proc_root, commands, events));
+            })
+            .context("starting the sampler")?;
+        Ok(SamplerThread {
+            handle: Some(handle),
+            done,
+        })
+    }
+}
+
+impl Drop for SamplerThread {
+    fn drop(&mut self) {
+        let Some(handle) = self.handle.take() else {
+            return;
+        };
+        match self.done.recv_timeout(STOP_TIMEOUT) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                log::warn!("the sampler did not stop within {STOP_TIMEOUT:?}; exiting without it")
+            }
+            // A panic was reported by the hook already.
+            _ => {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// Refreshes `session` every `delay` until the event loop hangs up.
+async fn run(
     mut session: Session,
     delay: Duration,
     proc_root: PathBuf,
@@ -191,15 +279,18 @@ pub async fn run(
     loop {
         let event = tokio::select! {
             _ = ticks.tick() => match session.refresh() {
-                Ok(snapshot) => SamplerEvent::Refresh(Box::new(Refresh {
+                Ok(snapshot) => SamplerEvent::Refresh(Box::new(Refresh::new(
                     snapshot,
-                    processes: session.model_options.processes,
-                    containers: session.group_containers,
-                    accumulated: session.accumulated,
-                    actual: vmstat.next(),
-                })),
+                    session.model_options.processes,
+                    session.group_containers,
+                    session.accumulated,
+                    vmstat.next(),
+                ))),
                 Err(e) => SamplerEvent::Failed(e.to_string()),
             },
+            // Quitting drops the receiver at once; without this the sampler would learn of it
+            // only at its next send, up to `delay` later.
+            _ = events.closed() => break,
             command = commands.recv() => match command {
                 None => break,
                 Some(SamplerCommand::Processes(p)) => {
@@ -239,6 +330,104 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::SourceChoice;
+    use crate::source::{Scope, SourceKind};
+
+    /// This process, read through /proc: a real session that needs no privileges.
+    fn own_session() -> Session {
+        let scope = Scope {
+            pids: vec![std::process::id()],
+            ..Scope::default()
+        };
+        let mut session = Session::open(&SourceChoice::Given(vec![SourceKind::Procfs]), &scope)
+            .expect("a procfs session of this process");
+        session.start().expect("the first sample");
+        session
+    }
+
+    /// The next refresh the sampler sends, within `timeout`.
+    fn next_refresh(events: &mut UnboundedReceiver<SamplerEvent>, timeout: Duration) -> Refresh {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match events.try_recv() {
+                Ok(SamplerEvent::Refresh(r)) => return *r,
+                Ok(_) => {}
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "no refresh within {timeout:?}"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("the sampler stopped: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_sampler_thread_refreshes_takes_commands_and_stops_with_the_event_loop() {
+        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+        let sampler = SamplerThread::spawn(
+            own_session(),
+            Duration::from_millis(20),
+            PathBuf::from("/proc"),
+            commands_rx,
+            events_tx,
+        )
+        .expect("starting the sampler");
+        let first = next_refresh(&mut events, Duration::from_secs(5));
+        assert!(!first.processes);
+        assert_eq!(first.totals.len(), 1, "one total per view");
+        commands
+            .send(SamplerCommand::Processes(true))
+            .expect("the sampler takes commands");
+        // The refresh under way may have started before the command.
+        let grouped = (0..3).any(|_| next_refresh(&mut events, Duration::from_secs(5)).processes);
+        assert!(grouped, "the command reached the session");
+
+        // The event loop goes: the sampler stops, its session dropped with it.
+        drop(commands);
+        let quitting = std::time::Instant::now();
+        drop(sampler);
+        assert!(
+            quitting.elapsed() < STOP_TIMEOUT,
+            "the sampler stopped in time"
+        );
+        let end = loop {
+            if let Err(e) = events.try_recv() {
+                break e;
+            }
+        };
+        assert_eq!(
+            end,
+            tokio::sync::mpsc::error::TryRecvError::Disconnected,
+            "the thread is gone, and its end of the events with it"
+        );
+    }
+
+    #[test]
+    fn quitting_does_not_wait_for_the_next_refresh() {
+        let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+        let sampler = SamplerThread::spawn(
+            own_session(),
+            Duration::from_secs(3600),
+            PathBuf::from("/proc"),
+            commands_rx,
+            events_tx,
+        )
+        .expect("starting the sampler");
+        // Only the receiver of its events goes: nothing to send for an hour tells the sampler.
+        drop(events);
+        let quitting = std::time::Instant::now();
+        drop(sampler);
+        assert!(quitting.elapsed() < Duration::from_secs(1));
+        assert!(
+            commands.send(SamplerCommand::Accumulated(true)).is_err(),
+            "the sampler's end of the commands is gone with it"
+        );
+    }
 
     #[test]
     fn vmstat_pages_are_kib() {

@@ -463,11 +463,7 @@ impl ViewState {
         uid.and_then(|u| self.users.get(&u)).map(String::as_str)
     }
 
-    /// Orders two rows by the sort column; unmeasured values last either way, then by id.
-    pub fn order(&self, a: &Row, b: &Row, interval_s: f64, accumulated: bool) -> Ordering {
-        self.order_by(a, b, |r| r, |r| self.sort_value(r, interval_s, accumulated))
-    }
-
+    /// The value a counter column sorts by; None for the other columns.
     pub fn sort_value(&self, row: &Row, interval_s: f64, accumulated: bool) -> Option<f64> {
         match self.sort {
             Column::Counter(c) => c.value(&row.delta, interval_s, accumulated),
@@ -475,8 +471,9 @@ impl ViewState {
         }
     }
 
-    /// Orders items that `label` turns into rows (a compare-mode item joins several); a counter
-    /// column sorts by `counter_value`.
+    /// Orders items that `label` turns into rows (a compare-mode item joins several) by the sort
+    /// column: unmeasured values last either way, then by id. A counter column sorts by
+    /// `counter_value`.
     pub fn order_by<T>(
         &self,
         a: &T,

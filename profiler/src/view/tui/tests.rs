@@ -64,22 +64,18 @@ fn model_of(tasks: &[Task], processes: bool) -> Model {
 }
 
 fn refresh(views: Vec<(SourceKind, Model)>) -> Refresh {
-    Refresh {
-        snapshot: Snapshot {
-            time: SystemTime::UNIX_EPOCH,
-            views: views
-                .into_iter()
-                .map(|(kind, model)| SourceView { kind, model })
-                .collect(),
-        },
-        processes: false,
-        containers: false,
-        accumulated: false,
-        actual: Some(ActualIo {
-            read_bytes_per_s: 0.0,
-            write_bytes_per_s: 2.5 * 1024.0 * 1024.0,
-        }),
-    }
+    let snapshot = Snapshot {
+        time: SystemTime::UNIX_EPOCH,
+        views: views
+            .into_iter()
+            .map(|(kind, model)| SourceView { kind, model })
+            .collect(),
+    };
+    let actual = Some(ActualIo {
+        read_bytes_per_s: 0.0,
+        write_bytes_per_s: 2.5 * 1024.0 * 1024.0,
+    });
+    Refresh::new(snapshot, false, false, false, actual)
 }
 
 /// Labels the rows with their containers, in order, as the session does.
@@ -145,7 +141,11 @@ fn state_for(sources: Sources) -> ViewState {
 /// The screen as text, one string per line.
 fn screen(width: u16, height: u16, refresh: Option<&Refresh>, state: &ViewState) -> Vec<String> {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
-    terminal.draw(|f| draw(f, refresh, state)).expect("drawing");
+    terminal
+        .draw(|f| {
+            draw(f, refresh, state);
+        })
+        .expect("drawing");
     let buf = terminal.backend().buffer();
     (0..height)
         .map(|y| (0..width).map(|x| buf[(x, y)].symbol()).collect::<String>())
@@ -771,6 +771,7 @@ fn app(state: ViewState) -> (App, tokio::sync::mpsc::UnboundedReceiver<SamplerCo
         current: None,
         pending: None,
         users: UserNames::default(),
+        geometry: Geometry::default(),
         on_screen: Vec::new(),
         commands: tx,
     };
@@ -778,9 +779,34 @@ fn app(state: ViewState) -> (App, tokio::sync::mpsc::UnboundedReceiver<SamplerCo
 }
 
 fn press(app: &mut App, code: KeyCode) {
-    let area = ratatui::layout::Rect::new(0, 0, 120, 30);
-    app.on_keyboard(Ok(crossterm::event::Event::Key(key(code))), area)
+    app.on_keyboard(Ok(crossterm::event::Event::Key(key(code))))
         .expect("key handled");
+}
+
+#[test]
+fn scrolling_keys_move_through_the_table_as_last_drawn() {
+    let (mut app, _commands) = app(state_for(sources(&[SourceKind::Taskstats], Vec::new())));
+    let tasks: Vec<Task> = (1..=50)
+        .map(|i| task(i, 0, "t", all([0, u64::from(i), 0, 0, 0, 0, 0, 0])))
+        .collect();
+    let r = refresh(vec![(SourceKind::Taskstats, model_of(&tasks, false))]);
+    app.on_sample(SamplerEvent::Refresh(Box::new(r)));
+    app.state.sort = Column::Id;
+    let mut terminal = Terminal::new(TestBackend::new(120, 15)).expect("test terminal");
+    let mut laid_out = Default::default();
+    terminal
+        .draw(|f| laid_out = draw(f, app.current.as_ref(), &app.state))
+        .expect("drawing");
+    let area = ratatui::layout::Rect::new(0, 0, 120, 15);
+    assert_eq!(
+        laid_out,
+        geometry(area, app.current.as_ref(), &app.state),
+        "a frame lays the table out as `geometry` does"
+    );
+    assert_eq!(laid_out.0, Geometry { rows: 50, page: 10 });
+    app.geometry = laid_out.0;
+    press(&mut app, KeyCode::End);
+    assert_eq!(app.state.scroll, 40, "the last page of the table drawn");
 }
 
 #[test]
