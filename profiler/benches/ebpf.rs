@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 use profiler::source::ebpf::EbpfSource;
 use profiler::source::{IoSource, Scope};
 
+mod measure;
+use measure::{median, rusage, status_mb};
+
 const CALLS: u32 = 1_000_000;
 const ROUNDS: usize = 7;
 /// Probes on / probes off, per write(): an empty tp_btf sys_exit program alone costs ~1.48x.
@@ -65,31 +68,6 @@ fn take_heap_peak_mb() -> f64 {
     peak as f64 / (1 << 20) as f64
 }
 
-fn rusage(who: libc::c_int) -> Duration {
-    // SAFETY: all-zero is a valid rusage, which getrusage overwrites.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage.
-    let r = unsafe { libc::getrusage(who, &mut ru) };
-    assert_eq!(r, 0, "getrusage: {}", std::io::Error::last_os_error());
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// A field of /proc/self/status, in MB.
-fn status_mb(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
-    let kb: f64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("a number of kB");
-    kb / 1024.0
-}
-
 /// Kernel memory charged for the BPF maps this process holds (the `memlock` of their fdinfo).
 fn map_memlock_mb() -> f64 {
     let mut bytes = 0u64;
@@ -107,11 +85,6 @@ fn map_memlock_mb() -> f64 {
         }
     }
     bytes as f64 / (1 << 20) as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn open_source() -> EbpfSource {

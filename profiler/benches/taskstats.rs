@@ -7,50 +7,23 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use profiler::source::taskstats::TaskstatsSource;
 use profiler::source::{IoSource, Scope};
+
+mod measure;
+use measure::{median, rusage, status_mb};
 
 const REFRESHES: usize = 11;
 /// CPU time one refresh may take at 10,000 threads, and the memory the source may add.
 const TARGET_CPU_S: f64 = 0.1;
 const TARGET_MB: f64 = 30.0;
 
-fn rusage(who: libc::c_int) -> Duration {
-    // SAFETY: all-zero is a valid rusage, which getrusage overwrites.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage.
-    let r = unsafe { libc::getrusage(who, &mut ru) };
-    assert_eq!(r, 0, "getrusage: {}", std::io::Error::last_os_error());
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// A field of /proc/self/status, in MB.
-fn status_mb(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
-    let kb: f64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("a number of kB");
-    kb / 1024.0
-}
-
 /// Sets VmHWM back to the current RSS, so the next reading is the peak from here on.
 fn reset_peak_rss() {
     std::fs::write("/proc/self/clear_refs", "5")
         .expect("resetting VmHWM through /proc/self/clear_refs");
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 struct Idle {
