@@ -9,4 +9,5 @@ pub mod sample;
 pub mod serve;
 pub mod session;
 pub mod source;
+pub mod startup;
 pub mod view;

@@ -4,16 +4,13 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use profiler::cli::{Cli, SourceChoice};
+use profiler::cli::Cli;
 use profiler::model::ModelOptions;
-use profiler::session::{OpenError, Session};
+use profiler::session::Session;
 use profiler::source::{self, Scope, SourceKind};
+use profiler::startup::{self, SignalRuntime};
 use profiler::view::batch::{self, BatchOptions};
 use profiler::view::{self, json, UserNames, ViewOptions};
-use tokio::signal::unix::{signal, SignalKind};
-
-/// Exit code of bad input and of a forced source that cannot work, as clap uses for usage errors.
-const EXIT_USAGE: u8 = 2;
 
 fn init_logging(verbose: u8) {
     let level = match verbose {
@@ -25,11 +22,6 @@ fn init_logging(verbose: u8) {
         .format_timestamp(None)
         .format_target(false)
         .init();
-}
-
-fn usage_error(msg: &str) -> ExitCode {
-    eprintln!("profiler: {msg}");
-    ExitCode::from(EXIT_USAGE)
 }
 
 fn list_sources(scope: &Scope) -> ExitCode {
@@ -61,26 +53,18 @@ fn main() -> ExitCode {
         return profiler::serve::main(args);
     }
 
-    let scope = Scope {
-        pids: cli.pids.clone(),
-        ..Scope::default()
-    };
     if cli.list_sources {
-        return list_sources(&scope);
+        return list_sources(&Scope {
+            pids: cli.pids.clone(),
+            ..Scope::default()
+        });
     }
-    if let Some(pid) = cli
-        .pids
-        .iter()
-        .find(|pid| !scope.proc_root.join(pid.to_string()).exists())
-    {
-        return usage_error(&format!("no process with pid {pid}"));
-    }
-    let uids = match view::resolve_users(&cli.users) {
-        Ok(uids) => uids,
-        Err(e) => return usage_error(&e),
+    let (scope, uids) = match startup::scope_and_users(&cli.pids, &cli.users) {
+        Ok(checked) => checked,
+        Err(code) => return code,
     };
 
-    let batch = match cli.batch_mode().then(BatchRuntime::new).transpose() {
+    let batch = match cli.batch_mode().then(SignalRuntime::new).transpose() {
         Ok(b) => b,
         Err(e) => {
             eprintln!("profiler: {e:#}");
@@ -89,7 +73,7 @@ fn main() -> ExitCode {
     };
     let mut session = match Session::open(&cli.source, &scope) {
         Ok(s) => s,
-        Err(e) => return open_failed(&cli.source, &e),
+        Err(e) => return startup::open_failed(&cli.source, &e),
     };
     session.model_options = ModelOptions {
         processes: cli.by_process(),
@@ -119,85 +103,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Inode of the initial user namespace (PROC_USER_INIT_INO), as /proc/self/ns/user names it.
-const INIT_USER_NS: &str = "user:[4026531837]";
-
-/// Root of a user namespace is root only over that namespace: "run as root" would not help.
-fn in_user_namespace() -> bool {
-    std::fs::read_link("/proc/self/ns/user")
-        .is_ok_and(|ns| ns.as_os_str() != std::ffi::OsStr::new(INIT_USER_NS))
-}
-
-fn open_failed(choice: &SourceChoice, e: &OpenError) -> ExitCode {
-    eprintln!("profiler: {e}");
-    if matches!(choice, SourceChoice::Auto) {
-        if in_user_namespace() {
-            eprintln!(
-                "profiler: this runs in a user namespace, whose root has no privileges over the \
-                 host: run it as root in the initial user namespace, or watch only this \
-                 namespace's processes with -p PID"
-            );
-        } else {
-            eprintln!(
-                "profiler: run as root, or see `profiler --list-sources` for what each source needs"
-            );
-        }
-        ExitCode::FAILURE
-    } else {
-        ExitCode::from(EXIT_USAGE)
-    }
-}
-
-/// Prints once what the session cannot measure, and which source answered.
-fn announce(session: &Session) {
-    eprintln!("{}", session.source_line());
-    for (kind, u) in session.unavailable() {
-        eprintln!(
-            "{kind}: {} unavailable: {}",
-            u.counters.join(", "),
-            u.reason
-        );
-    }
-}
-
-/// The batch loop's runtime and its SIGINT/SIGTERM streams, made before any source is opened
-/// so that a signal during start-up already ends the run cleanly instead of killing it.
-struct BatchRuntime {
-    runtime: tokio::runtime::Runtime,
-    sigint: tokio::signal::unix::Signal,
-    sigterm: tokio::signal::unix::Signal,
-}
-
-impl BatchRuntime {
-    fn new() -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let _entered = runtime.enter();
-        let sigint = signal(SignalKind::interrupt())?;
-        let sigterm = signal(SignalKind::terminate())?;
-        drop(_entered);
-        Ok(BatchRuntime {
-            runtime,
-            sigint,
-            sigterm,
-        })
-    }
-}
-
 fn run_batch(
     cli: &Cli,
     mut session: Session,
     view: &ViewOptions,
-    batch: BatchRuntime,
+    batch: SignalRuntime,
 ) -> anyhow::Result<()> {
-    let BatchRuntime {
+    let SignalRuntime {
         runtime,
         mut sigint,
         mut sigterm,
     } = batch;
     runtime.block_on(async {
-        announce(&session);
+        startup::announce(&session);
         session.start()?;
         let opts = BatchOptions {
             time_prefix: cli.time,

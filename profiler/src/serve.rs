@@ -13,19 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::{parse_delay, parse_sources, SourceChoice};
 use crate::model::{ModelOptions, Row};
 use crate::sample::COUNTER_NAMES;
 use crate::session::{Session, Snapshot};
-use crate::source::{Scope, SourceError};
-use crate::view::{resolve_users, UserNames};
+use crate::source::SourceError;
+use crate::startup::{self, usage_error, SignalRuntime};
+use crate::view::UserNames;
 use exposition::{exported_name, Frame, SelfMetrics, TaskSeries};
 use series::Tracker;
-
-/// Exit code of bad input, as in the other modes.
-const EXIT_USAGE: u8 = 2;
 
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum Command {
@@ -60,30 +57,14 @@ pub struct ServeArgs {
     pub top: usize,
 }
 
-fn usage_error(msg: &str) -> ExitCode {
-    eprintln!("profiler: {msg}");
-    ExitCode::from(EXIT_USAGE)
-}
-
 /// Runs the exporter until SIGINT or SIGTERM.
 pub fn main(args: &ServeArgs) -> ExitCode {
     if matches!(&args.source, SourceChoice::Given(kinds) if kinds.len() > 1) {
         return usage_error("serve exports one source at a time: give --source one name");
     }
-    let scope = Scope {
-        pids: args.pids.clone(),
-        ..Scope::default()
-    };
-    if let Some(pid) = args
-        .pids
-        .iter()
-        .find(|pid| !scope.proc_root.join(pid.to_string()).exists())
-    {
-        return usage_error(&format!("no process with pid {pid}"));
-    }
-    let uids = match resolve_users(&args.users) {
-        Ok(uids) => uids,
-        Err(e) => return usage_error(&e),
+    let (scope, uids) = match startup::scope_and_users(&args.pids, &args.users) {
+        Ok(checked) => checked,
+        Err(code) => return code,
     };
     // Before the source: a port in use should not wait for the eBPF probes to load.
     let listener = match std::net::TcpListener::bind(args.listen) {
@@ -93,23 +74,21 @@ pub fn main(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut session = match Session::open(&args.source, &scope) {
+    let signals = match SignalRuntime::new() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("profiler: {e}");
-            return match args.source {
-                SourceChoice::Auto => {
-                    eprintln!("profiler: run as root, or see `profiler --list-sources` for what each source needs");
-                    ExitCode::FAILURE
-                }
-                SourceChoice::Given(_) => ExitCode::from(EXIT_USAGE),
-            };
+            eprintln!("profiler: {e:#}");
+            return ExitCode::FAILURE;
         }
+    };
+    let mut session = match Session::open(&args.source, &scope) {
+        Ok(s) => s,
+        Err(e) => return startup::open_failed(&args.source, &e),
     };
     session.model_options = ModelOptions {
         processes: !args.per_thread,
     };
-    match run(args, session, uids, listener) {
+    match run(args, session, uids, listener, signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("profiler: {e:#}");
@@ -247,15 +226,9 @@ fn run(
     mut session: Session,
     uids: Vec<u32>,
     listener: std::net::TcpListener,
+    signals: SignalRuntime,
 ) -> anyhow::Result<()> {
-    eprintln!("{}", session.source_line());
-    for (kind, u) in session.unavailable() {
-        eprintln!(
-            "{kind}: {} unavailable: {}",
-            u.counters.join(", "),
-            u.reason
-        );
-    }
+    startup::announce(&session);
     let mut exporter = Exporter::new(args, &session, uids);
     // The first sample is the baseline: totals, and no deltas yet.
     exporter.sample(&mut session);
@@ -263,12 +236,12 @@ fn run(
     let server = http::spawn(listener, published).context("starting the HTTP thread")?;
     eprintln!("serving http://{}/metrics", args.listen);
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let SignalRuntime {
+        runtime,
+        mut sigint,
+        mut sigterm,
+    } = signals;
     runtime.block_on(async {
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
         let mut ticks =
             tokio::time::interval_at(tokio::time::Instant::now() + args.delay, args.delay);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

@@ -1,0 +1,103 @@
+//! What every mode does before its loop (the views in main.rs, `serve`): check the
+//! pids and users asked for, register SIGINT/SIGTERM, open the session or explain why not,
+//! and say once which source answered.
+
+use std::process::ExitCode;
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use crate::cli::SourceChoice;
+use crate::session::{OpenError, Session};
+use crate::source::Scope;
+use crate::view::resolve_users;
+
+/// Exit code of bad input and of a forced source that cannot work, as clap uses for usage errors.
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("profiler: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// The scope of `-p PID…` and the uids of `-u USER…`, or the usage error to exit with.
+pub fn scope_and_users(pids: &[u32], users: &[String]) -> Result<(Scope, Vec<u32>), ExitCode> {
+    let scope = Scope {
+        pids: pids.to_vec(),
+        ..Scope::default()
+    };
+    if let Some(pid) = pids
+        .iter()
+        .find(|pid| !scope.proc_root.join(pid.to_string()).exists())
+    {
+        return Err(usage_error(&format!("no process with pid {pid}")));
+    }
+    let uids = resolve_users(users).map_err(|e| usage_error(&e))?;
+    Ok((scope, uids))
+}
+
+/// A loop's runtime and its SIGINT/SIGTERM streams, made before any source is opened so that a
+/// signal during start-up already ends the run cleanly instead of killing it.
+pub struct SignalRuntime {
+    pub runtime: tokio::runtime::Runtime,
+    pub sigint: Signal,
+    pub sigterm: Signal,
+}
+
+impl SignalRuntime {
+    pub fn new() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let entered = runtime.enter();
+        let sigint = signal(SignalKind::interrupt())?;
+        let sigterm = signal(SignalKind::terminate())?;
+        drop(entered);
+        Ok(SignalRuntime {
+            runtime,
+            sigint,
+            sigterm,
+        })
+    }
+}
+
+/// Inode of the initial user namespace (PROC_USER_INIT_INO), as /proc/self/ns/user names it.
+const INIT_USER_NS: &str = "user:[4026531837]";
+
+/// Root of a user namespace is root only over that namespace: "run as root" would not help.
+fn in_user_namespace() -> bool {
+    std::fs::read_link("/proc/self/ns/user")
+        .is_ok_and(|ns| ns.as_os_str() != std::ffi::OsStr::new(INIT_USER_NS))
+}
+
+/// Says why no source could be opened; the exit code is 2 when the user forced the source.
+pub fn open_failed(choice: &SourceChoice, e: &OpenError) -> ExitCode {
+    eprintln!("profiler: {e}");
+    if matches!(choice, SourceChoice::Auto) {
+        if in_user_namespace() {
+            eprintln!(
+                "profiler: this runs in a user namespace, whose root has no privileges over the \
+                 host: run it as root in the initial user namespace, or watch only this \
+                 namespace's processes with -p PID"
+            );
+        } else {
+            eprintln!(
+                "profiler: run as root, or see `profiler --list-sources` for what each source needs"
+            );
+        }
+        ExitCode::FAILURE
+    } else {
+        ExitCode::from(EXIT_USAGE)
+    }
+}
+
+/// Prints once which source answered (and why earlier ones did not) and what it cannot measure.
+pub fn announce(session: &Session) {
+    eprintln!("{}", session.source_line());
+    for (kind, u) in session.unavailable() {
+        eprintln!(
+            "{kind}: {} unavailable: {}",
+            u.counters.join(", "),
+            u.reason
+        );
+    }
+}
