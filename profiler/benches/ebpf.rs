@@ -12,13 +12,12 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use profiler::source::ebpf::EbpfSource;
 use profiler::source::{IoSource, Scope};
 
 mod measure;
-use measure::{median, rusage, status_mb};
+use measure::{median, rusage, status_mb, thread_cpu, time_refreshes};
 
 const CALLS: u32 = 1_000_000;
 const ROUNDS: usize = 7;
@@ -89,17 +88,6 @@ fn map_memlock_mb() -> f64 {
 
 fn open_source() -> EbpfSource {
     EbpfSource::open(Scope::default()).expect("loading and attaching the eBPF probes")
-}
-
-/// CPU time of the calling thread, user and system: unlike wall time it leaves out the time the
-/// thread waited for a CPU, which other work on the machine would otherwise add at random.
-fn thread_cpu() -> Duration {
-    // SAFETY: all-zero is a valid timespec, which clock_gettime overwrites.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(r, 0, "clock_gettime: {}", std::io::Error::last_os_error());
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// CPU nanoseconds per one-byte write() to /dev/null over CALLS calls.
@@ -220,20 +208,7 @@ fn refresh_cost() -> bool {
         let process_cpu = rusage(libc::RUSAGE_SELF);
         let heap_idle = heap_mb();
         take_heap_peak_mb();
-        let (mut wall, mut cpu) = (Vec::new(), Vec::new());
-        for _ in 0..REFRESHES {
-            let (w0, c0) = (Instant::now(), thread_cpu());
-            let sample = source.sample().expect("refresh");
-            cpu.push((thread_cpu() - c0).as_secs_f64());
-            wall.push(w0.elapsed().as_secs_f64());
-            assert!(
-                sample.tasks.len() >= n && sample.skipped_tasks == 0,
-                "{} tasks, {} skipped",
-                sample.tasks.len(),
-                sample.skipped_tasks
-            );
-            drop(sample);
-        }
+        let (wall, cpu) = time_refreshes(&mut source, REFRESHES, n);
         let process_cpu =
             (rusage(libc::RUSAGE_SELF) - process_cpu).as_secs_f64() / REFRESHES as f64;
         let refresh_mb = take_heap_peak_mb() - heap_idle;

@@ -7,13 +7,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use profiler::source::taskstats::TaskstatsSource;
 use profiler::source::{IoSource, Scope};
 
 mod measure;
-use measure::{median, rusage, status_mb};
+use measure::{median, rusage, status_mb, time_refreshes};
 
 const REFRESHES: usize = 11;
 /// CPU time one refresh may take at 10,000 threads, and the memory the source may add.
@@ -84,20 +83,8 @@ fn main() {
             first.tasks.len()
         );
         let process_cpu = rusage(libc::RUSAGE_SELF);
-        let (mut wall, mut cpu) = (Vec::new(), Vec::new());
-        for _ in 0..REFRESHES {
-            let (w0, c0) = (Instant::now(), rusage(libc::RUSAGE_THREAD));
-            let sample = source.sample().expect("refresh");
-            cpu.push((rusage(libc::RUSAGE_THREAD) - c0).as_secs_f64());
-            wall.push(w0.elapsed().as_secs_f64());
-            assert!(
-                sample.tasks.len() > n && sample.skipped_tasks == 0,
-                "{} tasks, {} skipped",
-                sample.tasks.len(),
-                sample.skipped_tasks
-            );
-            drop(sample);
-        }
+        // The threads and the main thread.
+        let (wall, cpu) = time_refreshes(&mut source, REFRESHES, n + 1);
         let process_cpu =
             (rusage(libc::RUSAGE_SELF) - process_cpu).as_secs_f64() / REFRESHES as f64;
         let peak_mb = status_mb("VmHWM:");

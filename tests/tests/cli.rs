@@ -41,11 +41,9 @@ fn bad_input_is_one_line_and_exit_code_2() {
     }
 }
 
-#[test]
-fn unprivileged_run_names_the_missing_privileges_and_fails() {
-    require_root();
-    // As `nobody`, with no capabilities: no source can see every task.
-    let out = Command::new("setpriv")
+/// Runs the profiler as `nobody`, with no capabilities.
+fn as_nobody(args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
         .args([
             "--reuid=65534",
             "--regid=65534",
@@ -53,9 +51,16 @@ fn unprivileged_run_names_the_missing_privileges_and_fails() {
             "--inh-caps=-all",
         ])
         .arg(profiler_bin())
-        .args(["-b", "-n", "1"])
+        .args(args)
         .output()
-        .expect("running setpriv");
+        .expect("running setpriv")
+}
+
+#[test]
+fn unprivileged_run_names_the_missing_privileges_and_fails() {
+    require_root();
+    // As `nobody`, with no capabilities: no source can see every task.
+    let out = as_nobody(&["-b", "-n", "1"]);
     let err = stderr(&out);
     assert!(!out.status.success(), "must fail unprivileged: {err}");
     assert!(
@@ -72,17 +77,7 @@ fn unprivileged_run_names_the_missing_privileges_and_fails() {
 #[test]
 fn forced_ebpf_as_nobody_is_exit_code_2_with_the_reason() {
     require_root();
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(profiler_bin())
-        .args(["--source", "ebpf", "-b", "-n", "1"])
-        .output()
-        .expect("running setpriv");
+    let out = as_nobody(&["--source", "ebpf", "-b", "-n", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("not permitted to load eBPF programs"),

@@ -32,3 +32,36 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
+
+/// CPU time of the calling thread, to the nanosecond.
+pub fn thread_cpu() -> Duration {
+    // SAFETY: all-zero is a valid timespec, which clock_gettime overwrites.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime: {}", std::io::Error::last_os_error());
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Times `rounds` refreshes of `source`, each of which must see at least `min_tasks` tasks and
+/// skip none: the wall and the CPU seconds of each.
+pub fn time_refreshes(
+    source: &mut dyn profiler::source::IoSource,
+    rounds: usize,
+    min_tasks: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut wall, mut cpu) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        let (w0, c0) = (std::time::Instant::now(), thread_cpu());
+        let sample = source.sample().expect("refresh");
+        cpu.push((thread_cpu() - c0).as_secs_f64());
+        wall.push(w0.elapsed().as_secs_f64());
+        assert!(
+            sample.tasks.len() >= min_tasks && sample.skipped_tasks == 0,
+            "{} tasks, {} skipped",
+            sample.tasks.len(),
+            sample.skipped_tasks
+        );
+    }
+    (wall, cpu)
+}
