@@ -1,7 +1,23 @@
 //! Everything that crosses the kernel boundary between `profiler-ebpf` and `profiler`:
-//! map names, map values, the per-program configuration and the drop counters.
-//! Both sides use these definitions; nothing here is ever mirrored by hand.
+//! program and map names, map values and iterator records, the per-program configuration and
+//! the drop counters. Both sides use these definitions; nothing here is ever mirrored by hand.
 #![no_std]
+
+/// The task iterator program (`iter/task`): one [`TaskIo`] record per task, read from the
+/// kernel's own task I/O accounting. Needs BTF (Linux 5.8+); no hook on the syscall path.
+pub const TASK_ITER_PROG: &str = "task_iter";
+/// Exit probe of the iterator path (BTF tracepoint `sched_process_exit`).
+pub const TASK_EXIT_PROG: &str = "task_exit";
+/// Programs of the syscall-hook path, for kernels without BTF or task iterators: classic
+/// tracepoints that count what fs/read_write.c counts.
+pub const SYS_EXIT_PROG: &str = "sys_exit";
+pub const SCHED_EXIT_PROG: &str = "sched_exit";
+pub const SCHED_EXEC_PROG: &str = "sched_exec";
+/// Block layer reads, charged like task_io_account_read in submit_bio.
+pub const BIO_QUEUE_PROG: &str = "block_bio_queue";
+/// Page-cache pages dirtied: attached to `writeback_dirty_folio` (Linux 5.17+) or
+/// `writeback_dirty_page` (before), whichever the kernel has; both records have the same fields.
+pub const DIRTY_PROG: &str = "writeback_dirty";
 
 /// Per-thread counters of threads whose host TID is below the array's length, at index TID
 /// (an array of [`TaskIo`], `BPF_F_MMAPABLE`). A slot is in use when its `host_tid` equals its
@@ -27,9 +43,10 @@ pub const EXITED_RING_BYTES: u32 = 4 << 20;
 /// Length of a task's command, as in the kernel's `TASK_COMM_LEN`.
 pub const COMM_LEN: usize = 16;
 
-/// Cumulative I/O counters of one thread since the programs were attached,
-/// with the labels captured in the kernel when the thread was first seen.
-/// The counter names and meanings are those of /proc/PID/io.
+/// Cumulative I/O counters of one thread with its labels: a task iterator record or an exit
+/// record (the kernel's own counters, since the thread started), or a map value of the
+/// syscall-hook path (counted since the programs were attached, labels captured when the thread
+/// was first seen). The counter names and meanings are those of /proc/PID/io.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskIo {
@@ -37,8 +54,7 @@ pub struct TaskIo {
     pub wchar: u64,
     pub syscr: u64,
     pub syscw: u64,
-    /// Bytes of read bios this thread submitted to the block layer. With [`Config::ioac_off`]
-    /// this and the next two are the kernel's own counters, since the thread started.
+    /// Bytes of read bios this thread submitted to the block layer.
     pub read_bytes: u64,
     /// Bytes of page-cache pages this thread dirtied.
     pub write_bytes: u64,
@@ -46,6 +62,9 @@ pub struct TaskIo {
     pub cancelled_write_bytes: u64,
     /// cgroup v2 id of the thread (the inode number of its cgroup directory).
     pub cgroup_id: u64,
+    /// `task_struct.start_time` (CLOCK_MONOTONIC ns): with the TID, tells a reused TID from
+    /// the thread that had it before. 0 where unknown (the syscall-hook path).
+    pub start_time_ns: u64,
     /// Host TID (the map key), repeated so an exit record is self-contained.
     pub host_tid: u32,
     /// TID and TGID as seen in the profiler's pid namespace.
@@ -59,28 +78,64 @@ pub struct TaskIo {
     pub comm: [u8; COMM_LEN],
 }
 
-/// Settings userspace writes into the object before loading it.
+/// Settings userspace writes into the object before loading it. The object's programs see
+/// them as constants (a frozen read-only map), so the verifier drops the branches they rule out.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
-    /// Non-zero: translate pids into the pid namespace given by `pidns_dev`/`pidns_ino`,
-    /// and ignore tasks whose own pid namespace is another one.
+    /// Non-zero: translate pids into the pid namespace given by `pidns_dev`/`pidns_ino`, and
+    /// ignore tasks outside it.
     pub translate_pids: u64,
     pub pidns_dev: u64,
     pub pidns_ino: u64,
     /// Byte offsets of fields in the classic tracepoint records, read from tracefs `format` files.
     pub bio_queue_nr_sector_off: u32,
     pub bio_queue_rwbs_off: u32,
-    pub dirty_folio_name_off: u32,
-    /// Byte offset of `pid` (the TID) in `struct task_struct`, from the kernel's BTF; 0 when
-    /// unknown. When set, the syscall probe reads the TID straight from the task instead of
-    /// calling a helper for it.
-    pub task_pid_off: u32,
-    /// Byte offset of `ioac.read_bytes` in `struct task_struct`, from the kernel's BTF; 0 when
-    /// unknown. When set, read_bytes, write_bytes and cancelled_write_bytes are read from the
-    /// kernel's task I/O accounting (followed by write_bytes and cancelled_write_bytes, 8 bytes
-    /// apart) instead of being counted from block and page-cache tracepoints.
-    pub ioac_off: u64,
+    pub dirty_name_off: u32,
+    /// Bytes the kernel charges per dirtied page (its page size).
+    pub page_size: u32,
+    /// Where the iterator path finds what it reads, from the kernel's BTF.
+    pub task: TaskLayout,
+}
+
+/// Byte offsets of the kernel fields the task iterator and its exit probe read, taken from the
+/// running kernel's BTF (so no kernel version's layout is assumed). Fields of `task_struct`
+/// unless named otherwise.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskLayout {
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: u32,
+    pub start_time: u32,
+    /// `ioac.rchar` … `ioac.cancelled_write_bytes` (struct task_io_accounting).
+    pub rchar: u32,
+    pub wchar: u32,
+    pub syscr: u32,
+    pub syscw: u32,
+    pub read_bytes: u32,
+    pub write_bytes: u32,
+    pub cancelled_write_bytes: u32,
+    /// `real_cred`, then `struct cred.uid`.
+    pub real_cred: u32,
+    pub cred_uid: u32,
+    /// `cgroups`, then `struct css_set.dfl_cgrp`, `struct cgroup.kn`, `struct kernfs_node.id`.
+    pub cgroups: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
+    /// `thread_pid`, `group_leader`, then `struct pid.level`, `struct pid.numbers`, the size of
+    /// `struct upid` and its `nr` and `ns`, and `struct pid_namespace.ns.inum`: a thread's pid at
+    /// the profiler's namespace depth, and whether that namespace is the profiler's.
+    pub thread_pid: u32,
+    pub group_leader: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    pub upid_size: u32,
+    pub upid_nr: u32,
+    pub upid_ns: u32,
+    pub pid_namespace_inum: u32,
+    pub _pad: u32,
 }
 
 /// Indices into [`STATS_MAP`].

@@ -1,17 +1,23 @@
-//! Kernel side of the eBPF source: counts each thread's I/O the way the kernel's own
-//! task I/O accounting (/proc/PID/io) does, keyed by host TID, and hands the last counters
-//! of exiting threads to userspace through a ring buffer. The syscall probe runs on every
-//! syscall of the machine: its common path is a handful of loads and one helper call.
+//! Kernel side of the eBPF source, two ways to the same counters:
+//! - the iterator path (BTF, Linux 5.8+): a task iterator reads every thread's own I/O
+//!   accounting (the numbers of /proc/PID/io) at each refresh, and a BTF tracepoint on
+//!   `sched_process_exit` hands over the last counters of threads that exit in between.
+//!   Nothing runs on the syscall path.
+//! - the syscall-hook path (classic tracepoints, for kernels without BTF): counts each
+//!   thread's read/write syscalls the way fs/read_write.c does, disk bytes from the block and
+//!   page-cache tracepoints, keyed by host TID.
+//! Both only use helpers of Linux 5.8 or older.
 #![no_std]
 #![no_main]
+
+use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::{bpf_pidns_info, BPF_F_MMAPABLE, BPF_NOEXIST},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        generated::{
-            bpf_get_current_cgroup_id, bpf_get_current_task_btf, bpf_get_ns_current_pid_tgid,
-        },
+        bpf_probe_read_kernel,
+        generated::{bpf_get_current_cgroup_id, bpf_get_ns_current_pid_tgid, bpf_seq_write},
     },
     macros::{btf_tracepoint, map, tracepoint},
     maps::{Array, HashMap, PerCpuArray, RingBuf},
@@ -40,24 +46,11 @@ static EXITED: RingBuf = RingBuf::with_byte_size(EXITED_RING_BYTES, 0);
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_LEN + 1, 0);
 
 #[no_mangle]
-static CONFIG: Config = Config {
-    translate_pids: 0,
-    pidns_dev: 0,
-    pidns_ino: 0,
-    bio_queue_nr_sector_off: 0,
-    bio_queue_rwbs_off: 0,
-    dirty_folio_name_off: 0,
-    task_pid_off: 0,
-    ioac_off: 0,
-};
+// SAFETY: Config is made of integers only, for which all-zero bytes are a valid value.
+static CONFIG: Config = unsafe { core::mem::zeroed() };
 
 /// Per-CPU flag (after the drop counters) that the "probes active" log line was written.
 const STAT_LOGGED: u32 = STATS_LEN;
-
-/// `offsetof(struct pt_regs, orig_ax)` on x86_64: the syscall number at syscall exit.
-const PT_REGS_ORIG_AX: usize = 15 * 8;
-
-const PAGE_SIZE: u64 = 4096;
 
 const EBADF: i64 = 9;
 const EFAULT: i64 = 14;
@@ -74,9 +67,13 @@ const EOPNOTSUPP: i64 = 95;
 /// verifier knows each value and drops the branches it rules out; the volatile read keeps the
 /// compiler from folding the zero initialiser in instead.
 macro_rules! config {
-    ($field:ident) => {
-        // SAFETY: reading a plain integer field of a static that nothing writes after loading.
-        unsafe { core::ptr::read_volatile(core::ptr::addr_of!(CONFIG.$field)) }
+    ($($field:ident).+) => {
+        {
+            #[allow(unused_unsafe)]
+            // SAFETY: reading a plain integer field of a static that nothing writes after loading.
+            let value = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(CONFIG.$($field).+)) };
+            value
+        }
     };
 }
 
@@ -86,6 +83,217 @@ fn bump(stat: Stat) {
         unsafe { *p += 1 };
     }
 }
+
+fn log_first_event<C: EbpfContext>(ctx: &C, host_tid: u32) {
+    if let Some(p) = STATS.get_ptr_mut(STAT_LOGGED) {
+        // SAFETY: per-CPU slot, see `bump`.
+        unsafe {
+            if *p == 0 {
+                *p = 1;
+                info!(
+                    ctx,
+                    "probes active: first task seen on this CPU is tid {}", host_tid
+                );
+            }
+        }
+    }
+}
+
+fn log_first_pass<C: EbpfContext>(ctx: &C) {
+    if let Some(p) = STATS.get_ptr_mut(STAT_LOGGED) {
+        // SAFETY: per-CPU slot, see `bump`.
+        unsafe {
+            if *p == 0 {
+                *p = 1;
+                info!(ctx, "probes active: the task iterator read all tasks");
+            }
+        }
+    }
+}
+
+/// Hands the last counters of an exiting thread to userspace.
+fn submit_exit<C: EbpfContext>(ctx: &C, mut last: TaskIo) {
+    last.exited = 1;
+    match EXITED.reserve::<TaskIo>(0) {
+        Some(mut slot) => {
+            slot.write(last);
+            slot.submit(0);
+        }
+        None => {
+            bump(Stat::ExitRingFull);
+            warn!(
+                ctx,
+                "exit ring full: last counters of tid {} lost", last.host_tid
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The iterator path: the kernel's own counters, read at each refresh and at exit.
+
+/// A `T` at `off` bytes into a kernel object.
+///
+/// # Safety
+/// `base` is a pointer the verifier tracks by its BTF type (a program argument, or a pointer
+/// field loaded through one), and `off` is the offset of a field of type `T` in that type, per
+/// the running kernel's BTF. The verifier checks each such load against the BTF; a load through
+/// a NULL or stale pointer of this kind reads zero instead of faulting.
+#[inline(always)]
+unsafe fn field<T: Copy>(base: *const u8, off: u32) -> T {
+    // SAFETY: as the caller promises.
+    unsafe { core::ptr::read_volatile(base.add(off as usize).cast::<T>()) }
+}
+
+/// The counters and labels of `task` (a `struct task_struct` known to the verifier by BTF),
+/// read from its own fields: exactly what /proc/PID/io reads, exec's reads included.
+#[inline(always)]
+fn task_record(task: *const u8) -> TaskIo {
+    // SAFETY: `task` is a BTF-typed task_struct (the iterator's or the tracepoint's argument);
+    // every offset is the named field's in this kernel's BTF (userspace fills `CONFIG.task` from
+    // it and refuses this path when a field is missing), and each pointer loaded on the way is a
+    // BTF-typed field of the object before it.
+    unsafe {
+        let comm = config!(task.comm);
+        let comm: [u64; 2] = [field(task, comm), field(task, comm + 8)];
+        let cred: *const u8 = field(task, config!(task.real_cred));
+        let css_set: *const u8 = field(task, config!(task.cgroups));
+        let cgroup: *const u8 = field(css_set, config!(task.css_set_dfl_cgrp));
+        let kernfs_node: *const u8 = field(cgroup, config!(task.cgroup_kn));
+        let pid: u32 = field(task, config!(task.pid));
+        TaskIo {
+            rchar: field(task, config!(task.rchar)),
+            wchar: field(task, config!(task.wchar)),
+            syscr: field(task, config!(task.syscr)),
+            syscw: field(task, config!(task.syscw)),
+            read_bytes: field(task, config!(task.read_bytes)),
+            write_bytes: field(task, config!(task.write_bytes)),
+            cancelled_write_bytes: field(task, config!(task.cancelled_write_bytes)),
+            cgroup_id: field(kernfs_node, config!(task.kernfs_node_id)),
+            start_time_ns: field(task, config!(task.start_time)),
+            host_tid: pid,
+            tid: pid,
+            tgid: field(task, config!(task.tgid)),
+            uid: field(cred, config!(task.cred_uid)),
+            exited: 0,
+            _pad: 0,
+            comm: core::mem::transmute::<[u64; 2], [u8; 16]>(comm),
+        }
+    }
+}
+
+/// Deepest pid namespace nesting the kernel allows (MAX_PID_NS_LEVEL), plus one.
+const PID_NS_LEVELS: u32 = 33;
+
+/// The number of `task` in the profiler's pid namespace; None when the thread is not in it or
+/// in one below it. A `struct pid` has one number per namespace level, from the initial one
+/// down to the thread's own: the profiler's is the one whose namespace has its inode number.
+#[inline(always)]
+fn pid_in_namespace(task: *const u8) -> Option<u32> {
+    let (upid_size, nr_off, ns_off) = (
+        config!(task.upid_size),
+        config!(task.upid_nr),
+        config!(task.upid_ns),
+    );
+    // SAFETY: `task` and the `struct pid` loaded from it are BTF-typed (see `field`). The
+    // numbers past the first lie beyond the declared one-element array, so they are read with
+    // bpf_probe_read_kernel, which checks each address; the pid's own depth bounds the walk.
+    unsafe {
+        let pid: *const u8 = field(task, config!(task.thread_pid));
+        let depth: u32 = field(pid, config!(task.pid_level));
+        let numbers = pid.add(config!(task.pid_numbers) as usize);
+        for level in 0..PID_NS_LEVELS {
+            if level > depth {
+                return None;
+            }
+            let upid = numbers.add((level * upid_size) as usize);
+            let ns = bpf_probe_read_kernel(upid.add(ns_off as usize).cast::<u64>()).ok()?;
+            let inum = bpf_probe_read_kernel(
+                (ns as *const u8)
+                    .add(config!(task.pid_namespace_inum) as usize)
+                    .cast::<u32>(),
+            )
+            .ok()?;
+            if u64::from(inum) == config!(pidns_ino) {
+                return bpf_probe_read_kernel(upid.add(nr_off as usize).cast::<u32>()).ok();
+            }
+        }
+    }
+    None
+}
+
+/// `task`'s record with TID and TGID as the profiler's pid namespace numbers them; None for a
+/// thread outside that namespace.
+#[inline(always)]
+fn task_record_in_namespace(task: *const u8) -> Option<TaskIo> {
+    let mut rec = task_record(task);
+    if config!(translate_pids) != 0 {
+        rec.tid = pid_in_namespace(task)?;
+        // SAFETY: a BTF-typed pointer field of a BTF-typed task (see `field`).
+        let leader: *const u8 = unsafe { field(task, config!(task.group_leader)) };
+        rec.tgid = pid_in_namespace(leader)?;
+    }
+    Some(rec)
+}
+
+/// `struct bpf_iter__task`: the iterator's context.
+#[repr(C)]
+pub struct IterTaskCtx {
+    /// `struct bpf_iter_meta`, whose first member is the output `struct seq_file *`.
+    pub meta: *const *mut c_void,
+    /// NULL on the last call, after the last task.
+    pub task: *const u8,
+}
+
+/// The iterator's context as the logging macros take it.
+struct IterContext(*const IterTaskCtx);
+
+impl EbpfContext for IterContext {
+    fn as_ptr(&self) -> *mut c_void {
+        self.0.cast_mut().cast()
+    }
+}
+
+/// Task iterator: one [`TaskIo`] per thread of the pid namespace that reads it.
+#[no_mangle]
+#[link_section = "iter/task"]
+pub extern "C" fn task_iter(ctx: *const IterTaskCtx) -> i32 {
+    // SAFETY: the kernel passes a `struct bpf_iter__task`; the verifier checks both loads.
+    let (meta, task) = unsafe { ((*ctx).meta, (*ctx).task) };
+    if task.is_null() {
+        // The end of a pass.
+        log_first_pass(&IterContext(ctx));
+        return 0;
+    }
+    let Some(rec) = task_record_in_namespace(task) else {
+        return 0;
+    };
+    // SAFETY: `meta` points at the iterator's bpf_iter_meta, whose first member is the seq_file
+    // to write to; `rec` is a live stack value of the length passed. A full buffer makes the
+    // kernel show this task again in the next read, so the result needs no handling.
+    unsafe {
+        let seq = *meta;
+        bpf_seq_write(
+            seq.cast(),
+            (&rec as *const TaskIo).cast(),
+            core::mem::size_of::<TaskIo>() as u32,
+        );
+    }
+    0
+}
+
+/// A thread exits: its last counters, read from the task, go to userspace.
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn task_exit(ctx: BtfTracePointContext) -> u32 {
+    let task: *const u8 = ctx.arg(0);
+    if let Some(last) = task_record_in_namespace(task) {
+        submit_exit(&ctx, last);
+    }
+    0
+}
+
+// ---------------------------------------------------------------------------------------------
+// The syscall-hook path: counting, for kernels without BTF.
 
 /// What one syscall contributes, following fs/read_write.c.
 #[derive(Clone, Copy)]
@@ -133,33 +341,9 @@ fn counted(kind: Kind, ret: i64) -> bool {
     }
 }
 
-/// The current thread as the syscall path needs it: its host TID and, where the kernel's BTF
-/// gave the offsets, its task_struct to read fields from directly (one helper call instead of
-/// two or three: calls are the dearest part of a probe that runs on every syscall).
-struct Current {
-    host_tid: u32,
-    task: *const u8,
-}
-
 #[inline(always)]
-fn current() -> Current {
-    let pid_off = config!(task_pid_off);
-    let task = if pid_off != 0 || config!(ioac_off) != 0 {
-        // SAFETY: the helper only returns the current task's address, typed by BTF.
-        unsafe { bpf_get_current_task_btf() }
-            .cast::<u8>()
-            .cast_const()
-    } else {
-        core::ptr::null()
-    };
-    let host_tid = if pid_off != 0 {
-        // SAFETY: `pid_off` is `task_struct.pid` in this kernel's BTF; the verifier checks the
-        // load against that BTF, and loads through BTF pointers cannot fault.
-        unsafe { core::ptr::read_volatile(task.add(pid_off as usize).cast::<u32>()) }
-    } else {
-        bpf_get_current_pid_tgid() as u32
-    };
-    Current { host_tid, task }
+fn current_tid() -> u32 {
+    bpf_get_current_pid_tgid() as u32
 }
 
 /// The current thread's counters, created on first use. None: the thread is outside the
@@ -264,53 +448,26 @@ fn new_hashed_entry<C: EbpfContext>(ctx: &C, host_tid: u32) -> Option<*mut TaskI
     TASKS.get_ptr_mut(host_tid)
 }
 
-/// Copies the kernel's disk counters of the current thread into its entry. They count since
-/// the thread started: a baseline taken when the thread is first seen would already include the
-/// disk I/O of the syscall that made it seen.
-#[inline(always)]
-fn sync_ioac(t: *mut TaskIo, task: *const u8) {
-    let off = config!(ioac_off);
-    if off == 0 {
-        return;
-    }
-    // SAFETY: `task` is the current task_struct (see `current`) and `off` is `ioac.read_bytes`
-    // in this kernel's BTF, followed by write_bytes and cancelled_write_bytes; the verifier checks
-    // each load against that BTF, and loads through BTF pointers cannot fault. `t` is this
-    // thread's own map value.
-    unsafe {
-        let ioac = task.add(off as usize).cast::<u64>();
-        (*t).read_bytes = core::ptr::read_volatile(ioac);
-        (*t).write_bytes = core::ptr::read_volatile(ioac.add(1));
-        (*t).cancelled_write_bytes = core::ptr::read_volatile(ioac.add(2));
-    }
-}
-
-fn log_first_event<C: EbpfContext>(ctx: &C, host_tid: u32) {
-    if let Some(p) = STATS.get_ptr_mut(STAT_LOGGED) {
-        // SAFETY: per-CPU slot, see `bump`.
-        unsafe {
-            if *p == 0 {
-                *p = 1;
-                info!(
-                    ctx,
-                    "probes active: first task seen on this CPU is tid {}", host_tid
-                );
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn on_sys_exit<C: EbpfContext>(ctx: &C, syscall: u64, ret: i64) {
-    let Some(kind) = kind_of(syscall) else { return };
-    if !counted(kind, ret) {
-        return;
-    }
-    let cur = current();
-    let Some(t) = task_entry(ctx, cur.host_tid) else {
-        return;
+/// raw_syscalls/sys_exit: every syscall of the machine passes here; the common path is a
+/// handful of loads and one helper call.
+#[tracepoint(category = "raw_syscalls", name = "sys_exit")]
+pub fn sys_exit(ctx: TracePointContext) -> u32 {
+    // Offsets of `id` and `ret` in raw_syscalls/sys_exit/format; userspace checks them before attaching.
+    // SAFETY: both offsets lie inside the record, as the format file says.
+    let (Ok(syscall), Ok(ret)) = (unsafe { ctx.read_at::<i64>(8) }, unsafe {
+        ctx.read_at::<i64>(16)
+    }) else {
+        return 0;
     };
-    sync_ioac(t, cur.task);
+    let Some(kind) = kind_of(syscall as u64) else {
+        return 0;
+    };
+    if !counted(kind, ret) {
+        return 0;
+    }
+    let Some(t) = task_entry(&ctx, current_tid()) else {
+        return 0;
+    };
     let bytes = if ret > 0 { ret as u64 } else { 0 };
     // SAFETY: `t` points at this thread's map value; only this thread writes it.
     unsafe {
@@ -331,54 +488,17 @@ fn on_sys_exit<C: EbpfContext>(ctx: &C, syscall: u64, ret: i64) {
             }
         }
     }
-}
-
-#[btf_tracepoint(function = "sys_exit")]
-pub fn sys_exit_btf(ctx: BtfTracePointContext) -> u32 {
-    let regs: *const u8 = ctx.arg(0);
-    let ret: i64 = ctx.arg(1);
-    // SAFETY: `regs` is the tracepoint's struct pt_regs; the verifier checks this load against BTF.
-    let syscall = unsafe { core::ptr::read_volatile(regs.add(PT_REGS_ORIG_AX).cast::<u64>()) };
-    on_sys_exit(&ctx, syscall, ret);
     0
 }
 
-#[tracepoint(category = "raw_syscalls", name = "sys_exit")]
-pub fn sys_exit_tp(ctx: TracePointContext) -> u32 {
-    // Offsets of `id` and `ret` in raw_syscalls/sys_exit/format; userspace checks them before attaching.
-    // SAFETY: both offsets lie inside the record, as the format file says.
-    let (Ok(syscall), Ok(ret)) = (unsafe { ctx.read_at::<i64>(8) }, unsafe {
-        ctx.read_at::<i64>(16)
-    }) else {
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn sched_exit(ctx: TracePointContext) -> u32 {
+    let host_tid = current_tid();
+    let Some(t) = existing_entry(host_tid) else {
         return 0;
     };
-    on_sys_exit(&ctx, syscall as u64, ret);
-    0
-}
-
-fn on_exit<C: EbpfContext>(ctx: &C) {
-    let cur = current();
-    let host_tid = cur.host_tid;
-    let Some(t) = existing_entry(host_tid) else {
-        return;
-    };
-    sync_ioac(t, cur.task);
-    match EXITED.reserve::<TaskIo>(0) {
-        Some(mut slot) => {
-            // SAFETY: `t` points at this thread's live map value.
-            let mut last = unsafe { *t };
-            last.exited = 1;
-            slot.write(last);
-            slot.submit(0);
-        }
-        None => {
-            bump(Stat::ExitRingFull);
-            warn!(
-                ctx,
-                "exit ring full: last counters of tid {} lost", host_tid
-            );
-        }
-    }
+    // SAFETY: `t` points at this thread's live map value.
+    submit_exit(&ctx, unsafe { *t });
     match TIDS.get_ptr_mut(host_tid) {
         // SAFETY: this thread's own slot; a slot whose host_tid is not its index is empty.
         Some(slot) => unsafe { core::ptr::write_volatile(&mut (*slot).host_tid, 0) },
@@ -386,39 +506,18 @@ fn on_exit<C: EbpfContext>(ctx: &C) {
             let _ = TASKS.remove(host_tid);
         }
     }
-}
-
-#[btf_tracepoint(function = "sched_process_exit")]
-pub fn sched_exit_btf(ctx: BtfTracePointContext) -> u32 {
-    on_exit(&ctx);
-    0
-}
-
-#[tracepoint(category = "sched", name = "sched_process_exit")]
-pub fn sched_exit_tp(ctx: TracePointContext) -> u32 {
-    on_exit(&ctx);
     0
 }
 
 /// A thread that exec()s keeps its TID: take the new command name.
-fn on_exec() {
-    if let Some(t) = existing_entry(current().host_tid) {
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn sched_exec(_ctx: TracePointContext) -> u32 {
+    if let Some(t) = existing_entry(current_tid()) {
         if let Ok(comm) = bpf_get_current_comm() {
             // SAFETY: this thread's own map value.
             unsafe { (*t).comm = comm };
         }
     }
-}
-
-#[btf_tracepoint(function = "sched_process_exec")]
-pub fn sched_exec_btf(_ctx: BtfTracePointContext) -> u32 {
-    on_exec();
-    0
-}
-
-#[tracepoint(category = "sched", name = "sched_process_exec")]
-pub fn sched_exec_tp(_ctx: TracePointContext) -> u32 {
-    on_exec();
     0
 }
 
@@ -437,20 +536,21 @@ pub fn block_bio_queue(ctx: TracePointContext) -> u32 {
     let (Ok(b'R'), Ok(sectors)) = (rwbs0, sectors) else {
         return 0;
     };
-    if let Some(t) = task_entry(&ctx, bpf_get_current_pid_tgid() as u32) {
+    if let Some(t) = task_entry(&ctx, current_tid()) {
         // SAFETY: this thread's own map value.
         unsafe { (*t).read_bytes += u64::from(sectors) * 512 };
     }
     0
 }
 
-/// Page cache: a folio became dirty; the kernel charges its size to the dirtying task
-/// (task_io_account_write in folio_account_dirtied) when the mapping can write back.
+/// Page cache: a page (or folio) became dirty; the kernel charges it to the dirtying task
+/// (task_io_account_write in account_page_dirtied / folio_account_dirtied) when the mapping can
+/// write back. Attached to `writeback_dirty_folio` or `writeback_dirty_page`.
 #[tracepoint(category = "writeback", name = "writeback_dirty_folio")]
-pub fn writeback_dirty_folio(ctx: TracePointContext) -> u32 {
+pub fn writeback_dirty(ctx: TracePointContext) -> u32 {
     // The bdi name is "(unknown)" exactly for mappings without a backing device (tmpfs, ramfs),
     // which the kernel does not charge.
-    let name_off = config!(dirty_folio_name_off);
+    let name_off = config!(dirty_name_off);
     // SAFETY: offset from the format file, checked by userspace.
     let Ok(first) = (unsafe { ctx.read_at::<[u8; 2]>(name_off as usize) }) else {
         return 0;
@@ -458,9 +558,9 @@ pub fn writeback_dirty_folio(ctx: TracePointContext) -> u32 {
     if first == *b"(u" {
         return 0;
     }
-    if let Some(t) = task_entry(&ctx, bpf_get_current_pid_tgid() as u32) {
+    if let Some(t) = task_entry(&ctx, current_tid()) {
         // SAFETY: this thread's own map value.
-        unsafe { (*t).write_bytes += PAGE_SIZE };
+        unsafe { (*t).write_bytes += u64::from(config!(page_size)) };
     }
     0
 }

@@ -166,7 +166,7 @@ fn inside_the_namespaces_each_source_works_or_says_why() {
             .find(|l| l.starts_with(source))
             .unwrap_or_else(|| panic!("{source} listed: {text}"));
         let status = line[source.len()..].trim();
-        if status == "available" {
+        if status.starts_with("available") {
             available += 1;
         } else {
             let reason = status

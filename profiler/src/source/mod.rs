@@ -19,6 +19,10 @@ pub trait IoSource: Send {
     fn unavailable(&self) -> Vec<Unavailable>;
     /// What `total` counts from, for people reading JSON or batch output.
     fn totals_since(&self) -> &'static str;
+    /// How this source reads the kernel here, where it has more than one way.
+    fn method(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,8 +2,9 @@
 //! so the probes can read the kernel's own task I/O accounting without fixed offsets.
 
 use btf_rs::{Btf, Type};
+use profiler_common::TaskLayout;
 
-const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 /// Follows typedefs and qualifiers to the type underneath.
 fn strip(btf: &Btf, mut ty: Type) -> Option<Type> {
@@ -54,36 +55,68 @@ pub fn offset_of(btf: &Btf, struct_name: &str, path: &[&str]) -> Option<u64> {
     (bits % 8 == 0).then_some(u64::from(bits / 8))
 }
 
-/// This kernel's BTF, parsed once for all the offsets below.
+/// Size in bytes of `struct struct_name` in this kernel.
+fn struct_size(btf: &Btf, struct_name: &str) -> Option<usize> {
+    btf.resolve_types_by_name(struct_name)
+        .ok()?
+        .into_iter()
+        .find_map(|t| match t {
+            Type::Struct(s) => Some(s.size()),
+            _ => None,
+        })
+}
+
+/// This kernel's BTF, mapped rather than parsed whole: the few structs the probes need are
+/// looked up by name, and the tens of MB a full parse takes are never allocated.
 pub fn load() -> Result<Btf, String> {
-    Btf::from_file(VMLINUX).map_err(|e| format!("cannot read {VMLINUX}: {e}"))
+    Btf::from_file_with_backend(VMLINUX, btf_rs::Backend::Mmap)
+        .map_err(|e| format!("cannot read {VMLINUX}: {e}"))
 }
 
-/// Offset of `task_struct.ioac.read_bytes`, provided write_bytes and cancelled_write_bytes
-/// follow it 8 and 16 bytes later (the probes read the three at once).
-pub fn task_ioac_offset(btf: &Btf) -> Result<u64, String> {
-    let field = |name: &str| {
-        offset_of(btf, "task_struct", &["ioac", name])
-            .ok_or_else(|| format!("task_struct.ioac.{name} not in BTF"))
+/// Where the task iterator and its exit probe find each field they read, in this kernel.
+pub fn task_layout(btf: &Btf) -> Result<TaskLayout, String> {
+    let off = |struct_name: &str, path: &[&str]| {
+        offset_of(btf, struct_name, path)
+            .and_then(|o| u32::try_from(o).ok())
+            .ok_or_else(|| {
+                format!(
+                    "{struct_name}.{} is not in the kernel's BTF",
+                    path.join(".")
+                )
+            })
     };
-    let (read, write, cancelled) = (
-        field("read_bytes")?,
-        field("write_bytes")?,
-        field("cancelled_write_bytes")?,
-    );
-    if write != read + 8 || cancelled != read + 16 {
-        return Err(format!(
-            "unexpected task_io_accounting layout ({read}, {write}, {cancelled})"
-        ));
-    }
-    Ok(read)
-}
-
-/// Offset of `task_struct.pid`, the thread's id in the initial pid namespace.
-pub fn task_pid_offset(btf: &Btf) -> Result<u32, String> {
-    offset_of(btf, "task_struct", &["pid"])
-        .and_then(|off| u32::try_from(off).ok())
-        .ok_or_else(|| "task_struct.pid not in BTF".into())
+    let task = |path: &[&str]| off("task_struct", path);
+    let upid_size = struct_size(btf, "upid")
+        .and_then(|s| u32::try_from(s).ok())
+        .ok_or("struct upid is not in the kernel's BTF")?;
+    Ok(TaskLayout {
+        pid: task(&["pid"])?,
+        tgid: task(&["tgid"])?,
+        comm: task(&["comm"])?,
+        start_time: task(&["start_time"])?,
+        rchar: task(&["ioac", "rchar"])?,
+        wchar: task(&["ioac", "wchar"])?,
+        syscr: task(&["ioac", "syscr"])?,
+        syscw: task(&["ioac", "syscw"])?,
+        read_bytes: task(&["ioac", "read_bytes"])?,
+        write_bytes: task(&["ioac", "write_bytes"])?,
+        cancelled_write_bytes: task(&["ioac", "cancelled_write_bytes"])?,
+        real_cred: task(&["real_cred"])?,
+        cred_uid: off("cred", &["uid"])?,
+        cgroups: task(&["cgroups"])?,
+        css_set_dfl_cgrp: off("css_set", &["dfl_cgrp"])?,
+        cgroup_kn: off("cgroup", &["kn"])?,
+        kernfs_node_id: off("kernfs_node", &["id"])?,
+        thread_pid: task(&["thread_pid"])?,
+        group_leader: task(&["group_leader"])?,
+        pid_level: off("pid", &["level"])?,
+        pid_numbers: off("pid", &["numbers"])?,
+        upid_size,
+        upid_nr: off("upid", &["nr"])?,
+        upid_ns: off("upid", &["ns"])?,
+        pid_namespace_inum: off("pid_namespace", &["ns", "inum"])?,
+        _pad: 0,
+    })
 }
 
 #[cfg(test)]
@@ -98,9 +131,24 @@ mod tests {
             return;
         }
         let btf = load().expect("this kernel's BTF");
-        let off = task_ioac_offset(&btf).expect("task_struct.ioac in this kernel's BTF");
-        assert!(off > 0 && off.is_multiple_of(8), "offset {off}");
-        let pid = task_pid_offset(&btf).expect("task_struct.pid in this kernel's BTF");
-        assert!(pid > 0 && pid.is_multiple_of(4), "offset {pid}");
+        let l = task_layout(&btf).expect("every field the task iterator reads");
+        // The kernel's task_io_accounting: rchar, wchar, syscr, syscw, read_bytes, write_bytes,
+        // cancelled_write_bytes, 8 bytes each, in that order.
+        let ioac = [
+            l.rchar,
+            l.wchar,
+            l.syscr,
+            l.syscw,
+            l.read_bytes,
+            l.write_bytes,
+            l.cancelled_write_bytes,
+        ];
+        for (i, off) in ioac.iter().enumerate() {
+            assert_eq!(*off, l.rchar + 8 * i as u32, "ioac field {i} at {off}");
+        }
+        assert!(l.pid > 0 && l.pid.is_multiple_of(4), "pid at {}", l.pid);
+        assert_eq!(l.tgid, l.pid + 4, "tgid follows pid in task_struct");
+        assert_eq!(l.upid_size, 16, "struct upid is an int and a pointer");
+        assert_eq!(l.upid_nr, 0);
     }
 }
