@@ -184,6 +184,22 @@ fn three_sources_agree_on_a_known_workload_in_one_compare_run() {
             "taskstats' delta {name} is the difference of rounded totals: {task}"
         );
     }
+    // eBPF's task iterator reads the very counters of /proc/PID/io, since the task started.
+    for name in [
+        "rchar",
+        "wchar",
+        "syscr",
+        "syscw",
+        "read_bytes",
+        "write_bytes",
+        "cancelled_write_bytes",
+    ] {
+        assert_eq!(
+            counter(&ebpf["total"], name),
+            counter(&procfs["total"], name),
+            "ebpf total {name} is /proc's: {task}"
+        );
+    }
     // Nothing ran in the second interval: no source may show movement.
     let still = &entry(&refreshes[1], "tid", pid)["by_source"];
     for source in ["taskstats", "ebpf", "procfs"] {
@@ -192,6 +208,49 @@ fn three_sources_agree_on_a_known_workload_in_one_compare_run() {
                 counter(&still[source]["delta"], name),
                 0,
                 "{source} {name} of a stopped child: {still}"
+            );
+        }
+    }
+    child.finish();
+}
+
+#[test]
+fn every_source_lists_the_same_threads_idle_ones_included() {
+    require_root();
+    const THREADS: usize = 6;
+    let mut child = Workload::start(&[format!("threads:{THREADS}")]);
+    child.run_ops();
+    let pid = child.pid();
+    let run = Run::start(&[
+        "--source",
+        "taskstats,ebpf,procfs",
+        "--json",
+        "-b",
+        "-n",
+        "1",
+        "-p",
+        &pid.to_string(),
+    ]);
+    let (lines, _) = finish_ok(run);
+    let refresh = &json_lines(&lines)[0];
+    let want: HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("listing the child's threads")
+        .map(|e| {
+            e.expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .parse::<u64>()
+                .expect("a tid")
+        })
+        .collect();
+    assert_eq!(want.len(), THREADS + 1, "the child and its idle threads");
+    assert_eq!(ids(refresh, "tid"), want, "one row per thread: {refresh}");
+    for task in tasks(refresh) {
+        for source in ["taskstats", "ebpf", "procfs"] {
+            assert!(
+                task["by_source"][source]["total"].is_object(),
+                "{source} lists thread {} although it did no I/O: {task}",
+                task["tid"]
             );
         }
     }
