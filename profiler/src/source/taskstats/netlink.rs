@@ -40,7 +40,7 @@ const TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK: u16 = 4;
 
 /// Requests sent in one `send` before the replies are read: the kernel answers each one while
 /// `send` runs, so a batch costs two system calls instead of two per task. Measured at 10,000
-/// threads (profiler/benches/taskstats.rs): 10.7 us per thread one at a time, 7.1 in batches of
+/// threads (profiler/benches/sources.rs): 10.7 us per thread one at a time, 7.1 in batches of
 /// 8, about 6.4 in batches of 32 to 128, no better at 256.
 pub const BATCH: usize = 64;
 /// Room for one reply: about 600 bytes for struct taskstats v16, plus headers.
