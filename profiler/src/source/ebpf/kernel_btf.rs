@@ -67,10 +67,28 @@ fn struct_size(btf: &Btf, struct_name: &str) -> Option<usize> {
 }
 
 /// This kernel's BTF, mapped rather than parsed whole: the few structs the probes need are
-/// looked up by name, and the tens of MB a full parse takes are never allocated.
+/// looked up by name, and the tens of MB a full parse takes are never allocated. Kernels before
+/// 6.x cannot map the sysfs file itself: it is then copied into a memory file first.
 pub fn load() -> Result<Btf, String> {
-    Btf::from_file_with_backend(VMLINUX, btf_rs::Backend::Mmap)
-        .map_err(|e| format!("cannot read {VMLINUX}: {e}"))
+    match Btf::from_file_with_backend(VMLINUX, btf_rs::Backend::Mmap) {
+        Ok(btf) => Ok(btf),
+        Err(_) => load_copied(),
+    }
+}
+
+fn load_copied() -> Result<Btf, String> {
+    let copy = copy_to_memory_file(VMLINUX).map_err(|e| format!("cannot read {VMLINUX}: {e}"))?;
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&copy));
+    Btf::from_file_with_backend(&path, btf_rs::Backend::Mmap)
+        .map_err(|e| format!("cannot read {VMLINUX} (copied to memory): {e}"))
+}
+
+/// `path`'s bytes in an anonymous memory file, which can be mapped.
+fn copy_to_memory_file(path: &str) -> std::io::Result<std::fs::File> {
+    let fd = rustix::fs::memfd_create("vmlinux-btf", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut copy = std::fs::File::from(fd);
+    std::io::copy(&mut std::fs::File::open(path)?, &mut copy)?;
+    Ok(copy)
 }
 
 /// Where the task iterator and its exit probe find each field they read, in this kernel.
@@ -150,5 +168,8 @@ mod tests {
         assert_eq!(l.tgid, l.pid + 4, "tgid follows pid in task_struct");
         assert_eq!(l.upid_size, 16, "struct upid is an int and a pointer");
         assert_eq!(l.upid_nr, 0);
+        // Kernels whose sysfs BTF cannot be mapped read it through a copy: the same layout.
+        let copied = load_copied().expect("BTF copied to a memory file");
+        assert_eq!(task_layout(&copied), Ok(l));
     }
 }
