@@ -13,6 +13,11 @@ pub const TASK_EXIT_PROG: &str = "task_exit";
 pub const SYS_EXIT_PROG: &str = "sys_exit";
 pub const SCHED_EXIT_PROG: &str = "sched_exit";
 pub const SCHED_EXEC_PROG: &str = "sched_exec";
+/// Scheduler probes of the iterator path that measure each thread's block I/O wait the way the
+/// kernel's delay accounting does (from being switched out with `in_iowait` set until woken),
+/// so IO> needs no `kernel.task_delayacct`. BTF tracepoints `sched_switch` and `sched_wakeup`.
+pub const IOWAIT_SWITCH_PROG: &str = "iowait_switch";
+pub const IOWAIT_WAKEUP_PROG: &str = "iowait_wakeup";
 /// Block layer reads, charged like task_io_account_read in submit_bio.
 pub const BIO_QUEUE_PROG: &str = "block_bio_queue";
 /// Page-cache pages dirtied: attached to `writeback_dirty_folio` (Linux 5.17+) or
@@ -29,6 +34,9 @@ pub const TASKS_MAP: &str = "TASKS";
 pub const EXITED_MAP: &str = "EXITED";
 /// Per-CPU array of `u64`, indexed by [`Stat`].
 pub const STATS_MAP: &str = "STATS";
+/// Per-thread I/O wait of threads whose host TID is below the array's length, at index TID
+/// (an array of [`IoWait`]); userspace sets the length at load time.
+pub const IOWAIT_MAP: &str = "IOWAIT";
 /// Global variable holding a [`Config`].
 pub const CONFIG_GLOBAL: &str = "CONFIG";
 
@@ -39,6 +47,16 @@ pub const MAX_TASKS: u32 = 131_072;
 pub const MAX_TIDS: u32 = 131_072;
 /// Bytes of the exit ring buffer: room for about 40k exit records between two refreshes.
 pub const EXITED_RING_BYTES: u32 = 4 << 20;
+
+/// One thread's block I/O wait as the scheduler probes measure it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoWait {
+    /// When the thread was switched out to wait for I/O (CLOCK_MONOTONIC ns); 0 when not waiting.
+    pub since_ns: u64,
+    /// Waits completed so far, in ns.
+    pub total_ns: u64,
+}
 
 /// Length of a task's command, as in the kernel's `TASK_COMM_LEN`.
 pub const COMM_LEN: usize = 16;
@@ -65,6 +83,9 @@ pub struct TaskIo {
     /// `task_struct.start_time` (CLOCK_MONOTONIC ns): with the TID, tells a reused TID from
     /// the thread that had it before. 0 where unknown (the syscall-hook path).
     pub start_time_ns: u64,
+    /// Block I/O wait of the thread, ns, from the scheduler probes; `u64::MAX` where they do
+    /// not measure it (not attached, or a TID beyond the IOWAIT array).
+    pub blkio_delay_ns: u64,
     /// Host TID (the map key), repeated so an exit record is self-contained.
     pub host_tid: u32,
     /// TID and TGID as seen in the profiler's pid namespace.
@@ -94,6 +115,9 @@ pub struct Config {
     pub dirty_name_off: u32,
     /// Bytes the kernel charges per dirtied page (its page size).
     pub page_size: u32,
+    /// Non-zero: the scheduler probes measure I/O wait into IOWAIT, and records carry it.
+    pub iowait: u32,
+    pub _pad: u32,
     /// Where the iterator path finds what it reads, from the kernel's BTF.
     pub task: TaskLayout,
 }
@@ -135,7 +159,10 @@ pub struct TaskLayout {
     pub upid_nr: u32,
     pub upid_ns: u32,
     pub pid_namespace_inum: u32,
-    pub _pad: u32,
+    /// `__state` (`state` before Linux 5.14), and the byte and bit of the `in_iowait` bitfield.
+    pub state: u32,
+    pub in_iowait_byte: u32,
+    pub in_iowait_mask: u32,
 }
 
 /// Indices into [`STATS_MAP`].
@@ -148,6 +175,9 @@ pub enum Stat {
     ExitRingFull = 1,
 }
 pub const STATS_LEN: u32 = 2;
+
+/// What [`TaskIo::blkio_delay_ns`] holds when the thread's I/O wait is not measured.
+pub const NOT_MEASURED: u64 = u64::MAX;
 
 /// Syscall numbers the programs account, per architecture.
 pub mod syscalls {
@@ -186,9 +216,11 @@ pub mod syscalls {
 
 #[cfg(feature = "user")]
 mod pod {
-    use super::{Config, TaskIo};
+    use super::{Config, IoWait, TaskIo};
     // SAFETY: both are repr(C), made only of integers, with every padding byte written out as a field.
     unsafe impl aya::Pod for TaskIo {}
     // SAFETY: as above.
     unsafe impl aya::Pod for Config {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for IoWait {}
 }

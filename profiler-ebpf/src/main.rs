@@ -15,7 +15,7 @@ use core::ffi::c_void;
 use aya_ebpf::{
     bindings::{bpf_pidns_info, BPF_F_MMAPABLE, BPF_NOEXIST},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
         bpf_probe_read_kernel,
         generated::{bpf_get_current_cgroup_id, bpf_get_ns_current_pid_tgid, bpf_seq_write},
     },
@@ -26,7 +26,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::{info, warn};
 use profiler_common::{
-    syscalls as nr, Config, Stat, TaskIo, EXITED_RING_BYTES, MAX_TASKS, STATS_LEN,
+    syscalls as nr, Config, IoWait, Stat, TaskIo, EXITED_RING_BYTES, MAX_TASKS, NOT_MEASURED,
+    STATS_LEN,
 };
 
 // Map and global names are the constants of profiler-common (TIDS_MAP, TASKS_MAP, EXITED_MAP,
@@ -44,6 +45,10 @@ static TASKS: HashMap<u32, TaskIo> = HashMap::with_max_entries(MAX_TASKS, 0);
 static EXITED: RingBuf = RingBuf::with_byte_size(EXITED_RING_BYTES, 0);
 #[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_LEN + 1, 0);
+/// Block I/O wait per thread, at index host TID (userspace sets the length at load time): the
+/// scheduler probes touch it only for threads that wait for I/O.
+#[map]
+static IOWAIT: Array<IoWait> = Array::with_max_entries(1, 0);
 
 #[no_mangle]
 // SAFETY: Config is made of integers only, for which all-zero bytes are a valid value.
@@ -145,6 +150,73 @@ unsafe fn field<T: Copy>(base: *const u8, off: u32) -> T {
     unsafe { core::ptr::read_volatile(base.add(off as usize).cast::<T>()) }
 }
 
+/// The I/O wait the scheduler probes measured for the thread, or NOT_MEASURED.
+#[inline(always)]
+fn iowait_total(host_tid: u32) -> u64 {
+    if config!(iowait) == 0 {
+        return NOT_MEASURED;
+    }
+    match IOWAIT.get(host_tid) {
+        Some(w) => w.total_ns,
+        None => NOT_MEASURED,
+    }
+}
+
+/// Whether `task` (a BTF-typed task_struct) has `in_iowait` set: it waits in io_schedule().
+#[inline(always)]
+fn in_iowait(task: *const u8) -> bool {
+    // SAFETY: a BTF-typed task; the byte is the one holding the `in_iowait` bitfield, per BTF.
+    let byte: u8 = unsafe { field(task, config!(task.in_iowait_byte)) };
+    byte & config!(task.in_iowait_mask) as u8 != 0
+}
+
+/// A thread is switched out. Not preempted, no longer runnable and waiting for I/O: the kernel
+/// starts its blkio delay here (delayacct_blkio_start in __schedule), and so does this.
+#[btf_tracepoint(function = "sched_switch")]
+pub fn iowait_switch(ctx: BtfTracePointContext) -> u32 {
+    let preempt: u64 = ctx.arg(0);
+    let prev: *const u8 = ctx.arg(1);
+    if preempt & 0xff != 0 || !in_iowait(prev) {
+        return 0;
+    }
+    // SAFETY: a BTF-typed task; `task.state` is `__state` (or `state`), whose low 32 bits hold
+    // the task state on a little-endian machine.
+    let state: u32 = unsafe { field(prev, config!(task.state)) };
+    if state == 0 {
+        return 0;
+    }
+    // SAFETY: as above, `task.pid` is the thread's id.
+    let tid: u32 = unsafe { field(prev, config!(task.pid)) };
+    if let Some(w) = IOWAIT.get_ptr_mut(tid) {
+        // SAFETY: the thread's own slot; it is switched out, so nothing else writes it now.
+        unsafe { (*w).since_ns = bpf_ktime_get_ns() };
+    }
+    0
+}
+
+/// A thread is woken. Where it was waiting for I/O, the wait ends (delayacct_blkio_end in
+/// try_to_wake_up).
+#[btf_tracepoint(function = "sched_wakeup")]
+pub fn iowait_wakeup(ctx: BtfTracePointContext) -> u32 {
+    let task: *const u8 = ctx.arg(0);
+    if !in_iowait(task) {
+        return 0;
+    }
+    // SAFETY: a BTF-typed task (see `field`).
+    let tid: u32 = unsafe { field(task, config!(task.pid)) };
+    if let Some(w) = IOWAIT.get_ptr_mut(tid) {
+        // SAFETY: the thread's own slot; its waker holds the thread's pi_lock, so one at a time.
+        unsafe {
+            let since = (*w).since_ns;
+            if since != 0 {
+                (*w).total_ns += bpf_ktime_get_ns().saturating_sub(since);
+                (*w).since_ns = 0;
+            }
+        }
+    }
+    0
+}
+
 /// The counters and labels of `task` (a `struct task_struct` known to the verifier by BTF),
 /// read from its own fields: exactly what /proc/PID/io reads, exec's reads included.
 #[inline(always)]
@@ -171,6 +243,7 @@ fn task_record(task: *const u8) -> TaskIo {
             cancelled_write_bytes: field(task, config!(task.cancelled_write_bytes)),
             cgroup_id: field(kernfs_node, config!(task.kernfs_node_id)),
             start_time_ns: field(task, config!(task.start_time)),
+            blkio_delay_ns: iowait_total(pid),
             host_tid: pid,
             tid: pid,
             tgid: field(task, config!(task.tgid)),
@@ -282,12 +355,21 @@ pub extern "C" fn task_iter(ctx: *const IterTaskCtx) -> i32 {
     0
 }
 
-/// A thread exits: its last counters, read from the task, go to userspace.
+/// A thread exits: its last counters, read from the task, go to userspace, and its I/O wait
+/// slot is cleared for the next thread with its TID.
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn task_exit(ctx: BtfTracePointContext) -> u32 {
     let task: *const u8 = ctx.arg(0);
     if let Some(last) = task_record_in_namespace(task) {
         submit_exit(&ctx, last);
+    }
+    if config!(iowait) != 0 {
+        // SAFETY: a BTF-typed task (see `field`).
+        let tid: u32 = unsafe { field(task, config!(task.pid)) };
+        if let Some(w) = IOWAIT.get_ptr_mut(tid) {
+            // SAFETY: the exiting thread's own slot.
+            unsafe { *w = IoWait::default() };
+        }
     }
     0
 }

@@ -3,11 +3,14 @@
 //! (a) What the probes add to every syscall: 1,000,000 one-byte write()s to /dev/null, CPU time
 //!     with no probes, with the task iterator and with the syscall hook attached, alternating
 //!     rounds in one run, medians compared.
+//! (c) What the I/O wait probes (on sched_switch and sched_wakeup) add to context switches: two
+//!     threads passing a byte back and forth over pipes 1,000,000 times, wall time with no
+//!     probes and with the task iterator's probes attached, alternating rounds.
 //! (b) One refresh (EbpfSource::sample) when 1,000 and 10,000 threads of this process have each
 //!     done I/O: CPU time per refresh, the heap a refresh allocates, and the memory the source
 //!     holds in userspace and in the kernel.
 //! Needs root (CAP_BPF, CAP_PERFMON). Run: `cargo bench -p profiler --bench ebpf`, or with
-//! `-- overhead` or `-- refresh` for one part.
+//! `-- overhead`, `-- switches` or `-- refresh` for one part.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::os::fd::AsRawFd;
@@ -162,6 +165,76 @@ fn syscall_overhead() -> bool {
     verdict
 }
 
+const ROUND_TRIPS: u32 = 1_000_000;
+const SWITCH_ROUNDS: usize = 5;
+/// I/O wait probes on / off, per round trip: above this they would be behind a flag.
+const TARGET_SWITCH_RATIO: f64 = 1.05;
+
+/// Wall seconds for ROUND_TRIPS round trips of one byte between two threads over two pipes.
+fn ping_pong() -> f64 {
+    let pipe = || {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid array of two ints for pipe(2) to fill.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+        fds
+    };
+    let (there, back) = (pipe(), pipe());
+    let echo = std::thread::spawn(move || {
+        let mut byte = [0u8];
+        for _ in 0..ROUND_TRIPS {
+            // SAFETY: valid pipe ends and a one-byte buffer.
+            unsafe {
+                assert_eq!(libc::read(there[0], byte.as_mut_ptr().cast(), 1), 1);
+                assert_eq!(libc::write(back[1], byte.as_ptr().cast(), 1), 1);
+            }
+        }
+    });
+    let start = std::time::Instant::now();
+    let mut byte = [7u8];
+    for _ in 0..ROUND_TRIPS {
+        // SAFETY: valid pipe ends and a one-byte buffer.
+        unsafe {
+            assert_eq!(libc::write(there[1], byte.as_ptr().cast(), 1), 1);
+            assert_eq!(libc::read(back[0], byte.as_mut_ptr().cast(), 1), 1);
+        }
+    }
+    let wall = start.elapsed().as_secs_f64();
+    echo.join().expect("echo thread");
+    for fd in there.into_iter().chain(back) {
+        // SAFETY: closing the pipe ends made above, once each.
+        unsafe { libc::close(fd) };
+    }
+    wall
+}
+
+/// Part (c); returns whether the target was met.
+fn switch_overhead() -> bool {
+    ping_pong();
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for round in 1..=SWITCH_ROUNDS {
+        off.push(ping_pong());
+        let source = open_source(Probes::TaskIterator);
+        on.push(ping_pong());
+        drop(source);
+        println!(
+            "round {round}: off {:.2} us/round trip, on {:.2} us/round trip",
+            off[off.len() - 1] * 1e6 / f64::from(ROUND_TRIPS),
+            on[on.len() - 1] * 1e6 / f64::from(ROUND_TRIPS)
+        );
+    }
+    let (off, on) = (median(off), median(on));
+    let ratio = on / off;
+    let ok = ratio <= TARGET_SWITCH_RATIO;
+    println!(
+        "context switches with the I/O wait probes: {ratio:.3}x (off {:.2} us, on {:.2} us per \
+         round trip)\n        target: <= {TARGET_SWITCH_RATIO}x: {}",
+        off * 1e6 / f64::from(ROUND_TRIPS),
+        on * 1e6 / f64::from(ROUND_TRIPS),
+        if ok { "met" } else { "MISSED" }
+    );
+    ok
+}
+
 /// Threads that each made one write() and now wait to be told to end.
 struct Writers {
     stop: Arc<AtomicBool>,
@@ -283,13 +356,14 @@ fn main() {
         .collect();
     let wanted = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
     let overhead_ok = !wanted("overhead") || syscall_overhead();
+    let switches_ok = !wanted("switches") || switch_overhead();
     let mut refresh_ok = true;
     if wanted("refresh") {
         for probes in PATHS {
             refresh_ok &= refresh_cost(probes);
         }
     }
-    if !(overhead_ok && refresh_ok) {
+    if !(overhead_ok && switches_ok && refresh_ok) {
         std::process::exit(1);
     }
 }

@@ -277,6 +277,75 @@ fn writer_shows_up_sorts_on_top_by_disk_write_and_q_restores_the_terminal() {
     assert_terminal_given_back(&tmux, &screen);
 }
 
+/// kernel.task_delayacct switched off for as long as it lives, then put back.
+struct DelayacctOff {
+    before: String,
+}
+
+const TASK_DELAYACCT: &str = "/proc/sys/kernel/task_delayacct";
+
+impl DelayacctOff {
+    fn new() -> DelayacctOff {
+        let before = std::fs::read_to_string(TASK_DELAYACCT).expect("reading task_delayacct");
+        std::fs::write(TASK_DELAYACCT, "0").expect("switching delay accounting off");
+        DelayacctOff { before }
+    }
+}
+
+impl Drop for DelayacctOff {
+    fn drop(&mut self) {
+        std::fs::write(TASK_DELAYACCT, self.before.trim()).expect("restoring task_delayacct");
+    }
+}
+
+#[test]
+fn io_wait_shows_without_delay_accounting() {
+    require_root();
+    let _machine = shared_machine();
+    let _off = DelayacctOff::new();
+    let scratch = Scratch::new("tui-iowait");
+    let input = scratch.file("in", 100 * 4096);
+    // O_DIRECT reads that wait for the disk, for about 30 s at most.
+    let ops: Vec<String> = (0..300)
+        .flat_map(|_| {
+            [
+                format!("direct-read:{input}:100:4096"),
+                "sleep:20".to_string(),
+            ]
+        })
+        .collect();
+    let child = Workload::start(&ops);
+    resume(&child);
+    let tmux = Tmux::start("tui-iowait", 160, 20);
+    let command_line = format!(
+        "{} --source ebpf -d 0.5 -p {}; echo EXIT=$?",
+        profiler_bin().display(),
+        child.pid()
+    );
+    tmux.send(&[&command_line, "Enter"]);
+    let screen = tmux.wait_for(
+        "the reader's IO> as a share of time",
+        Duration::from_secs(15),
+        |s| {
+            table_rows(s).iter().any(|&(id, row)| {
+                id == child.pid() && row.contains(" %") && row.trim_end().ends_with(" workload")
+            })
+        },
+    );
+    let header = screen
+        .lines()
+        .find(|l| l.trim_start().starts_with("TID "))
+        .expect("the table header");
+    assert!(header.contains("IO>"), "an IO> column: {header}");
+    assert!(
+        !screen.contains("IO> n/a"),
+        "IO> is not said to be unavailable:\n{screen}"
+    );
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
+    assert_terminal_given_back(&tmux, &screen);
+}
+
 #[test]
 fn sigterm_restores_the_terminal() {
     let _machine = shared_machine();

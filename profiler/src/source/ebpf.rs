@@ -22,9 +22,9 @@ use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, Iter, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use profiler_common::{
-    Config, Stat, TaskIo, BIO_QUEUE_PROG, CONFIG_GLOBAL, DIRTY_PROG, EXITED_MAP, MAX_TIDS,
-    SCHED_EXEC_PROG, SCHED_EXIT_PROG, STATS_MAP, SYS_EXIT_PROG, TASKS_MAP, TASK_EXIT_PROG,
-    TASK_ITER_PROG, TIDS_MAP,
+    Config, Stat, TaskIo, BIO_QUEUE_PROG, CONFIG_GLOBAL, DIRTY_PROG, EXITED_MAP, IOWAIT_MAP,
+    IOWAIT_SWITCH_PROG, IOWAIT_WAKEUP_PROG, MAX_TIDS, NOT_MEASURED, SCHED_EXEC_PROG,
+    SCHED_EXIT_PROG, STATS_MAP, SYS_EXIT_PROG, TASKS_MAP, TASK_EXIT_PROG, TASK_ITER_PROG, TIDS_MAP,
 };
 
 use self::batch::{BatchError, BatchReader};
@@ -93,7 +93,9 @@ pub enum Probes {
 impl Probes {
     pub fn describe(self) -> &'static str {
         match self {
-            Probes::TaskIterator => "task iterator (kernel counters, no syscall hook)",
+            Probes::TaskIterator => {
+                "task iterator (kernel counters, no syscall hook; IO> from scheduler tracepoints)"
+            }
             Probes::SyscallHook => "classic tracepoints (syscall hook)",
         }
     }
@@ -103,6 +105,8 @@ enum Reader {
     Iterator {
         /// Reused across refreshes.
         buf: Vec<u8>,
+        /// Why the scheduler probes that measure I/O wait are missing, if they are.
+        no_iowait: Option<String>,
     },
     Hook(Box<HookMaps>),
 }
@@ -192,19 +196,30 @@ fn base_config(scope: &Scope) -> Config {
     config
 }
 
-/// Loads the object; `btf` is the kernel's, parsed once by the caller (the loader would parse
-/// it again on its own otherwise), or None where no program needs it.
-fn load_object(
-    config: &Config,
+/// Sizes of the maps that grow with the number of threads; 1 for those a path does not use.
+struct MapSizes {
     tids: u32,
     tasks: u32,
-    btf: Option<&Btf>,
-) -> Result<Ebpf, EbpfError> {
+    iowait: u32,
+}
+
+/// The kernel's `kernel.pid_max`: TIDs stay below it.
+fn pid_max(scope: &Scope) -> u32 {
+    std::fs::read_to_string(scope.proc_root.join("sys/kernel/pid_max"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(PID_MAX_DEFAULT)
+}
+
+/// Loads the object; `btf` is the kernel's, parsed once by the caller (the loader would parse
+/// it again on its own otherwise), or None where no program needs it.
+fn load_object(config: &Config, sizes: MapSizes, btf: Option<&Btf>) -> Result<Ebpf, EbpfError> {
     EbpfLoader::new()
         .btf(btf)
         .override_global(CONFIG_GLOBAL, config, true)
-        .map_max_entries(TIDS_MAP, tids)
-        .map_max_entries(TASKS_MAP, tasks)
+        .map_max_entries(TIDS_MAP, sizes.tids)
+        .map_max_entries(TASKS_MAP, sizes.tasks)
+        .map_max_entries(IOWAIT_MAP, sizes.iowait)
         .load(PROBES)
         .map_err(|e| {
             if is_permission_error(&e) {
@@ -269,9 +284,9 @@ fn attach_classic(
     Ok(())
 }
 
-/// Loads the task iterator and its exit probe. Needs the kernel's BTF for both the offsets and
-/// the attach points.
-fn open_iterator(scope: &Scope) -> Result<Ebpf, EbpfError> {
+/// Loads the task iterator, its exit probe and the I/O wait probes (their failure costs only
+/// IO>, and says why). Needs the kernel's BTF for both the offsets and the attach points.
+fn open_iterator(scope: &Scope) -> Result<(Ebpf, Reader), EbpfError> {
     if !std::path::Path::new(kernel_btf::VMLINUX).exists() {
         return Err(EbpfError::NoBtf(format!("no {}", kernel_btf::VMLINUX)));
     }
@@ -282,8 +297,14 @@ fn open_iterator(scope: &Scope) -> Result<Ebpf, EbpfError> {
     config.task = kernel_btf::load()
         .and_then(|vmlinux| kernel_btf::task_layout(&vmlinux))
         .map_err(EbpfError::Load)?;
+    config.iowait = 1;
     // The syscall-hook maps are not used on this path: the smallest size the kernel takes.
-    let mut ebpf = load_object(&config, 1, 1, Some(&btf))?;
+    let sizes = MapSizes {
+        tids: 1,
+        tasks: 1,
+        iowait: pid_max(scope).clamp(1, MAX_TIDS),
+    };
+    let mut ebpf = load_object(&config, sizes, Some(&btf))?;
     let err = attach_error(TASK_ITER_PROG, "iter/task");
     let prog: &mut Iter = ebpf
         .program_mut(TASK_ITER_PROG)
@@ -293,7 +314,21 @@ fn open_iterator(scope: &Scope) -> Result<Ebpf, EbpfError> {
     prog.load("task", &btf)
         .map_err(|e| permission_or(&e, err(chain(&e))))?;
     attach_btf(&mut ebpf, &btf, TASK_EXIT_PROG, "sched_process_exit")?;
-    Ok(ebpf)
+    let no_iowait = [
+        (IOWAIT_SWITCH_PROG, "sched_switch"),
+        (IOWAIT_WAKEUP_PROG, "sched_wakeup"),
+    ]
+    .into_iter()
+    .find_map(|(program, tracepoint)| {
+        attach_btf(&mut ebpf, &btf, program, tracepoint)
+            .err()
+            .map(|e| e.to_string())
+    });
+    let reader = Reader::Iterator {
+        buf: Vec::with_capacity(ITER_READ_BYTES),
+        no_iowait,
+    };
+    Ok((ebpf, reader))
 }
 
 /// Attaches the classic tracepoints; tracefs is mounted for as long as that takes when it is
@@ -318,16 +353,12 @@ fn open_hook(scope: &Scope) -> Result<(Ebpf, Reader), EbpfError> {
     // The TIDS array covers every TID the kernel hands out, when that range is not too large.
     // In a pid namespace (Linux 6.14+) this is the namespace's limit, which may be lower than
     // the host's: TIDs above the array go to the hash map, slower but just as complete.
-    let pid_max = std::fs::read_to_string(scope.proc_root.join("sys/kernel/pid_max"))
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .unwrap_or(PID_MAX_DEFAULT);
-    let mut ebpf = load_object(
-        &config,
-        pid_max.clamp(1, MAX_TIDS),
-        profiler_common::MAX_TASKS,
-        None,
-    )?;
+    let sizes = MapSizes {
+        tids: pid_max(scope).clamp(1, MAX_TIDS),
+        tasks: profiler_common::MAX_TASKS,
+        iowait: 1,
+    };
+    let mut ebpf = load_object(&config, sizes, None)?;
     tracefs::check_sys_exit_format(root)
         .map_err(attach_error(SYS_EXIT_PROG, "raw_syscalls/sys_exit"))?;
     for (program, category, name) in [
@@ -390,13 +421,7 @@ impl EbpfSource {
             _ => Some(open_iterator(&scope)),
         };
         let (mut ebpf, reader, probes) = match iterator {
-            Some(Ok(ebpf)) => (
-                ebpf,
-                Reader::Iterator {
-                    buf: Vec::with_capacity(ITER_READ_BYTES),
-                },
-                Probes::TaskIterator,
-            ),
+            Some(Ok((ebpf, reader))) => (ebpf, reader, Probes::TaskIterator),
             Some(Err(e)) if probes.is_some() => return Err(e),
             Some(Err(e @ EbpfError::PermissionDenied { .. })) => return Err(e),
             Some(Err(iterator)) => match open_hook(&scope) {
@@ -450,11 +475,12 @@ impl EbpfSource {
     }
 
     fn to_task(&self, io: &TaskIo) -> TaskSample {
-        let (read_bytes, write_bytes, cancelled) = match &self.reader {
-            Reader::Iterator { .. } => (true, true, true),
+        let (read_bytes, write_bytes, cancelled, iowait) = match &self.reader {
+            Reader::Iterator { no_iowait, .. } => (true, true, true, no_iowait.is_none()),
             Reader::Hook(hook) => (
                 hook.no_read_bytes.is_none(),
                 hook.no_write_bytes.is_none(),
+                false,
                 false,
             ),
         };
@@ -473,7 +499,8 @@ impl EbpfSource {
                 read_bytes: read_bytes.then_some(io.read_bytes),
                 write_bytes: write_bytes.then_some(io.write_bytes),
                 cancelled_write_bytes: cancelled.then_some(io.cancelled_write_bytes),
-                blkio_delay_ns: None,
+                blkio_delay_ns: (iowait && io.blkio_delay_ns != NOT_MEASURED)
+                    .then_some(io.blkio_delay_ns),
                 swapin_delay_ns: None,
             },
             exited: io.exited != 0,
@@ -487,7 +514,7 @@ impl EbpfSource {
     /// Every live thread into `out`; returns how many vanished while being read.
     fn read_live(&mut self, out: &mut Vec<TaskIo>) -> Result<u64, EbpfError> {
         match &mut self.reader {
-            Reader::Iterator { buf } => {
+            Reader::Iterator { buf, .. } => {
                 read_iterator(&mut self.ebpf, buf, out)?;
                 Ok(0)
             }
@@ -644,11 +671,28 @@ impl IoSource for EbpfSource {
     }
 
     fn unavailable(&self) -> Vec<Unavailable> {
-        let mut out = vec![Unavailable {
-            counters: &["blkio_delay_ns", "swapin_delay_ns"],
-            reason: "delay accounting is read through taskstats only".into(),
-        }];
+        let mut out = Vec::new();
+        if let Reader::Iterator { no_iowait, .. } = &self.reader {
+            out.push(Unavailable {
+                counters: &["swapin_delay_ns"],
+                reason: "no tracepoint marks swap-in waits; taskstats has them with \
+                         kernel.task_delayacct=1"
+                    .into(),
+            });
+            if let Some(why) = no_iowait {
+                out.push(Unavailable {
+                    counters: &["blkio_delay_ns"],
+                    reason: format!("the scheduler probes that measure it: {why}"),
+                });
+            }
+        }
         if let Reader::Hook(hook) = &self.reader {
+            out.push(Unavailable {
+                counters: &["blkio_delay_ns", "swapin_delay_ns"],
+                reason: "measured only with kernel BTF (task iterator), or by taskstats with \
+                         kernel.task_delayacct=1"
+                    .into(),
+            });
             out.push(Unavailable {
                 counters: &["cancelled_write_bytes"],
                 reason: "no kernel BTF to read it from, and no tracepoint marks truncated dirty \

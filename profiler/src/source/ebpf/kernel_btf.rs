@@ -55,6 +55,16 @@ pub fn offset_of(btf: &Btf, struct_name: &str, path: &[&str]) -> Option<u64> {
     (bits % 8 == 0).then_some(u64::from(bits / 8))
 }
 
+/// Bit offset of `struct_name.path` in this kernel (for bitfields).
+fn bit_offset_of(btf: &Btf, struct_name: &str, path: &[&str]) -> Option<u32> {
+    let ty = btf
+        .resolve_types_by_name(struct_name)
+        .ok()?
+        .into_iter()
+        .find(|t| matches!(t, Type::Struct(_)))?;
+    member_bits(btf, &ty, path)
+}
+
 /// Size in bytes of `struct struct_name` in this kernel.
 fn struct_size(btf: &Btf, struct_name: &str) -> Option<usize> {
     btf.resolve_types_by_name(struct_name)
@@ -104,6 +114,8 @@ pub fn task_layout(btf: &Btf) -> Result<TaskLayout, String> {
             })
     };
     let task = |path: &[&str]| off("task_struct", path);
+    let in_iowait = bit_offset_of(btf, "task_struct", &["in_iowait"])
+        .ok_or("task_struct.in_iowait is not in the kernel's BTF")?;
     let upid_size = struct_size(btf, "upid")
         .and_then(|s| u32::try_from(s).ok())
         .ok_or("struct upid is not in the kernel's BTF")?;
@@ -133,7 +145,10 @@ pub fn task_layout(btf: &Btf) -> Result<TaskLayout, String> {
         upid_nr: off("upid", &["nr"])?,
         upid_ns: off("upid", &["ns"])?,
         pid_namespace_inum: off("pid_namespace", &["ns", "inum"])?,
-        _pad: 0,
+        // Renamed in Linux 5.14; its low 32 bits are the state either way (little endian).
+        state: task(&["__state"]).or_else(|_| task(&["state"]))?,
+        in_iowait_byte: in_iowait / 8,
+        in_iowait_mask: 1 << (in_iowait % 8),
     })
 }
 
