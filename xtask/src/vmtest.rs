@@ -130,6 +130,15 @@ pub fn vmtest(args: &Args) -> anyhow::Result<()> {
             failed.push(format!("{label}: guest set-up"));
             continue;
         }
+        if let Some(reason) = &console.cut_short {
+            // The checks it did finish are still judged below; the missing ones fail.
+            println!(
+                "vmtest {label} ({}): FAIL: {reason}; last console lines:\n{}",
+                k.release,
+                console.tail(15)
+            );
+            failed.push(format!("{label}: the guest did not finish"));
+        }
         let uname = console.file("info/uname").unwrap_or("?").trim().to_string();
         let btf = console.file("info/btf").unwrap_or("?").trim().to_string();
         println!(

@@ -35,6 +35,7 @@ poll() {
     done
 }
 alive() { [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+dead() { ! alive "$1"; }
 stopped() { grep -q '^State:.*T' "/proc/$1/status" 2>/dev/null; }
 announced() { grep -q '^source:' "$1" || ! alive "$2"; }
 lines() { wc -l <"$1"; }
@@ -99,6 +100,7 @@ workload_check() {
         wait "$pid"
         echo "workload_rc=$?" >>/tmp/meta
         kill -TERM "$profiler"
+        poll 200 dead "$profiler" || kill -KILL "$profiler"
         wait "$profiler"
         echo "profiler_rc=$?" >>/tmp/meta
     else

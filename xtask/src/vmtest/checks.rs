@@ -227,6 +227,9 @@ fn file<'a>(console: &'a Console, check: &Check, name: &str) -> Result<&'a str, 
 }
 
 fn first_line(text: &str) -> String {
+    if text.trim().is_empty() {
+        return "(nothing)".into();
+    }
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let mut short: String = line.chars().take(240).collect();
     if short.len() < line.len() {

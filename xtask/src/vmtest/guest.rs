@@ -20,6 +20,8 @@ pub struct Console {
     pub done: bool,
     /// `@@vmtest fatal …`: the guest could not set itself up.
     pub fatal: Option<String>,
+    /// Why the guest stopped before `done` (killed at the deadline, QEMU exited), if it did.
+    pub cut_short: Option<String>,
 }
 
 impl Console {
@@ -126,25 +128,25 @@ pub fn boot(
     let status = child.wait()?;
     let _ = reader.join();
     let qemu_stderr = err_reader.join().unwrap_or_default();
-    let console = parse(lines);
-    if timed_out && !console.done {
-        bail!(
-            "the guest did not finish within {}s (killed); last console lines:\n{}",
-            timeout.as_secs(),
-            console.tail(15)
-        );
+    let mut console = parse(lines);
+    if console.done || console.fatal.is_some() {
+        return Ok(console);
     }
-    if !console.done && console.fatal.is_none() {
-        bail!(
-            "QEMU exited ({status}) before the guest finished its checks{}; last console lines:\n{}",
+    console.cut_short = Some(if timed_out {
+        format!(
+            "the guest did not finish within {}s (killed)",
+            timeout.as_secs()
+        )
+    } else {
+        format!(
+            "QEMU exited ({status}) before the guest finished its checks{}",
             if qemu_stderr.trim().is_empty() {
                 String::new()
             } else {
                 format!("; QEMU said: {}", qemu_stderr.trim())
-            },
-            console.tail(15)
-        );
-    }
+            }
+        )
+    });
     Ok(console)
 }
 
@@ -188,6 +190,7 @@ fn parse(lines: Vec<String>) -> Console {
         text: lines.join("\n"),
         done,
         fatal,
+        cut_short: None,
     }
 }
 
