@@ -41,6 +41,9 @@ announced() { grep -q '^source:' "$1" || ! alive "$2"; }
 lines() { wc -l <"$1"; }
 lines_at_least() { [ "$(lines "$1")" -ge "$2" ]; }
 
+# The network namespace checks use busybox's unshare.
+unshare --help 2>&1 | grep -q -- '--net' || fatal "this busybox has no unshare applet with --net"
+
 while read -r module; do
     insmod "/lib/modules/vmtest/$module" || fatal "insmod $module failed"
 done </modules.list
