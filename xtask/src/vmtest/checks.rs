@@ -276,7 +276,8 @@ fn list_sources(c: &Check, facts: &KernelFacts, console: &Console) -> Verdict {
         match status.get(source) {
             None => problems.push(format!("{source} not listed")),
             Some(s) => {
-                let available = s == "available";
+                // "available", or "available: how" (e.g. which eBPF path).
+                let available = s == "available" || s.starts_with("available:");
                 seen.push(format!("{source} {}", first_line(s)));
                 if available != want_available {
                     problems.push(format!(
@@ -329,9 +330,12 @@ fn announcement(stderr: &str, want: &str, fallback_from: Option<&str>) -> Verdic
             first_line(line)
         ));
     }
+    // Besides it: the counters a source cannot measure, and log messages (`[WARN ] …`), one line
+    // each. Anything else is the tail of a message that spans lines, such as a verifier log.
     let stray: Vec<&str> = stderr
         .lines()
         .filter(|l| !l.starts_with("source:") && !l.trim().is_empty())
+        .filter(|l| !is_log_line(l))
         .filter(|l| {
             !SOURCES
                 .iter()
@@ -340,12 +344,28 @@ fn announcement(stderr: &str, want: &str, fallback_from: Option<&str>) -> Verdic
         .collect();
     if let Some(first) = stray.first() {
         return Err(format!(
-            "{} unexpected stderr line(s) after the announcement (a multi-line message?), first: `{}`",
+            "{} unexpected stderr line(s) besides the announcement (a multi-line message?), first: `{}`",
             stray.len(),
             first_line(first)
         ));
     }
-    Ok(line.to_string())
+    let notes: Vec<String> = stderr
+        .lines()
+        .filter(|l| is_log_line(l))
+        .map(first_line)
+        .collect();
+    if notes.is_empty() {
+        Ok(line.to_string())
+    } else {
+        Ok(format!("{line} (logged: {})", notes.join(" | ")))
+    }
+}
+
+/// A line of env_logger's output, e.g. `[WARN ] ebpf: …`.
+fn is_log_line(line: &str) -> bool {
+    ["[ERROR]", "[WARN ]", "[INFO ]", "[DEBUG]", "[TRACE]"]
+        .iter()
+        .any(|level| line.starts_with(level))
 }
 
 fn auto(c: &Check, facts: &KernelFacts, console: &Console) -> Verdict {
@@ -447,7 +467,11 @@ fn workload(c: &Check, forced: &str, facts: &KernelFacts, console: &Console) -> 
         ));
     }
     let fallback = (forced == "auto" && want != "taskstats").then_some("taskstats");
-    let line = announcement(stderr, want, fallback)?;
+    // A wrong announcement fails the check, and the counters are still judged and shown.
+    let (line, announced) = match announcement(stderr, want, fallback) {
+        Ok(line) => (line, true),
+        Err(e) => (e, false),
+    };
     if meta.get("workload_rc") != Some(&"0") {
         return Err(format!(
             "the workload failed (exit code {})",
@@ -525,8 +549,13 @@ fn workload(c: &Check, forced: &str, facts: &KernelFacts, console: &Console) -> 
             ));
         }
     }
-    if problems.is_empty() {
+    if problems.is_empty() && announced {
         Ok(format!("{line}; {} as /proc says", shown.join(", ")))
+    } else if problems.is_empty() {
+        Err(format!(
+            "{line}; the counters agree with /proc: {}",
+            shown.join(", ")
+        ))
     } else {
         Err(format!("{line}; {}", problems.join("; ")))
     }
@@ -557,6 +586,15 @@ mod tests {
     fn a_multi_line_announcement_is_refused() {
         let one = "source: ebpf (taskstats: family not found)\nebpf: cancelled_write_bytes unavailable: no BTF\n";
         assert!(announcement(one, "ebpf", Some("taskstats")).is_ok());
+        let warned =
+            "[WARN ] ebpf: task iterator unavailable: x; counting with tracepoints\nsource: ebpf\n";
+        let ok = announcement(warned, "ebpf", None).expect("a one-line log message is allowed");
+        assert!(ok.contains("logged: [WARN ] ebpf: task iterator"), "{ok}");
+        let verifier = "source: ebpf\n[WARN ] ebpf: verifier:\n0: (79) r8 = *(u64 *)(r1 +8)\n";
+        assert!(
+            announcement(verifier, "ebpf", None).is_err(),
+            "a log message spanning lines is refused"
+        );
         let multi = "source: ebpf (taskstats: family not found; ebpf: verifier:\n0: (79) r1 = *(u64 *)(r1 +0)\n)\n";
         let err = announcement(multi, "ebpf", Some("taskstats")).expect_err("multi-line refused");
         assert!(err.contains("goes on past its line"), "{err}");
@@ -566,6 +604,40 @@ mod tests {
             Some("taskstats")
         )
         .is_err());
+    }
+
+    fn console(files: &[(&str, &str)]) -> Console {
+        Console {
+            files: files
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            text: String::new(),
+            done: true,
+            fatal: None,
+            cut_short: None,
+        }
+    }
+
+    #[test]
+    fn list_sources_accepts_an_available_source_with_its_detail() {
+        let out = "taskstats  unavailable: family not found\n           needs: x\n\
+                   ebpf       available: classic tracepoints (syscall hook)\n           needs: y\n\
+                   procfs     available\n           needs: z";
+        let c = console(&[
+            ("list-sources-netns/stdout", out),
+            ("list-sources-netns/rc", "0"),
+        ]);
+        let check = &CHECKS[1];
+        assert_eq!(check.name, "list-sources-netns");
+        let old = kernel_facts("5.10.0-32-cloud-amd64");
+        assert!(
+            list_sources(check, &old, &c).is_ok(),
+            "taskstats unavailable before 5.19"
+        );
+        let new = kernel_facts("6.1.0-50-cloud-amd64");
+        let err = list_sources(check, &new, &c).expect_err("taskstats expected from 5.19");
+        assert!(err.starts_with("taskstats: unavailable"), "{err}");
     }
 
     #[test]
