@@ -24,8 +24,9 @@ const PACKAGES: [&str; 5] = [
     "kmod",
     "e2fsprogs",
 ];
-/// A guest normally finishes in about a minute under TCG; past this it is hung.
-const GUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// A guest normally finishes in about a minute under TCG (several on a machine whose CPUs are
+/// busy with other work); past this it is hung.
+const GUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(clap::Args, Default)]
 pub struct Args {
@@ -50,6 +51,10 @@ pub fn vmtest(args: &Args) -> anyhow::Result<()> {
     guest::check_qemu()?;
 
     let bins = binaries(args.binary.as_deref())?;
+    let work = workspace_root().join("target/vmtest");
+    std::fs::create_dir_all(&work)?;
+    // Two runs in one worktree would share the disk images (QEMU refuses the second).
+    let _work_lock = lock(&work.join("lock"), "another vmtest run in this worktree")?;
     let choices: Vec<kernel::Choice> = match args.kernel {
         Some(k) => vec![k],
         None => kernel::Choice::ALL.to_vec(),
@@ -59,7 +64,6 @@ pub fn vmtest(args: &Args) -> anyhow::Result<()> {
         .map(|&c| kernel::fetch(c))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    let work = workspace_root().join("target/vmtest");
     let checks = checks::guest_list();
     let mut guests = Vec::new();
     for k in &kernels {
@@ -142,7 +146,8 @@ pub fn vmtest(args: &Args) -> anyhow::Result<()> {
         let uname = console.file("info/uname").unwrap_or("?").trim().to_string();
         let btf = console.file("info/btf").unwrap_or("?").trim().to_string();
         println!(
-            "vmtest {label}: uname -r {uname}, /sys/kernel/btf/vmlinux: {btf} (console: {})",
+            "vmtest {label}: uname -r {uname}, /sys/kernel/btf/vmlinux: {btf}, {}s in the guest (console: {})",
+            console.elapsed.as_secs(),
             log.display()
         );
         if uname != k.release {
@@ -200,6 +205,26 @@ fn binaries(profiler: Option<&Path>) -> anyhow::Result<image::Binaries> {
         profiler,
         workload: workspace_root().join("target/debug/workload"),
     })
+}
+
+/// Holds an exclusive lock on `path` (created if missing) until the file is dropped, saying so
+/// when `holder` has it first.
+fn lock(path: &Path, holder: &str) -> anyhow::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if file.try_lock().is_err() {
+        step(&format!(
+            "vmtest: waiting for {holder} to finish (lock {})",
+            path.display()
+        ));
+        file.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
+    }
+    Ok(file)
 }
 
 /// A system tool by absolute path: /usr/sbin and /sbin are not on every PATH.

@@ -64,7 +64,7 @@ run_check() {
     shift 2
     set -- /bin/profiler "$@"
     [ "$netns" = new ] && set -- unshare -n "$@"
-    timeout 120 "$@" </dev/null >/tmp/out 2>/tmp/err
+    timeout 300 "$@" </dev/null >/tmp/out 2>/tmp/err
     echo $? >/tmp/rc
     emit "$name/stdout" /tmp/out
     emit "$name/stderr" /tmp/err
@@ -84,17 +84,17 @@ workload_check() {
     "$@" </dev/null >/tmp/json 2>/tmp/err &
     profiler=$!
     : >/tmp/meta
-    if poll 1200 announced /tmp/err "$profiler" && alive "$profiler"; then
+    if poll 2400 announced /tmp/err "$profiler" && alive "$profiler"; then
         /bin/workload --stop write:/mnt/data:2048:4096 direct-read:/mnt/data:2048:4096 &
         pid=$!
         echo "pid=$pid" >>/tmp/meta
         # A refresh that began after the workload stopped is complete once two more lines exist
         # than when it was seen stopped.
         for phase in before after; do
-            poll 600 stopped "$pid" || echo "error=workload never stopped ($phase)" >>/tmp/meta
+            poll 1200 stopped "$pid" || echo "error=workload never stopped ($phase)" >>/tmp/meta
             cat "/proc/$pid/io" >"/tmp/io_$phase"
             target=$(($(lines /tmp/json) + 2))
-            poll 600 lines_at_least /tmp/json "$target" || echo "error=no refresh while stopped ($phase)" >>/tmp/meta
+            poll 1200 lines_at_least /tmp/json "$target" || echo "error=no refresh while stopped ($phase)" >>/tmp/meta
             at=$(lines /tmp/json)
             echo "line_$phase=$at" >>/tmp/meta
             sed -n "${at}p" /tmp/json >"/tmp/json_$phase"
@@ -122,7 +122,7 @@ workload_check() {
 }
 
 while read -r check <&3; do
-    say "check $check"
+    say "check $check (at $(cut -d' ' -f1 /proc/uptime)s)"
     # shellcheck disable=SC2086 # each line is the check's arguments
     set -- $check
     kind=$1

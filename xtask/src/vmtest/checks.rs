@@ -489,7 +489,9 @@ fn workload(c: &Check, forced: &str, facts: &KernelFacts, console: &Console) -> 
         .and_then(|v| v.get("source").and_then(Value::as_str).map(String::from))
         .unwrap_or_default();
     if source != want {
-        return Err(format!("JSON says source {source}, expected {want}"));
+        return Err(format!(
+            "{line}; JSON says source {source}, expected {want}"
+        ));
     }
     let io_before = proc_io(file(console, c, "io_before")?)?;
     let io_after = proc_io(file(console, c, "io_after")?)?;
@@ -616,6 +618,7 @@ mod tests {
             done: true,
             fatal: None,
             cut_short: None,
+            elapsed: std::time::Duration::ZERO,
         }
     }
 

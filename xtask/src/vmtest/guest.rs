@@ -22,6 +22,8 @@ pub struct Console {
     pub fatal: Option<String>,
     /// Why the guest stopped before `done` (killed at the deadline, QEMU exited), if it did.
     pub cut_short: Option<String>,
+    /// From starting QEMU to its exit.
+    pub elapsed: Duration,
 }
 
 impl Console {
@@ -104,7 +106,8 @@ pub fn boot(
         text
     });
 
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     let mut lines = Vec::new();
     let mut timed_out = false;
     loop {
@@ -129,6 +132,7 @@ pub fn boot(
     let _ = reader.join();
     let qemu_stderr = err_reader.join().unwrap_or_default();
     let mut console = parse(lines);
+    console.elapsed = started.elapsed();
     if console.done || console.fatal.is_some() {
         return Ok(console);
     }
@@ -191,6 +195,7 @@ fn parse(lines: Vec<String>) -> Console {
         done,
         fatal,
         cut_short: None,
+        elapsed: Duration::ZERO,
     }
 }
 

@@ -66,6 +66,12 @@ pub fn fetch(choice: Choice) -> anyhow::Result<Kernel> {
     let suite = choice.suite();
     let unpacked = cache_dir().join("kernels").join(suite);
     let ready = unpacked.join(".ready");
+    std::fs::create_dir_all(cache_dir())?;
+    // Runs from other worktrees share this cache: one fetches, the others wait for it.
+    let _cache_lock = super::lock(
+        &cache_dir().join("lock"),
+        "another vmtest run using the kernel cache",
+    )?;
     if !ready.exists() {
         download_and_unpack(choice, &unpacked)?;
         std::fs::write(&ready, "")?;
