@@ -1,10 +1,11 @@
-//! Project tasks: `cargo xtask setup | run | test | bench`. Each installs what it needs first.
+//! Project tasks: `cargo xtask setup | run | test | bench | vmtest`. Each installs what it needs first.
 
 mod bench;
 mod exec;
 mod run;
 mod setup;
 mod test;
+mod vmtest;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +39,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Boot Debian's 5.10 and 6.1 kernels in QEMU and check the profiler binary inside
+    Vmtest(vmtest::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Run { args } => run::run(&args),
         Command::Test { args } => test::test(&args),
         Command::Bench { args } => bench::bench(&args),
+        Command::Vmtest(args) => vmtest::vmtest(&args),
     }
 }

@@ -1,9 +1,10 @@
-//! `cargo xtask test`: every test, unit and integration, against the real kernel.
+//! `cargo xtask test`: every test, unit and integration, against the real kernel, then the VM
+//! checks on other kernels (`cargo xtask vmtest`).
 
 use anyhow::bail;
 
 use crate::exec::{cargo, exec, is_root, step, workspace_root};
-use crate::setup;
+use crate::{setup, vmtest};
 
 pub fn test(args: &[String]) -> anyhow::Result<()> {
     setup::toolchain()?;
@@ -23,7 +24,7 @@ pub fn test(args: &[String]) -> anyhow::Result<()> {
         "--bins",
     ]))?;
     step("running the test suite");
-    exec(
+    let suite = exec(
         cargo()
             .args([
                 "test",
@@ -37,5 +38,20 @@ pub fn test(args: &[String]) -> anyhow::Result<()> {
                 "PROFILER_BIN",
                 workspace_root().join("target/debug/profiler"),
             ),
-    )
+    );
+    // A filter asks for some tests, not for the kernel matrix.
+    if !args.is_empty() {
+        return suite;
+    }
+    // The VMs run even when a test failed: both verdicts are worth having.
+    step("running the VM checks (cargo xtask vmtest)");
+    let vms = vmtest::vmtest(&vmtest::Args::default());
+    match (suite, vms) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) => Err(e),
+        (Ok(()), Err(e)) => Err(e),
+        (Err(e), Err(v)) => {
+            bail!("the test suite failed ({e:#}), and the VM checks failed ({v:#})")
+        }
+    }
 }
