@@ -2,6 +2,7 @@
 //! [`sample::Sample`], turned into deltas and rates by [`model`], shown by a [`view`].
 //! Data flows one way: source → Sample → model → view.
 
+pub mod accumulate;
 pub mod cli;
 pub mod container;
 pub mod model;
