@@ -74,6 +74,9 @@ pub fn main(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if !args.listen.ip().is_loopback() {
+        eprintln!("profiler: warning: {}", exposure_warning(args.listen));
+    }
     let signals = match SignalRuntime::new() {
         Ok(s) => s,
         Err(e) => {
@@ -95,6 +98,15 @@ pub fn main(args: &ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What listening beyond loopback exposes, and how to narrow it.
+pub fn exposure_warning(listen: SocketAddr) -> String {
+    format!(
+        "listening on {listen}, not only loopback: anyone who can reach this port reads every \
+         process's command, user and I/O, which the kernel would not show them; listen on \
+         127.0.0.1 behind a proxy or firewall rule that only lets the scraper in"
+    )
 }
 
 /// The sampler's state between samples: the series, the user names, the self-metrics.
@@ -233,8 +245,10 @@ fn run(
     // The first sample is the baseline: totals, and no deltas yet.
     exporter.sample(&mut session);
     let (publish, published) = tokio::sync::watch::channel(exporter.publish());
+    // The port the kernel chose, for `--listen ADDR:0`.
+    let bound = listener.local_addr().unwrap_or(args.listen);
     let server = http::spawn(listener, published).context("starting the HTTP thread")?;
-    eprintln!("serving http://{}/metrics", args.listen);
+    eprintln!("serving http://{bound}/metrics");
 
     let SignalRuntime {
         runtime,

@@ -126,14 +126,55 @@ fn plain(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-/// OpenMetrics when the client asks for it (Prometheus does), else the older text format,
-/// which every client of the Prometheus format reads.
+/// The quality (RFC 9110 12.5.1) that `accept`, a list of media ranges, gives `type/subtype`:
+/// that of the most specific range matching it (`type/subtype`, then `type/*`, then `*/*`),
+/// the highest where several are as specific; 0 when none matches. Case-insensitive; a
+/// malformed q counts as 1, as most servers read it.
+fn quality(accept: &str, media_type: &str) -> (f32, u8) {
+    let (ty, subtype) = media_type.split_once('/').unwrap_or((media_type, ""));
+    let mut best: (f32, u8) = (0.0, 0);
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let Some((rty, rsub)) = parts.next().and_then(|m| m.trim().split_once('/')) else {
+            continue;
+        };
+        let (rty, rsub) = (rty.trim(), rsub.trim());
+        let specificity = if rty.eq_ignore_ascii_case(ty) && rsub.eq_ignore_ascii_case(subtype) {
+            3
+        } else if rty.eq_ignore_ascii_case(ty) && rsub == "*" {
+            2
+        } else if rty == "*" && rsub == "*" {
+            1
+        } else {
+            continue;
+        };
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .and_then(|(_, v)| v.trim().parse::<f32>().ok())
+            .filter(|q| (0.0..=1.0).contains(q))
+            .unwrap_or(1.0);
+        if specificity > best.1 || (specificity == best.1 && q > best.0) {
+            best = (q, specificity);
+        }
+    }
+    best
+}
+
+/// OpenMetrics when the client prefers it (Prometheus does), else the older text format, which
+/// every client of the Prometheus format reads: on a tie (`*/*`), text, unless OpenMetrics is
+/// named.
 fn wants_openmetrics<B>(req: &Request<B>) -> bool {
-    req.headers()
+    let accept: Vec<&str> = req
+        .headers()
         .get_all(ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"))
+        .collect();
+    let accept = accept.join(",");
+    let (om, om_named) = quality(&accept, "application/openmetrics-text");
+    let (text, _) = quality(&accept, "text/plain");
+    om > 0.0 && (om > text || (om == text && om_named == 3))
 }
 
 fn respond<B>(req: &Request<B>, published: &Published, now: Instant) -> Response<Full<Bytes>> {
@@ -229,6 +270,28 @@ mod tests {
         assert_eq!(r.headers()[CONTENT_TYPE], TEXT_CONTENT_TYPE);
         let r = respond(&get("/metrics", None), &p, now);
         assert_eq!(r.status(), StatusCode::OK);
+        for (accept, openmetrics) in [
+            ("application/openmetrics-text;q=0, text/plain", false),
+            ("application/openmetrics-text; q=0.0", false),
+            ("APPLICATION/OpenMetrics-Text;version=1.0.0", true),
+            (
+                "application/openmetrics-text;q=0.2, text/plain;q=0.9",
+                false,
+            ),
+            ("text/plain;q=0.1, application/openmetrics-text;Q=0.5", true),
+            ("application/*", true),
+            ("text/plain, application/openmetrics-text", true),
+            ("*/*;q=0.5, text/plain;q=0", true),
+            ("application/json", false),
+        ] {
+            let r = respond(&get("/metrics", Some(accept)), &p, now);
+            let expected = if openmetrics {
+                OPENMETRICS_CONTENT_TYPE
+            } else {
+                TEXT_CONTENT_TYPE
+            };
+            assert_eq!(r.headers()[CONTENT_TYPE], expected, "Accept: {accept}");
+        }
         assert_eq!(
             respond(&get("/nope", None), &p, now).status(),
             StatusCode::NOT_FOUND
