@@ -10,7 +10,7 @@
 pub const COMM_LEN: usize = 32;
 
 /// The fields of one `struct taskstats` this program uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Taskstats {
     pub version: u16,
     /// `ac_comm`, NUL-padded.
