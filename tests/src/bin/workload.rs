@@ -10,6 +10,8 @@
 //!   thread-write:PATH:N:B:MS (a thread does write:PATH:N:B, lingers MS ms and exits; joined)
 //!   short-threads:T:N:B (T threads one after another, each writing N×B bytes to /dev/null
 //!     and exiting at once; joined)
+//!   thread-burst:T:N:B (T threads started first, then all released at once to write N×B
+//!     bytes to /dev/null and exit; joined)
 //!   short-procs:P:N:B (P child processes one after another, each writing N×B bytes to
 //!     /dev/null and exiting at once; reaped)
 //! With --stop the process stops itself (SIGSTOP) before the first and after the last OP, so the
@@ -103,6 +105,28 @@ fn run(op: &str) {
                     .unwrap_or_else(|e| die(&format!("thread {i}: {e}")))
                     .join()
                     .unwrap_or_else(|_| die("short-threads: a thread failed"));
+            }
+        }
+        ["thread-burst", t, n, b] => {
+            let op = format!("write:/dev/null:{n}:{b}");
+            let t = num(t);
+            let start = std::sync::Arc::new(std::sync::Barrier::new(t + 1));
+            let threads: Vec<_> = (0..t)
+                .map(|i| {
+                    let (op, start) = (op.clone(), std::sync::Arc::clone(&start));
+                    std::thread::Builder::new()
+                        .stack_size(64 * 1024)
+                        .spawn(move || {
+                            start.wait();
+                            run(&op);
+                        })
+                        .unwrap_or_else(|e| die(&format!("thread {i}: {e}")))
+                })
+                .collect();
+            start.wait();
+            for t in threads {
+                t.join()
+                    .unwrap_or_else(|_| die("thread-burst: a thread failed"));
             }
         }
         ["short-procs", p, n, b] => {
