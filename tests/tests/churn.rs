@@ -343,3 +343,71 @@ fn procfs_sees_few_short_threads_and_no_more_than_there_were() {
     let captured = burst_of_short_threads("procfs", "short-threads", THREADS);
     assert!(captured.wchar <= THREADS * 4 * 4096);
 }
+
+/// Starts `profiler serve ARGS`, reads stderr up to the `serving` line, ends it; returns what
+/// it said. Bounded: the line must come within the source's start-up.
+fn serve_says(args: &[&str]) -> String {
+    let mut child = Command::new(profiler_bin())
+        .arg("serve")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting profiler serve");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut said = String::new();
+    while !said.contains("serving http://") {
+        if stderr.read_line(&mut said).expect("reading stderr") == 0 {
+            break;
+        }
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("waiting");
+    assert!(status.success(), "{args:?}: {status}: {said}");
+    said
+}
+
+#[test]
+fn serve_names_the_port_it_got_and_warns_beyond_loopback() {
+    require_root();
+    let said = serve_says(&["--listen", "127.0.0.1:0", "--source", "procfs"]);
+    let port: u16 = said
+        .split("serving http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in: {said}"));
+    assert_ne!(port, 0, "{said}");
+    assert!(
+        !said.contains("warning"),
+        "loopback needs no warning: {said}"
+    );
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let said = serve_says(&["--listen", listen, "--source", "procfs"]);
+        assert!(
+            said.contains("warning") && said.contains("not only loopback"),
+            "{listen}: {said}"
+        );
+    }
+}
+
+#[test]
+fn a_dumb_terminal_gets_text() {
+    require_root();
+    let out = Command::new(profiler_bin())
+        .args(["-n", "1", "-d", "0.1", "--source", "procfs"])
+        .env("TERM", "dumb")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running profiler");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("Total DISK READ:") && !text.contains('\x1b'),
+        "text lines, no escape sequences: {text}"
+    );
+    assert!(err.contains("TERM=dumb"), "says why: {err}");
+}
