@@ -193,6 +193,109 @@ mod tests {
         }
     }
 
+    /// Words the fuzz below builds argument vectors from: every option, and values good,
+    /// bad and absurd.
+    const WORDS: &[&str] = &[
+        "-b",
+        "-n",
+        "-d",
+        "-p",
+        "-u",
+        "-P",
+        "-a",
+        "-o",
+        "-k",
+        "-t",
+        "-q",
+        "-qqq",
+        "-v",
+        "--json",
+        "--source",
+        "--group",
+        "--container",
+        "--list-sources",
+        "--iter",
+        "--delay",
+        "serve",
+        "--listen",
+        "--top",
+        "--per-thread",
+        "--",
+        "-",
+        "0",
+        "1",
+        "-1",
+        "1e-10",
+        "1e19",
+        "9.3e18",
+        "nan",
+        "inf",
+        "-inf",
+        "0.5",
+        "86400",
+        "86401",
+        "4294967296",
+        "18446744073709551616",
+        "ebpf",
+        "taskstats,ebpf",
+        "auto",
+        "procfs,procfs",
+        "",
+        ",",
+        "container",
+        "process",
+        "thread",
+        "127.0.0.1:0",
+        "[::]:0",
+        "0.0.0.0:9645",
+        "root",
+        "no-such",
+        "\u{1F600}",
+        "%s%n",
+        "../../etc/passwd",
+        "-dd",
+        "-n0",
+        "--delay=1e-10",
+    ];
+
+    /// Bounded fuzz of the command line: a thousand random vectors. Parsing never panics; what
+    /// parses is in range (so no timer can overflow), and what does not is one line.
+    #[test]
+    fn random_argument_vectors() {
+        let mut rng = crate::fuzz::Rng::from_env("command line");
+        for _ in 0..1_000 {
+            let mut args = vec!["profiler".to_string()];
+            for _ in 0..rng.below(8) {
+                let word = if rng.below(10) == 0 {
+                    let len = rng.below(12);
+                    String::from_utf8_lossy(&rng.bytes(len)).into_owned()
+                } else {
+                    rng.pick(WORDS).to_string()
+                };
+                args.push(word);
+            }
+            match Cli::try_parse_from(&args) {
+                Ok(cli) => {
+                    let (min, max) = DELAY_RANGE_S;
+                    assert!(
+                        (min..=max).contains(&cli.delay.as_secs_f64()),
+                        "{args:?}: {:?}",
+                        cli.delay
+                    );
+                    assert_ne!(cli.iterations, Some(0), "{args:?}");
+                    if let Some(crate::serve::Command::Serve(s)) = &cli.command {
+                        assert!((min..=max).contains(&s.delay.as_secs_f64()), "{args:?}");
+                    }
+                }
+                Err(e) if !e.use_stderr() => {}
+                Err(e) => {
+                    let line = one_line_error(&e);
+                    assert!(!line.contains('\n'), "{args:?}: {line}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn delay_and_iterations_must_be_positive() {
         assert_eq!(parse_delay("0.5"), Ok(Duration::from_millis(500)));

@@ -5,6 +5,8 @@
 pub mod accumulate;
 pub mod cli;
 pub mod container;
+#[cfg(test)]
+mod fuzz;
 pub mod model;
 pub mod sample;
 pub mod serve;

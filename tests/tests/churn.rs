@@ -411,3 +411,111 @@ fn a_dumb_terminal_gets_text() {
     );
     assert!(err.contains("TERM=dumb"), "says why: {err}");
 }
+
+/// Bounded fuzz of the binary: 150 random argument vectors from words good, bad and absurd,
+/// each run to its end (or killed after 3 s, which is no failure). None may panic.
+#[test]
+fn random_command_lines_never_panic() {
+    require_root();
+    const WORDS: &[&str] = &[
+        "-b",
+        "-n",
+        "-d",
+        "-p",
+        "-u",
+        "-P",
+        "-a",
+        "-o",
+        "-k",
+        "-t",
+        "-q",
+        "-qq",
+        "--json",
+        "--source",
+        "--group",
+        "--container",
+        "--list-sources",
+        "--",
+        "0",
+        "1",
+        "2",
+        "-1",
+        "1e-10",
+        "1e19",
+        "9.3e18",
+        "nan",
+        "0.05",
+        "0.01",
+        "4294967296",
+        "procfs",
+        "taskstats",
+        "auto",
+        "procfs,taskstats",
+        "",
+        "container",
+        "process",
+        "thread",
+        "root",
+        "nobody",
+        "no-such",
+        "\u{1F600}",
+        "%s%n",
+        "../../etc/passwd",
+        "1",
+        "host",
+    ];
+    let seed = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    eprintln!("FUZZ_SEED={seed}");
+    let mut state = seed | 1;
+    let mut next = move |n: usize| {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
+    };
+    let started = Instant::now();
+    for _ in 0..150 {
+        let mut args: Vec<&str> = (0..next(7)).map(|_| WORDS[next(WORDS.len())]).collect();
+        // Text out, and an end in sight (a second -n or -d is itself an error); delays short
+        // or absurd.
+        let delay = ["0.05", "0.01", "1e-10", "9.3e18", "1e19"][next(5)];
+        args.extend(["-b", "-n", "2", "-d", delay]);
+        let mut child = Command::new(profiler_bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting profiler");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting") {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let err = reader.join().expect("stderr reader");
+        assert!(
+            !err.contains("panicked") && status.is_none_or(|s| s.code() != Some(101)),
+            "{args:?} panicked: {err}"
+        );
+    }
+    eprintln!(
+        "150 command lines in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
