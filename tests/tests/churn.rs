@@ -519,3 +519,120 @@ fn random_command_lines_never_panic() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// `profiler serve` on a port of its choosing, running until dropped.
+struct Exporter {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Exporter {
+    fn start(args: &[&str]) -> Exporter {
+        let mut child = Command::new(profiler_bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting profiler serve");
+        let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut said = String::new();
+        let addr = loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).expect("reading stderr") == 0 {
+                panic!("serve ended: {said}");
+            }
+            said.push_str(&line);
+            if let Some(rest) = line.trim().strip_prefix("serving http://") {
+                let addr = rest.trim_end_matches("/metrics");
+                break addr.parse().unwrap_or_else(|_| panic!("address in {line}"));
+            }
+        };
+        // Keep draining stderr, so that the exporter never blocks on it.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Exporter { child, addr }
+    }
+
+    /// How long one GET /metrics takes, answer included; panics past `limit`.
+    fn scrape(&self, limit: Duration) -> Duration {
+        use std::io::Write;
+        let started = Instant::now();
+        let mut stream = std::net::TcpStream::connect_timeout(&self.addr, limit)
+            .expect("connecting to the exporter");
+        stream.set_read_timeout(Some(limit)).expect("timeout");
+        write!(
+            stream,
+            "GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n",
+            self.addr
+        )
+        .expect("request");
+        let mut reply = String::new();
+        stream
+            .read_to_string(&mut reply)
+            .unwrap_or_else(|e| panic!("no answer within {limit:?}: {e}"));
+        assert!(
+            reply.starts_with("HTTP/1.0 200") && reply.contains("profiler_samples_total"),
+            "{reply}"
+        );
+        started.elapsed()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// 200 local clients that connect, say nothing, and connect again as soon as they are
+/// closed: scrapes must still be answered in well under Prometheus' 10 s timeout. Bounded:
+/// the flood lasts as long as five scrapes, and its clients give up after 1 s each.
+#[test]
+fn an_idle_connection_flood_does_not_starve_scrapes() {
+    require_root();
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let exporter = Exporter::start(&["--source", "procfs", "-d", "1"]);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let addr = exporter.addr;
+    let flood: Vec<_> = (0..200)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(mut idle) =
+                        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                    else {
+                        continue;
+                    };
+                    let _ = idle.set_read_timeout(Some(Duration::from_millis(200)));
+                    // Held, silent, until the server closes it.
+                    while !stop.load(Ordering::Relaxed) {
+                        match idle.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(_) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let took: Vec<Duration> = (0..5)
+        .map(|_| exporter.scrape(Duration::from_secs(15)))
+        .collect();
+    stop.store(true, Ordering::Relaxed);
+    for t in flood {
+        t.join().expect("flood client");
+    }
+    let worst = took.iter().max().expect("five scrapes");
+    eprintln!("scrapes under an idle flood: {took:?}");
+    assert!(
+        *worst < Duration::from_secs(2),
+        "a scrape waited {worst:?} behind idle connections: {took:?}"
+    );
+}

@@ -1,10 +1,13 @@
 //! The HTTP side: one thread with its own single-threaded runtime, answering from the last
 //! published exposition and never from the kernel. Connections are bounded in number and in
-//! time, so slow or broken clients cannot pile up or hold the server.
+//! time, so slow or broken clients cannot pile up or hold the server; when all the slots are
+//! taken, the connection idle the longest (no request under way) makes room for a new one,
+//! so a flood of clients that connect and say nothing cannot keep a scrape waiting.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,7 +17,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use super::exposition::{Rendered, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
@@ -60,15 +63,58 @@ pub fn spawn(
         })
 }
 
+/// One open connection, as the accept loop sees it.
+struct Open {
+    /// Since when it has had no request under way; None while one is.
+    idle_since: Option<Instant>,
+    /// Tells it to close.
+    close: Arc<Notify>,
+}
+
+/// The open connections, by number.
+#[derive(Default)]
+struct Connections {
+    open: HashMap<u64, Open>,
+}
+
+type Shared = Arc<Mutex<Connections>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Connections> {
+    // A panic while holding it leaves the map as it was between two statements: usable.
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Connections {
+    /// Closes the connection idle the longest; false when every one has a request under way.
+    fn close_longest_idle(&mut self) -> bool {
+        let oldest = self
+            .open
+            .iter()
+            .filter_map(|(id, c)| c.idle_since.map(|since| (since, *id)))
+            .min();
+        match oldest.and_then(|(_, id)| self.open.remove(&id)) {
+            Some(c) => {
+                c.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn set_idle(&mut self, id: u64, idle: bool) {
+        if let Some(c) = self.open.get_mut(&id) {
+            c.idle_since = idle.then(Instant::now);
+        }
+    }
+}
+
 async fn accept_loop(listener: TcpListener, published: Receiver) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let shared: Shared = Arc::default();
+    let mut next_id = 0u64;
     loop {
-        let slot = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -79,19 +125,50 @@ async fn accept_loop(listener: TcpListener, published: Receiver) -> anyhow::Resu
                 continue;
             }
         };
-        let published = published.clone();
+        if slots.available_permits() == 0 {
+            lock(&shared).close_longest_idle();
+        }
+        // Every slot busy with a request: wait for one to end, as before.
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        next_id += 1;
+        let id = next_id;
+        let close = Arc::new(Notify::new());
+        lock(&shared).open.insert(
+            id,
+            Open {
+                idle_since: Some(Instant::now()),
+                close: Arc::clone(&close),
+            },
+        );
+        let (published, shared) = (published.clone(), Arc::clone(&shared));
         tokio::spawn(async move {
-            serve_connection(stream, published).await;
+            serve_connection(stream, published, &shared, id, &close).await;
+            lock(&shared).open.remove(&id);
             drop(slot);
         });
     }
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, published: Receiver) {
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    published: Receiver,
+    shared: &Shared,
+    id: u64,
+    close: &Notify,
+) {
+    let marks = Arc::clone(shared);
     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
         // Clone the Arc out: the watch channel's lock is held only for that.
         let now = Arc::clone(&published.borrow());
-        async move { Ok::<_, Infallible>(respond(&req, &now, Instant::now())) }
+        lock(&marks).set_idle(id, false);
+        let response = respond(&req, &now, Instant::now());
+        // The answer is in memory: written at once unless the client does not read it, and
+        // then the connection is as good as idle.
+        lock(&marks).set_idle(id, true);
+        async move { Ok::<_, Infallible>(response) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -101,6 +178,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, published: Receiver) {
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
+        () = close.notified() => return,
         () = tokio::time::sleep(CONNECTION_LIFETIME) => {
             conn.as_mut().graceful_shutdown();
             match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
