@@ -554,16 +554,15 @@ impl Exporter {
         Exporter { child, addr }
     }
 
-    /// How long one GET /metrics takes, answer included; panics past `limit`.
-    fn scrape(&self, limit: Duration) -> Duration {
+    /// One GET, with these extra header lines; the whole reply.
+    fn get(&self, path: &str, headers: &str, limit: Duration) -> String {
         use std::io::Write;
-        let started = Instant::now();
         let mut stream = std::net::TcpStream::connect_timeout(&self.addr, limit)
             .expect("connecting to the exporter");
         stream.set_read_timeout(Some(limit)).expect("timeout");
         write!(
             stream,
-            "GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n",
+            "GET {path} HTTP/1.0\r\nHost: {}\r\n{headers}\r\n",
             self.addr
         )
         .expect("request");
@@ -571,6 +570,13 @@ impl Exporter {
         stream
             .read_to_string(&mut reply)
             .unwrap_or_else(|e| panic!("no answer within {limit:?}: {e}"));
+        reply
+    }
+
+    /// How long one GET /metrics takes, answer included; panics past `limit`.
+    fn scrape(&self, limit: Duration) -> Duration {
+        let started = Instant::now();
+        let reply = self.get("/metrics", "", limit);
         assert!(
             reply.starts_with("HTTP/1.0 200") && reply.contains("profiler_samples_total"),
             "{reply}"
@@ -634,5 +640,46 @@ fn an_idle_connection_flood_does_not_starve_scrapes() {
     assert!(
         *worst < Duration::from_secs(2),
         "a scrape waited {worst:?} behind idle connections: {took:?}"
+    );
+}
+
+#[test]
+fn a_token_file_keeps_metrics_from_who_cannot_read_it() {
+    require_root();
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new("churn-token");
+    let token = s.path("token");
+    std::fs::write(&token, "0123456789abcdef\n").expect("writing the token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let exporter = Exporter::start(&["--source", "procfs", "-d", "1", "--token-file", &token]);
+    let limit = Duration::from_secs(5);
+    let without = exporter.get("/metrics", "", limit);
+    assert!(without.starts_with("HTTP/1.0 401"), "{without}");
+    assert!(!without.contains("profiler_write"), "{without}");
+    let wrong = exporter.get("/metrics", "Authorization: Bearer 0123\r\n", limit);
+    assert!(wrong.starts_with("HTTP/1.0 401"), "{wrong}");
+    let right = exporter.get(
+        "/metrics",
+        "Authorization: Bearer 0123456789abcdef\r\n",
+        limit,
+    );
+    assert!(
+        right.starts_with("HTTP/1.0 200") && right.contains("profiler_samples_total"),
+        "{right}"
+    );
+    let health = exporter.get("/healthz", "", limit);
+    assert!(health.starts_with("HTTP/1.0 200"), "{health}");
+    // An empty token file is refused at start, with the reason.
+    std::fs::write(&token, "").expect("emptying the token");
+    let out = Command::new(profiler_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--token-file", &token])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running profiler serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--token-file") && err.lines().count() == 1,
+        "{err}"
     );
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -43,6 +43,8 @@ pub struct Published {
     pub last_error: Option<String>,
     /// No successful sample for this long means the sampler is stuck or failing.
     pub stale_after: Duration,
+    /// With `--token-file`: what /metrics wants in `Authorization: Bearer …`.
+    pub token: Option<Arc<str>>,
 }
 
 pub type Receiver = watch::Receiver<Arc<Published>>;
@@ -255,6 +257,21 @@ fn wants_openmetrics<B>(req: &Request<B>) -> bool {
     om > 0.0 && (om > text || (om == text && om_named == 3))
 }
 
+/// Equal, in a time that does not depend on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Does the request carry `Authorization: Bearer TOKEN`?
+fn authorized<B>(req: &Request<B>, token: &str) -> bool {
+    req.headers().get_all(AUTHORIZATION).iter().any(|v| {
+        let v = v.as_bytes();
+        v.len() > 7
+            && v[..7].eq_ignore_ascii_case(b"bearer ")
+            && same_secret(v[7..].trim_ascii(), token.as_bytes())
+    })
+}
+
 fn respond<B>(req: &Request<B>, published: &Published, now: Instant) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n".into());
@@ -263,6 +280,22 @@ fn respond<B>(req: &Request<B>, published: &Published, now: Instant) -> Response
         return r;
     }
     match req.uri().path() {
+        "/metrics"
+            if published
+                .token
+                .as_deref()
+                .is_some_and(|token| !authorized(req, token)) =>
+        {
+            let mut r = plain(
+                StatusCode::UNAUTHORIZED,
+                "/metrics needs `Authorization: Bearer` with the token of --token-file\n".into(),
+            );
+            r.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"profiler\""),
+            );
+            r
+        }
         "/metrics" => {
             let (body, content_type) = if wants_openmetrics(req) {
                 (&published.exposition.openmetrics, OPENMETRICS_CONTENT_TYPE)
@@ -326,6 +359,7 @@ mod tests {
             last_ok,
             last_error: error.map(String::from),
             stale_after: Duration::from_secs(10),
+            token: None,
         };
         (p, last_ok + age)
     }
@@ -382,6 +416,30 @@ mod tests {
         assert_eq!(
             respond(&post, &p, now).status(),
             StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[test]
+    fn a_token_guards_metrics_only() {
+        let (mut p, now) = published(Duration::ZERO, None);
+        p.token = Some(Arc::from("s3cret"));
+        let with = |auth: Option<&str>| {
+            let mut b = Request::builder().uri("/metrics");
+            if let Some(a) = auth {
+                b = b.header(AUTHORIZATION, a);
+            }
+            respond(&b.body(()).expect("request"), &p, now).status()
+        };
+        assert_eq!(with(None), StatusCode::UNAUTHORIZED);
+        assert_eq!(with(Some("Bearer wrong")), StatusCode::UNAUTHORIZED);
+        assert_eq!(with(Some("Bearer s3cre")), StatusCode::UNAUTHORIZED);
+        assert_eq!(with(Some("Basic czNjcmV0")), StatusCode::UNAUTHORIZED);
+        assert_eq!(with(Some("Bearer s3cret")), StatusCode::OK);
+        assert_eq!(with(Some("bearer  s3cret ")), StatusCode::OK);
+        assert_eq!(
+            respond(&get("/healthz", None), &p, now).status(),
+            StatusCode::OK,
+            "probes need no token"
         );
     }
 
