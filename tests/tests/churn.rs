@@ -200,6 +200,14 @@ impl Drop for PidMax {
     }
 }
 
+/// The tests that load the machine (thousands of threads, a lowered pid_max) take turns: a
+/// burst of 10,000 threads would not fit in the pid space another test has just shrunk.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What a source reported about a burst of short threads.
 struct Captured {
     /// Sum of every thread row's wchar delta, over every refresh, but the main thread's.
@@ -211,7 +219,7 @@ struct Captured {
 /// `threads` threads of one process (`op`: short-threads, one after another, or
 /// thread-burst, all at once), each writing 4 × 4096 bytes to /dev/null and exiting, watched
 /// by `source` with `-p` at 4 refreshes a second. Bounded: the workload by its count, the
-/// profiler by SIGTERM once the workload is done.
+/// profiler by SIGTERM once the workload is done. Callers take their turn ([`heavy`]).
 fn burst_of_short_threads(source: &str, op: &str, threads: u64) -> Captured {
     let mut child = Workload::start(&[format!("{op}:{threads}:4:4096")]);
     let pid = child.pid().to_string();
@@ -284,11 +292,13 @@ fn burst_of_short_threads(source: &str, op: &str, threads: u64) -> Captured {
 }
 
 /// Thread ids handed out again while the profiler watches: with pid_max at 2,000, 6,000
-/// threads wrap the id space three times. A source that catches exits must count every byte
-/// once: no delta against a dead thread that had the id.
+/// short threads wrap the id space three times, an id coming back within one refresh. A
+/// source that catches exits must count every byte once: no delta against a dead thread that
+/// had the id. pid_max is low only for those one or two seconds.
 fn reused_tids_are_new_tasks(source: &str) {
     require_root();
     const THREADS: u64 = 6_000;
+    let _turn = heavy();
     let captured = {
         let _pid_max = PidMax::set(2_000);
         burst_of_short_threads(source, "short-threads", THREADS)
@@ -315,6 +325,7 @@ fn reused_tids_are_new_tasks_taskstats() {
 fn exit_burst_is_captured(source: &str) {
     require_root();
     const THREADS: u64 = 10_000;
+    let _turn = heavy();
     let captured = burst_of_short_threads(source, "thread-burst", THREADS);
     assert_eq!(captured.lost_events, 0, "{source} lost events");
     assert_eq!(
@@ -340,6 +351,7 @@ fn exit_burst_is_captured_taskstats() {
 fn procfs_sees_few_short_threads_and_no_more_than_there_were() {
     require_root();
     const THREADS: u64 = 2_000;
+    let _turn = heavy();
     let captured = burst_of_short_threads("procfs", "short-threads", THREADS);
     assert!(captured.wchar <= THREADS * 4 * 4096);
 }
@@ -599,6 +611,7 @@ impl Drop for Exporter {
 fn an_idle_connection_flood_does_not_starve_scrapes() {
     require_root();
     use std::sync::atomic::{AtomicBool, Ordering};
+    let _turn = heavy();
     let exporter = Exporter::start(&["--source", "procfs", "-d", "1"]);
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let addr = exporter.addr;
