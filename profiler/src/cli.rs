@@ -103,14 +103,24 @@ pub(crate) fn parse_sources(s: &str) -> Result<SourceChoice, String> {
     Ok(SourceChoice::Given(kinds))
 }
 
+/// The range `-d` accepts: below 10 ms a refresh of many tasks takes longer than the delay;
+/// above a day the interval timers would overflow long before it mattered.
+pub const DELAY_RANGE_S: (f64, f64) = (0.01, 86_400.0);
+
 pub(crate) fn parse_delay(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
         .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    let (min, max) = DELAY_RANGE_S;
     if !(secs.is_finite() && secs > 0.0) {
         return Err(format!("the delay must be more than 0 seconds, not {s}"));
     }
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("delay {s}: {e}"))
+    if !(min..=max).contains(&secs) {
+        return Err(format!(
+            "the delay must be between {min} and {max} seconds (one day), not {s}"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn parse_iter(s: &str) -> Result<u64, String> {
@@ -119,6 +129,14 @@ fn parse_iter(s: &str) -> Result<u64, String> {
         Ok(n) => Ok(n),
         Err(_) => Err(format!("`{s}` is not a positive whole number")),
     }
+}
+
+/// clap's error as one line: its first, without the `error: ` prefix, the usage and the tips.
+pub fn one_line_error(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first).trim();
+    format!("{message} (see --help)")
 }
 
 impl Cli {
@@ -157,11 +175,141 @@ mod tests {
     }
 
     #[test]
+    fn argument_errors_are_one_line() {
+        for args in [
+            &["profiler", "--no-such-flag"][..],
+            &["profiler", "-d", "1e-10"],
+            &["profiler", "-d"],
+            &["profiler", "serve", "--listen", "nowhere"],
+            &["profiler", "--group", "galaxy"],
+        ] {
+            let e = Cli::try_parse_from(args).expect_err("refused");
+            let line = one_line_error(&e);
+            assert!(
+                !line.contains('\n') && !line.starts_with("error"),
+                "{args:?}: {line}"
+            );
+            assert!(line.len() > 20, "{args:?}: says why: {line}");
+        }
+    }
+
+    /// Words the fuzz below builds argument vectors from: every option, and values good,
+    /// bad and absurd.
+    const WORDS: &[&str] = &[
+        "-b",
+        "-n",
+        "-d",
+        "-p",
+        "-u",
+        "-P",
+        "-a",
+        "-o",
+        "-k",
+        "-t",
+        "-q",
+        "-qqq",
+        "-v",
+        "--json",
+        "--source",
+        "--group",
+        "--container",
+        "--list-sources",
+        "--iter",
+        "--delay",
+        "serve",
+        "--listen",
+        "--top",
+        "--per-thread",
+        "--",
+        "-",
+        "0",
+        "1",
+        "-1",
+        "1e-10",
+        "1e19",
+        "9.3e18",
+        "nan",
+        "inf",
+        "-inf",
+        "0.5",
+        "86400",
+        "86401",
+        "4294967296",
+        "18446744073709551616",
+        "ebpf",
+        "taskstats,ebpf",
+        "auto",
+        "procfs,procfs",
+        "",
+        ",",
+        "container",
+        "process",
+        "thread",
+        "127.0.0.1:0",
+        "[::]:0",
+        "0.0.0.0:9645",
+        "root",
+        "no-such",
+        "\u{1F600}",
+        "%s%n",
+        "../../etc/passwd",
+        "-dd",
+        "-n0",
+        "--delay=1e-10",
+    ];
+
+    /// Bounded fuzz of the command line: a thousand random vectors. Parsing never panics; what
+    /// parses is in range (so no timer can overflow), and what does not is one line.
+    #[test]
+    fn random_argument_vectors() {
+        let mut rng = crate::fuzz::Rng::from_env("command line");
+        for _ in 0..1_000 {
+            let mut args = vec!["profiler".to_string()];
+            for _ in 0..rng.below(8) {
+                let word = if rng.below(10) == 0 {
+                    let len = rng.below(12);
+                    String::from_utf8_lossy(&rng.bytes(len)).into_owned()
+                } else {
+                    rng.pick(WORDS).to_string()
+                };
+                args.push(word);
+            }
+            match Cli::try_parse_from(&args) {
+                Ok(cli) => {
+                    let (min, max) = DELAY_RANGE_S;
+                    assert!(
+                        (min..=max).contains(&cli.delay.as_secs_f64()),
+                        "{args:?}: {:?}",
+                        cli.delay
+                    );
+                    assert_ne!(cli.iterations, Some(0), "{args:?}");
+                    if let Some(crate::serve::Command::Serve(s)) = &cli.command {
+                        assert!((min..=max).contains(&s.delay.as_secs_f64()), "{args:?}");
+                    }
+                }
+                Err(e) if !e.use_stderr() => {}
+                Err(e) => {
+                    let line = one_line_error(&e);
+                    assert!(!line.contains('\n'), "{args:?}: {line}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn delay_and_iterations_must_be_positive() {
         assert_eq!(parse_delay("0.5"), Ok(Duration::from_millis(500)));
         assert!(parse_delay("0").is_err());
         assert!(parse_delay("-1").is_err());
         assert!(parse_delay("nan").is_err());
+        for out_of_range in ["1e-10", "0.001", "1e19", "9.3e18", "86401", "inf"] {
+            assert!(
+                parse_delay(out_of_range).is_err(),
+                "{out_of_range} is refused"
+            );
+        }
+        assert_eq!(parse_delay("86400"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_delay("0.01"), Ok(Duration::from_millis(10)));
         assert!(parse_iter("0").is_err());
         assert_eq!(parse_iter("3"), Ok(3));
     }

@@ -2,8 +2,11 @@
 //! [`sample::Sample`], turned into deltas and rates by [`model`], shown by a [`view`].
 //! Data flows one way: source → Sample → model → view.
 
+pub mod accumulate;
 pub mod cli;
 pub mod container;
+#[cfg(test)]
+mod fuzz;
 pub mod model;
 pub mod sample;
 pub mod serve;

@@ -24,7 +24,50 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
+/// Did this fail only because whoever read our output went away (`| head`)? Then there is
+/// nothing to say and nobody to say it to.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// A message printed to a closed pipe (`profiler serve 2>&1 | head -1`) ends the program
+/// quietly, with success, as SIGPIPE ends a C tool: `println!`/`eprintln!` panic there
+/// instead. Where a write's error is handled (batch, JSON, --list-sources), this is not reached.
+fn exit_quietly_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    let epipe = std::io::Error::from_raw_os_error(libc::EPIPE).to_string();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.ends_with(epipe.as_str()) {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
+/// The options, or the exit code after a one-line error (`--help` and `--version` print in
+/// full, as usual).
+fn parse_args() -> Result<Cli, ExitCode> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) if !e.use_stderr() => {
+            // --help, --version: clap prints them and ignores a closed stdout.
+            let _ = e.print();
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(startup::usage_error(&profiler::cli::one_line_error(&e))),
+    }
+}
+
 fn list_sources(scope: &Scope) -> ExitCode {
+    let mut out = std::io::stdout().lock();
     for kind in SourceKind::ALL {
         let status = match source::open_probed(kind, scope) {
             Ok((_, probe)) if probe.denied_tasks > 0 => format!(
@@ -39,18 +82,32 @@ fn list_sources(scope: &Scope) -> ExitCode {
             },
             Err(e) => format!("unavailable: {e}"),
         };
-        println!(
+        let written = writeln!(
+            out,
             "{:<10} {status}\n{:<10} needs: {}",
             kind.name(),
             "",
             kind.needs()
-        );
+        )
+        .and_then(|()| out.flush());
+        match written {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("profiler: writing to stdout: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    exit_quietly_on_closed_pipe();
+    let mut cli = match parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     init_logging(cli.verbose);
     if let Some(profiler::serve::Command::Serve(args)) = &cli.command {
         return profiler::serve::main(args);
@@ -67,6 +124,11 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
 
+    if !cli.batch_mode() && std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+        // A dumb terminal cannot place the cursor: the full-screen view would be garbage.
+        eprintln!("profiler: TERM=dumb cannot show the full-screen view; printing text (-b)");
+        cli.batch = true;
+    }
     let batch = match cli.batch_mode().then(SignalRuntime::new).transpose() {
         Ok(b) => b,
         Err(e) => {
@@ -99,6 +161,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("profiler: {e:#}");
             ExitCode::FAILURE

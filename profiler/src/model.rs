@@ -20,6 +20,9 @@ pub struct Row {
     pub uid: Option<u32>,
     pub command: String,
     pub cgroup_id: Option<u64>,
+    /// When the thread started, in the unit of its source (see [`TaskSample::start_time`]);
+    /// a process row has its main thread's. Only comparable between rows of one source.
+    pub start_time: Option<u64>,
     /// The container the task runs in (see `container`), once labelled; `host` outside any.
     pub container: Option<String>,
     /// What the source counts (since task start, or since attach for eBPF).
@@ -79,12 +82,17 @@ impl Model {
     }
 }
 
-/// Is `cur` the same task `prev` was, or did the TID get reused?
-fn same_task(prev: &TaskSample, cur: &TaskSample) -> bool {
-    match (prev.start_time, cur.start_time) {
-        (Some(a), Some(b)) => a == b,
-        _ => prev.pid == cur.pid,
-    }
+/// Is `cur` the same task `prev` was, or did the TID get reused? A task is its thread id and
+/// its start time, both from one source (whatever that source's unit); where a source cannot
+/// tell the start time, the process id is the best evidence left. A task that exited is never
+/// the same as one seen afterwards: its thread id can only have been given to a new task.
+pub fn same_task(prev: &TaskSample, cur: &TaskSample) -> bool {
+    prev.tid == cur.tid
+        && !prev.exited
+        && match (prev.start_time, cur.start_time) {
+            (Some(a), Some(b)) => a == b,
+            _ => prev.pid == cur.pid,
+        }
 }
 
 /// Delta of one task. A task absent from the baseline started (or first did I/O) within the
@@ -107,8 +115,16 @@ pub fn compute(base: Option<&Sample>, cur: &Sample, opts: ModelOptions) -> Model
             .saturating_duration_since(b.taken_at)
             .as_secs_f64()
     });
+    // An exited task can be no one's baseline (see `same_task`); leaving it out also keeps the
+    // live task that took its thread id within the same sample.
     let by_tid: HashMap<u32, &TaskSample> = base
-        .map(|b| b.tasks.iter().map(|t| (t.tid, t)).collect())
+        .map(|b| {
+            b.tasks
+                .iter()
+                .filter(|t| !t.exited)
+                .map(|t| (t.tid, t))
+                .collect()
+        })
         .unwrap_or_default();
     let thread_rows = cur.tasks.iter().map(|t| Row {
         pid: t.pid,
@@ -116,6 +132,7 @@ pub fn compute(base: Option<&Sample>, cur: &Sample, opts: ModelOptions) -> Model
         uid: t.uid,
         command: t.command.clone(),
         cgroup_id: t.cgroup_id,
+        start_time: t.start_time,
         container: None,
         total: t.counters,
         delta: match base {
@@ -125,7 +142,7 @@ pub fn compute(base: Option<&Sample>, cur: &Sample, opts: ModelOptions) -> Model
         exited: t.exited,
     });
     let rows = if opts.processes {
-        group_processes(thread_rows)
+        group_processes(thread_rows.collect())
     } else {
         thread_rows.collect()
     };
@@ -139,12 +156,16 @@ pub fn compute(base: Option<&Sample>, cur: &Sample, opts: ModelOptions) -> Model
 }
 
 /// Sums threads into their process. The process row is labelled by its main thread
-/// (tid == pid) when present, else by its first thread.
-fn group_processes(threads: impl Iterator<Item = Row>) -> Vec<Row> {
+/// (tid == pid) when present, else by its first thread; its start time is the main thread's.
+/// A pid reused within the interval gives two rows: the old process's exit records, and the
+/// new process.
+pub fn group_processes(threads: Vec<Row>) -> Vec<Row> {
+    let replaced = replaced_pids(&threads);
     let mut order = Vec::new();
-    let mut procs: HashMap<u32, Row> = HashMap::new();
+    let mut procs: HashMap<(u32, bool), Row> = HashMap::new();
     for t in threads {
-        match procs.get_mut(&t.pid) {
+        let key = (t.pid, t.exited && replaced.contains(&t.pid));
+        match procs.get_mut(&key) {
             Some(p) => {
                 p.total = p.total.add(&t.total);
                 p.delta = p.delta.add(&t.delta);
@@ -152,18 +173,39 @@ fn group_processes(threads: impl Iterator<Item = Row>) -> Vec<Row> {
                 if t.tid == Some(t.pid) {
                     p.command = t.command;
                     p.uid = t.uid;
+                    p.start_time = t.start_time;
                 }
             }
             None => {
-                order.push(t.pid);
-                procs.insert(t.pid, Row { tid: None, ..t });
+                order.push(key);
+                let start_time = t.start_time.filter(|_| t.tid == Some(t.pid));
+                procs.insert(
+                    key,
+                    Row {
+                        tid: None,
+                        start_time,
+                        ..t
+                    },
+                );
             }
         }
     }
     order
         .into_iter()
-        .filter_map(|pid| procs.remove(&pid))
+        .filter_map(|key| procs.remove(&key))
         .collect()
+}
+
+/// Pids whose main thread both exited and is alive in these rows: the pid went to a new process.
+pub fn replaced_pids(threads: &[Row]) -> std::collections::HashSet<u32> {
+    let mains = |exited: bool| {
+        threads
+            .iter()
+            .filter(move |t| t.tid == Some(t.pid) && t.exited == exited)
+            .map(|t| t.pid)
+    };
+    let live: std::collections::HashSet<u32> = mains(false).collect();
+    mains(true).filter(|pid| live.contains(pid)).collect()
 }
 
 /// One row per container: the sum of the rows labelled with it. Rows without a label are
@@ -187,6 +229,7 @@ pub fn group_by_container(model: Model) -> Model {
                     tid: None,
                     uid: None,
                     cgroup_id: None,
+                    start_time: None,
                     command: label.clone(),
                     container: Some(label.clone()),
                     ..row

@@ -55,6 +55,33 @@ pub struct ServeArgs {
     /// series with pid="other"
     #[arg(long, default_value = "20", value_name = "N")]
     pub top: usize,
+    /// Answer /metrics only to requests with `Authorization: Bearer TOKEN`, TOKEN being this
+    /// file's content (Prometheus: `authorization: {credentials_file: FILE}`)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+/// The token in `path`, or why it cannot serve as one. Says once if others may read it.
+fn read_token(path: &std::path::Path) -> Result<Arc<str>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--token-file {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(format!(
+            "--token-file {}: the file must hold one token, without spaces (e.g. `openssl rand \
+             -hex 32 > {}`)",
+            path.display(),
+            path.display()
+        ));
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+        eprintln!(
+            "profiler: warning: other users can read the token in {}: `chmod 600` it",
+            path.display()
+        );
+    }
+    Ok(Arc::from(token))
 }
 
 /// Runs the exporter until SIGINT or SIGTERM.
@@ -66,6 +93,10 @@ pub fn main(args: &ServeArgs) -> ExitCode {
         Ok(checked) => checked,
         Err(code) => return code,
     };
+    let token = match args.token_file.as_deref().map(read_token).transpose() {
+        Ok(token) => token,
+        Err(e) => return usage_error(&e),
+    };
     // Before the source: a port in use should not wait for the eBPF probes to load.
     let listener = match std::net::TcpListener::bind(args.listen) {
         Ok(l) => l,
@@ -74,6 +105,9 @@ pub fn main(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if !args.listen.ip().is_loopback() && token.is_none() {
+        eprintln!("profiler: warning: {}", exposure_warning(args.listen));
+    }
     let signals = match SignalRuntime::new() {
         Ok(s) => s,
         Err(e) => {
@@ -88,13 +122,23 @@ pub fn main(args: &ServeArgs) -> ExitCode {
     session.model_options = ModelOptions {
         processes: !args.per_thread,
     };
-    match run(args, session, uids, listener, signals) {
+    match run(args, session, uids, token, listener, signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("profiler: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// What listening beyond loopback exposes, and how to narrow it.
+pub fn exposure_warning(listen: SocketAddr) -> String {
+    format!(
+        "listening on {listen}, not only loopback: anyone who can reach this port reads every \
+         process's command, user and I/O, which the kernel would not show them; give \
+         --token-file, or listen on 127.0.0.1 behind a firewall rule that only lets the \
+         scraper in"
+    )
 }
 
 /// The sampler's state between samples: the series, the user names, the self-metrics.
@@ -107,10 +151,16 @@ struct Exporter {
     last_ok: Instant,
     last_error: Option<String>,
     stale_after: Duration,
+    token: Option<Arc<str>>,
 }
 
 impl Exporter {
-    fn new(args: &ServeArgs, session: &Session, uids: Vec<u32>) -> Exporter {
+    fn new(
+        args: &ServeArgs,
+        session: &Session,
+        uids: Vec<u32>,
+        token: Option<Arc<str>>,
+    ) -> Exporter {
         let unavailable: Vec<(usize, String)> = session
             .unavailable()
             .into_iter()
@@ -150,6 +200,7 @@ impl Exporter {
             // Three missed samples; at least 10 s, so that a short -d on a loaded machine
             // does not flap.
             stale_after: (args.delay * 3).max(Duration::from_secs(10)),
+            token,
         }
     }
 
@@ -209,6 +260,7 @@ impl Exporter {
             last_ok: self.last_ok,
             last_error: self.last_error.clone(),
             stale_after: self.stale_after,
+            token: self.token.clone(),
         })
     }
 
@@ -225,16 +277,19 @@ fn run(
     args: &ServeArgs,
     mut session: Session,
     uids: Vec<u32>,
+    token: Option<Arc<str>>,
     listener: std::net::TcpListener,
     signals: SignalRuntime,
 ) -> anyhow::Result<()> {
     startup::announce(&session);
-    let mut exporter = Exporter::new(args, &session, uids);
+    let mut exporter = Exporter::new(args, &session, uids, token);
     // The first sample is the baseline: totals, and no deltas yet.
     exporter.sample(&mut session);
     let (publish, published) = tokio::sync::watch::channel(exporter.publish());
+    // The port the kernel chose, for `--listen ADDR:0`.
+    let bound = listener.local_addr().unwrap_or(args.listen);
     let server = http::spawn(listener, published).context("starting the HTTP thread")?;
-    eprintln!("serving http://{}/metrics", args.listen);
+    eprintln!("serving http://{bound}/metrics");
 
     let SignalRuntime {
         runtime,

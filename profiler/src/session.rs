@@ -1,8 +1,9 @@
 //! A profiling session: the opened source(s), their previous samples, and one
 //! [`Snapshot`] per refresh. Shared by every view (batch, JSON, TUI).
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
+use crate::accumulate::Accumulator;
 use crate::cli::SourceChoice;
 use crate::container::Containers;
 use crate::model::{self, Model, ModelOptions};
@@ -32,8 +33,11 @@ impl Snapshot {
 
 struct Opened {
     source: Box<dyn IoSource>,
-    first: Option<Sample>,
+    /// When the first sample was taken: accumulated mode counts from there.
+    first_taken_at: Option<Instant>,
     prev: Option<Sample>,
+    /// Sums since the first sample, kept in every mode so that the view can switch to them.
+    accumulator: Accumulator,
 }
 
 /// Why a session could not start: the reasons, per source tried.
@@ -66,6 +70,7 @@ pub struct Session {
     /// One row per container instead of per thread or process.
     pub group_containers: bool,
     containers: Containers,
+    proc_root: std::path::PathBuf,
 }
 
 impl Session {
@@ -100,8 +105,9 @@ impl Session {
                 .into_iter()
                 .map(|source| Opened {
                     source,
-                    first: None,
+                    first_taken_at: None,
                     prev: None,
+                    accumulator: Accumulator::default(),
                 })
                 .collect(),
             fallbacks,
@@ -109,6 +115,7 @@ impl Session {
             accumulated: false,
             group_containers: false,
             containers: Containers::new(&scope.proc_root),
+            proc_root: scope.proc_root.clone(),
         })
     }
 
@@ -160,18 +167,15 @@ impl Session {
             .collect()
     }
 
-    /// Samples every source and builds its model against the previous (or first) sample.
+    /// Samples every source and builds its model against the previous sample: per thread,
+    /// then summed since the start (accumulated mode), then grouped into processes or
+    /// containers.
     pub fn refresh(&mut self) -> Result<Snapshot, SourceError> {
         let mut views = Vec::with_capacity(self.sources.len());
         let mut live = std::collections::HashSet::new();
         for s in &mut self.sources {
             let sample = s.source.sample()?;
-            let base = if self.accumulated {
-                s.first.as_ref()
-            } else {
-                s.prev.as_ref()
-            };
-            let mut model = model::compute(base, &sample, self.model_options);
+            let mut model = model::compute(s.prev.as_ref(), &sample, ModelOptions::default());
             let unmeasured: Vec<&str> = s
                 .source
                 .unavailable()
@@ -187,16 +191,43 @@ impl Session {
                 };
             }
             live.extend(model.rows.iter().map(|r| r.pid));
+            let sums = s.accumulator.add(&model.rows);
+            let first_taken_at = *s.first_taken_at.get_or_insert(sample.taken_at);
+            if self.accumulated {
+                for (row, sum) in model.rows.iter_mut().zip(sums) {
+                    row.delta = sum;
+                }
+                if s.prev.is_some() {
+                    model.interval_s = sample
+                        .taken_at
+                        .saturating_duration_since(first_taken_at)
+                        .as_secs_f64();
+                }
+            }
+            if self.model_options.processes || self.group_containers {
+                let threads = std::mem::take(&mut model.rows);
+                model.rows = if self.group_containers {
+                    threads
+                } else {
+                    model::group_processes(threads)
+                };
+                if self.accumulated && !self.group_containers {
+                    let proc_root = &self.proc_root;
+                    s.accumulator.add_retired_threads(&mut model.rows, |pid| {
+                        proc_root.join(pid.to_string()).exists()
+                    });
+                }
+            }
             if self.group_containers {
                 model = model::group_by_container(model);
+                if self.accumulated && s.prev.is_some() {
+                    s.accumulator.add_retired_to_containers(&mut model.rows);
+                }
             }
             views.push(SourceView {
                 kind: s.source.kind(),
                 model,
             });
-            if s.first.is_none() {
-                s.first = Some(sample.clone());
-            }
             s.prev = Some(sample);
         }
         self.containers.retain_pids(|pid| live.contains(&pid));

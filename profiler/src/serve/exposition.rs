@@ -230,7 +230,7 @@ impl Frame {
             fallback.encode_info(&[("source", source.as_str()), ("reason", reason.as_str())])?;
         }
         let mut unavailable = encoder.encode_descriptor(
-            "profiler_counter_unavailable",
+            "profiler_unmeasured_metric",
             "A metric the source cannot measure here (no series is exported for it), and why",
             None,
             MetricType::Info,
@@ -427,7 +427,7 @@ mod tests {
         );
         assert!(
             om.contains(
-                "profiler_counter_unavailable_info{metric=\"profiler_swapin_delay_seconds_total\""
+                "profiler_unmeasured_metric_info{metric=\"profiler_swapin_delay_seconds_total\""
             ),
             "{om}"
         );
@@ -455,6 +455,28 @@ mod tests {
             text.contains("profiler_source_info{source=\"ebpf\"} 1\n"),
             "{text}"
         );
+    }
+
+    /// promtool's lint rule (client_golang's promlint): a metric name names no metric type,
+    /// whatever the metric's own type.
+    #[test]
+    fn no_metric_name_contains_a_type() {
+        let r = render(frame(false));
+        let text = std::str::from_utf8(&r.text).expect("utf-8");
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert!(families.len() > 10, "{text}");
+        for name in families {
+            for kind in ["counter", "gauge", "histogram", "summary", "gaugehistogram"] {
+                assert!(
+                    !name.contains(&format!("_{kind}_")) && !name.ends_with(&format!("_{kind}")),
+                    "{name} contains the type {kind}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,20 +1,23 @@
 //! The HTTP side: one thread with its own single-threaded runtime, answering from the last
 //! published exposition and never from the kernel. Connections are bounded in number and in
-//! time, so slow or broken clients cannot pile up or hold the server.
+//! time, so slow or broken clients cannot pile up or hold the server; when all the slots are
+//! taken, the connection idle the longest (no request under way) makes room for a new one,
+//! so a flood of clients that connect and say nothing cannot keep a scrape waiting.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use super::exposition::{Rendered, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
@@ -40,6 +43,8 @@ pub struct Published {
     pub last_error: Option<String>,
     /// No successful sample for this long means the sampler is stuck or failing.
     pub stale_after: Duration,
+    /// With `--token-file`: what /metrics wants in `Authorization: Bearer …`.
+    pub token: Option<Arc<str>>,
 }
 
 pub type Receiver = watch::Receiver<Arc<Published>>;
@@ -60,15 +65,58 @@ pub fn spawn(
         })
 }
 
+/// One open connection, as the accept loop sees it.
+struct Open {
+    /// Since when it has had no request under way; None while one is.
+    idle_since: Option<Instant>,
+    /// Tells it to close.
+    close: Arc<Notify>,
+}
+
+/// The open connections, by number.
+#[derive(Default)]
+struct Connections {
+    open: HashMap<u64, Open>,
+}
+
+type Shared = Arc<Mutex<Connections>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Connections> {
+    // A panic while holding it leaves the map as it was between two statements: usable.
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Connections {
+    /// Closes the connection idle the longest; false when every one has a request under way.
+    fn close_longest_idle(&mut self) -> bool {
+        let oldest = self
+            .open
+            .iter()
+            .filter_map(|(id, c)| c.idle_since.map(|since| (since, *id)))
+            .min();
+        match oldest.and_then(|(_, id)| self.open.remove(&id)) {
+            Some(c) => {
+                c.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn set_idle(&mut self, id: u64, idle: bool) {
+        if let Some(c) = self.open.get_mut(&id) {
+            c.idle_since = idle.then(Instant::now);
+        }
+    }
+}
+
 async fn accept_loop(listener: TcpListener, published: Receiver) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let shared: Shared = Arc::default();
+    let mut next_id = 0u64;
     loop {
-        let slot = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -79,19 +127,50 @@ async fn accept_loop(listener: TcpListener, published: Receiver) -> anyhow::Resu
                 continue;
             }
         };
-        let published = published.clone();
+        if slots.available_permits() == 0 {
+            lock(&shared).close_longest_idle();
+        }
+        // Every slot busy with a request: wait for one to end, as before.
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        next_id += 1;
+        let id = next_id;
+        let close = Arc::new(Notify::new());
+        lock(&shared).open.insert(
+            id,
+            Open {
+                idle_since: Some(Instant::now()),
+                close: Arc::clone(&close),
+            },
+        );
+        let (published, shared) = (published.clone(), Arc::clone(&shared));
         tokio::spawn(async move {
-            serve_connection(stream, published).await;
+            serve_connection(stream, published, &shared, id, &close).await;
+            lock(&shared).open.remove(&id);
             drop(slot);
         });
     }
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, published: Receiver) {
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    published: Receiver,
+    shared: &Shared,
+    id: u64,
+    close: &Notify,
+) {
+    let marks = Arc::clone(shared);
     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
         // Clone the Arc out: the watch channel's lock is held only for that.
         let now = Arc::clone(&published.borrow());
-        async move { Ok::<_, Infallible>(respond(&req, &now, Instant::now())) }
+        lock(&marks).set_idle(id, false);
+        let response = respond(&req, &now, Instant::now());
+        // The answer is in memory: written at once unless the client does not read it, and
+        // then the connection is as good as idle.
+        lock(&marks).set_idle(id, true);
+        async move { Ok::<_, Infallible>(response) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -101,6 +180,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, published: Receiver) {
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
+        () = close.notified() => return,
         () = tokio::time::sleep(CONNECTION_LIFETIME) => {
             conn.as_mut().graceful_shutdown();
             match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
@@ -126,14 +206,70 @@ fn plain(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-/// OpenMetrics when the client asks for it (Prometheus does), else the older text format,
-/// which every client of the Prometheus format reads.
+/// The quality (RFC 9110 12.5.1) that `accept`, a list of media ranges, gives `type/subtype`:
+/// that of the most specific range matching it (`type/subtype`, then `type/*`, then `*/*`),
+/// the highest where several are as specific; 0 when none matches. Case-insensitive; a
+/// malformed q counts as 1, as most servers read it.
+fn quality(accept: &str, media_type: &str) -> (f32, u8) {
+    let (ty, subtype) = media_type.split_once('/').unwrap_or((media_type, ""));
+    let mut best: (f32, u8) = (0.0, 0);
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let Some((rty, rsub)) = parts.next().and_then(|m| m.trim().split_once('/')) else {
+            continue;
+        };
+        let (rty, rsub) = (rty.trim(), rsub.trim());
+        let specificity = if rty.eq_ignore_ascii_case(ty) && rsub.eq_ignore_ascii_case(subtype) {
+            3
+        } else if rty.eq_ignore_ascii_case(ty) && rsub == "*" {
+            2
+        } else if rty == "*" && rsub == "*" {
+            1
+        } else {
+            continue;
+        };
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .and_then(|(_, v)| v.trim().parse::<f32>().ok())
+            .filter(|q| (0.0..=1.0).contains(q))
+            .unwrap_or(1.0);
+        if specificity > best.1 || (specificity == best.1 && q > best.0) {
+            best = (q, specificity);
+        }
+    }
+    best
+}
+
+/// OpenMetrics when the client prefers it (Prometheus does), else the older text format, which
+/// every client of the Prometheus format reads: on a tie (`*/*`), text, unless OpenMetrics is
+/// named.
 fn wants_openmetrics<B>(req: &Request<B>) -> bool {
-    req.headers()
+    let accept: Vec<&str> = req
+        .headers()
         .get_all(ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"))
+        .collect();
+    let accept = accept.join(",");
+    let (om, om_named) = quality(&accept, "application/openmetrics-text");
+    let (text, _) = quality(&accept, "text/plain");
+    om > 0.0 && (om > text || (om == text && om_named == 3))
+}
+
+/// Equal, in a time that does not depend on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Does the request carry `Authorization: Bearer TOKEN`?
+fn authorized<B>(req: &Request<B>, token: &str) -> bool {
+    req.headers().get_all(AUTHORIZATION).iter().any(|v| {
+        let v = v.as_bytes();
+        v.len() > 7
+            && v[..7].eq_ignore_ascii_case(b"bearer ")
+            && same_secret(v[7..].trim_ascii(), token.as_bytes())
+    })
 }
 
 fn respond<B>(req: &Request<B>, published: &Published, now: Instant) -> Response<Full<Bytes>> {
@@ -144,6 +280,22 @@ fn respond<B>(req: &Request<B>, published: &Published, now: Instant) -> Response
         return r;
     }
     match req.uri().path() {
+        "/metrics"
+            if published
+                .token
+                .as_deref()
+                .is_some_and(|token| !authorized(req, token)) =>
+        {
+            let mut r = plain(
+                StatusCode::UNAUTHORIZED,
+                "/metrics needs `Authorization: Bearer` with the token of --token-file\n".into(),
+            );
+            r.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"profiler\""),
+            );
+            r
+        }
         "/metrics" => {
             let (body, content_type) = if wants_openmetrics(req) {
                 (&published.exposition.openmetrics, OPENMETRICS_CONTENT_TYPE)
@@ -207,6 +359,7 @@ mod tests {
             last_ok,
             last_error: error.map(String::from),
             stale_after: Duration::from_secs(10),
+            token: None,
         };
         (p, last_ok + age)
     }
@@ -229,6 +382,28 @@ mod tests {
         assert_eq!(r.headers()[CONTENT_TYPE], TEXT_CONTENT_TYPE);
         let r = respond(&get("/metrics", None), &p, now);
         assert_eq!(r.status(), StatusCode::OK);
+        for (accept, openmetrics) in [
+            ("application/openmetrics-text;q=0, text/plain", false),
+            ("application/openmetrics-text; q=0.0", false),
+            ("APPLICATION/OpenMetrics-Text;version=1.0.0", true),
+            (
+                "application/openmetrics-text;q=0.2, text/plain;q=0.9",
+                false,
+            ),
+            ("text/plain;q=0.1, application/openmetrics-text;Q=0.5", true),
+            ("application/*", true),
+            ("text/plain, application/openmetrics-text", true),
+            ("*/*;q=0.5, text/plain;q=0", true),
+            ("application/json", false),
+        ] {
+            let r = respond(&get("/metrics", Some(accept)), &p, now);
+            let expected = if openmetrics {
+                OPENMETRICS_CONTENT_TYPE
+            } else {
+                TEXT_CONTENT_TYPE
+            };
+            assert_eq!(r.headers()[CONTENT_TYPE], expected, "Accept: {accept}");
+        }
         assert_eq!(
             respond(&get("/nope", None), &p, now).status(),
             StatusCode::NOT_FOUND
@@ -241,6 +416,30 @@ mod tests {
         assert_eq!(
             respond(&post, &p, now).status(),
             StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[test]
+    fn a_token_guards_metrics_only() {
+        let (mut p, now) = published(Duration::ZERO, None);
+        p.token = Some(Arc::from("s3cret"));
+        let with = |auth: Option<&str>| {
+            let mut b = Request::builder().uri("/metrics");
+            if let Some(a) = auth {
+                b = b.header(AUTHORIZATION, a);
+            }
+            respond(&b.body(()).expect("request"), &p, now).status()
+        };
+        assert_eq!(with(None), StatusCode::UNAUTHORIZED);
+        assert_eq!(with(Some("Bearer wrong")), StatusCode::UNAUTHORIZED);
+        assert_eq!(with(Some("Bearer s3cre")), StatusCode::UNAUTHORIZED);
+        assert_eq!(with(Some("Basic czNjcmV0")), StatusCode::UNAUTHORIZED);
+        assert_eq!(with(Some("Bearer s3cret")), StatusCode::OK);
+        assert_eq!(with(Some("bearer  s3cret ")), StatusCode::OK);
+        assert_eq!(
+            respond(&get("/healthz", None), &p, now).status(),
+            StatusCode::OK,
+            "probes need no token"
         );
     }
 

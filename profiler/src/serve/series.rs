@@ -149,6 +149,7 @@ mod tests {
             uid: Some(0),
             command: format!("p{pid}"),
             cgroup_id: None,
+            start_time: None,
             container: None,
             total: Counters {
                 wchar: Some(total_wchar),

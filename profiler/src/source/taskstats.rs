@@ -7,6 +7,7 @@
 //! first 1023 read() calls show as none. Totals count from the thread's start.
 
 pub mod decode;
+mod exits;
 mod netlink;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use super::procfs::{delayacct_enabled, DELAYACCT_OFF};
 use super::{IoSource, Scope, SourceError, SourceKind, Unavailable};
 use crate::sample::{printable_command, Counters, Sample, TaskSample};
 use decode::Taskstats;
+use exits::{ExitReader, ExitRecord};
 use netlink::{Conn, ExitListener, Reply, BATCH};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,66 +56,119 @@ pub enum TaskstatsError {
     Unreadable { path: PathBuf, message: String },
 }
 
-/// How far apart two estimates of one thread's start may lie. A polled estimate is late by the
-/// time the batch waited in `send`; a thread id comes back with a start this close to its last
-/// user's only after the pid space wrapped within it.
-const POLL_TOLERANCE_US: u64 = 1_000_000;
-/// Exit records give the start only in whole wall-clock seconds (ac_btime64), either side.
-const EXIT_TOLERANCE_US: u64 = 2_000_000;
+/// Slack on the bounds of a start time: `ac_etime` is cut to the microsecond, and this side
+/// reads the clock a moment before or after the kernel does.
+const SLACK_US: u64 = 1_000;
 /// Refreshes a thread's start time is remembered after it was last seen: one for an exit that
 /// is read a refresh after the thread was, and one for a thread skipped once.
 const KEEP_REFRESHES: u64 = 2;
 
 #[derive(Clone, Copy, Debug)]
 struct Known {
+    /// What the samples say: its first estimate, so that it never changes.
     start_us: u64,
+    /// Bounds on its true start (CLOCK_MONOTONIC microseconds), narrowed by every reply.
+    earliest_us: u64,
+    latest_us: u64,
     pid: u32,
     seen: u64,
     /// Its exit record was reported; what is still listed is an unreaped zombie.
     exited: bool,
 }
 
-/// Start times by thread id, as first estimated. The model takes a changed start time for a
-/// reused thread id, and the kernel gives only elapsed time (ac_etime) as of each reply, so the
-/// estimate from it must be pinned; ac_btime64 alone flips between two seconds.
+impl Known {
+    fn fits(&self, earliest_us: u64, latest_us: u64) -> bool {
+        earliest_us <= self.latest_us.saturating_add(SLACK_US)
+            && self.earliest_us <= latest_us.saturating_add(SLACK_US)
+    }
+}
+
+/// Start times by thread id. The kernel gives a live thread's elapsed time (`ac_etime`, in
+/// microseconds) as of each reply, so its start lies between the time the query was sent and
+/// the time the reply was read, less that; an exit record gives it from when the record was
+/// queued, and `ac_btime` in whole seconds. Two threads that held one id in turn have start
+/// bounds that do not meet: that tells a reused id from the thread that had it, however fast
+/// ids come back. Several threads may be remembered under one id, oldest first, until their
+/// exit records come.
 #[derive(Default)]
 struct StartTimes {
-    by_tid: HashMap<u32, Known>,
+    by_tid: HashMap<u32, Vec<Known>>,
     refresh: u64,
 }
 
 impl StartTimes {
     /// The start time of a thread found alive; `None` for one whose exit was already reported.
-    fn polled(&mut self, tid: u32, pid: u32, estimate_us: u64) -> Option<u64> {
-        let fresh = Known {
-            start_us: estimate_us,
-            pid,
-            seen: self.refresh,
-            exited: false,
-        };
-        let known = self.by_tid.entry(tid).or_insert(fresh);
-        if known.pid != pid || known.start_us.abs_diff(estimate_us) > POLL_TOLERANCE_US {
-            *known = fresh;
+    fn polled(&mut self, tid: u32, pid: u32, earliest_us: u64, latest_us: u64) -> Option<u64> {
+        let refresh = self.refresh;
+        let known = self.by_tid.entry(tid).or_default();
+        match known.last_mut() {
+            Some(k) if k.pid == pid && k.fits(earliest_us, latest_us) => {
+                k.earliest_us = k.earliest_us.max(earliest_us);
+                k.latest_us = k.latest_us.min(latest_us).max(k.earliest_us);
+                k.seen = refresh;
+                (!k.exited).then_some(k.start_us)
+            }
+            _ => {
+                known.push(Known {
+                    start_us: earliest_us,
+                    earliest_us,
+                    latest_us,
+                    pid,
+                    seen: refresh,
+                    exited: false,
+                });
+                Some(earliest_us)
+            }
         }
-        known.seen = self.refresh;
-        (!known.exited).then_some(known.start_us)
     }
 
-    /// The thread that just exited, if it is the one last seen with this id.
-    fn exited(&mut self, tid: u32, estimate_us: u64) -> Option<Known> {
+    /// The thread whose exit record this is: exits come in order, so the oldest one known
+    /// under this id, not yet exited, whose start fits the record's.
+    fn exited(&mut self, tid: u32, earliest_us: u64, latest_us: u64) -> Option<Known> {
+        let refresh = self.refresh;
         let known = self
             .by_tid
-            .get_mut(&tid)
-            .filter(|k| k.start_us.abs_diff(estimate_us) <= EXIT_TOLERANCE_US)?;
+            .get_mut(&tid)?
+            .iter_mut()
+            .find(|k| !k.exited && k.fits(earliest_us, latest_us))?;
         known.exited = true;
-        known.seen = self.refresh;
+        known.seen = refresh;
         Some(*known)
     }
 
     fn finish_refresh(&mut self) {
         self.refresh += 1;
         let now = self.refresh;
-        self.by_tid.retain(|_, k| now - k.seen <= KEEP_REFRESHES);
+        self.by_tid.retain(|_, known| {
+            known.retain(|k| now - k.seen <= KEEP_REFRESHES);
+            !known.is_empty()
+        });
+    }
+}
+
+/// Bounds on the start of a thread whose exit record was queued after `queued_after_us` and
+/// read by `read_us`, from its elapsed time then and its `ac_btime` (whole wall-clock seconds,
+/// a second either side; `boot_wall_us` turns them into CLOCK_MONOTONIC).
+fn exit_start_bounds(
+    queued_after_us: u64,
+    read_us: u64,
+    t: &Taskstats,
+    boot_wall_us: u64,
+) -> (u64, u64) {
+    let (lo, hi) = (
+        queued_after_us.saturating_sub(t.etime_us),
+        read_us.saturating_sub(t.etime_us),
+    );
+    let btime = t
+        .btime_s
+        .saturating_mul(1_000_000)
+        .saturating_sub(boot_wall_us);
+    let (blo, bhi) = (btime.saturating_sub(1_000_000), btime + 1_000_000);
+    // A clock step between the two readings can leave them apart; the queue's is the finer.
+    if lo.max(blo) <= hi.min(bhi) {
+        (lo.max(blo), hi.min(bhi))
+    } else {
+        (lo, hi)
     }
 }
 
@@ -187,7 +242,8 @@ static NO_LISTENER: Once = Once::new();
 pub struct TaskstatsSource {
     scope: Scope,
     conn: Conn,
-    listener: Option<ExitListener>,
+    exits: Option<ExitReader>,
+    exit_records: Vec<ExitRecord>,
     delayacct: bool,
     struct_version: u16,
     struct_len: usize,
@@ -201,7 +257,6 @@ pub struct TaskstatsSource {
     tgids: Vec<u32>,
     starts: StartTimes,
     by_tid: HashMap<u32, usize>,
-    exit_overflows: u64,
 }
 
 impl TaskstatsSource {
@@ -223,8 +278,11 @@ impl TaskstatsSource {
             path: scope.proc_root.clone(),
             message: e.to_string(),
         })?;
-        let listener = match ExitListener::register(conn.family()) {
-            Ok(listener) => Some(listener),
+        let listener = ExitListener::register(conn.family()).and_then(|listener| {
+            ExitReader::spawn(listener).map_err(|e| format!("starting its thread: {e}"))
+        });
+        let exits = match listener {
+            Ok(reader) => Some(reader),
             Err(why) => {
                 NO_LISTENER.call_once(|| {
                     log::warn!(
@@ -239,7 +297,8 @@ impl TaskstatsSource {
         Ok(TaskstatsSource {
             scope,
             conn,
-            listener,
+            exits,
+            exit_records: Vec::new(),
             delayacct,
             struct_version,
             struct_len,
@@ -251,7 +310,6 @@ impl TaskstatsSource {
             tgids: Vec::new(),
             starts: StartTimes::default(),
             by_tid: HashMap::new(),
-            exit_overflows: 0,
         })
     }
 
@@ -262,7 +320,7 @@ impl TaskstatsSource {
 
     /// Whether exited threads are reported (see [`TaskSample::exited`]).
     pub fn listens_for_exits(&self) -> bool {
-        self.listener.is_some()
+        self.exits.is_some()
     }
 
     fn unreadable(&self, e: impl std::fmt::Display) -> TaskstatsError {
@@ -307,49 +365,38 @@ impl TaskstatsSource {
 
     /// Adds the exits read since the last refresh to `tasks`.
     fn add_exits(&mut self, tasks: &mut Vec<TaskSample>) {
-        let Some(listener) = &mut self.listener else {
+        let Some(reader) = &mut self.exits else {
             return;
         };
-        // ac_btime64 is wall-clock seconds; start times here are CLOCK_MONOTONIC microseconds.
-        let boot_wall_us = micros(ClockId::Realtime).saturating_sub(micros(ClockId::Monotonic));
-        let (starts, scope, delayacct) = (&mut self.starts, &self.scope, self.delayacct);
-        let mut exited = Vec::new();
-        self.exit_overflows += listener.drain(|reply| {
-            let (tid, t) = match reply {
-                Reply::Stats { pid, stats } => match decode::decode(stats) {
-                    Ok(t) => (pid, t),
-                    Err(e) => return log::debug!("taskstats: exit of {pid}: {e}"),
-                },
-                other => return log::debug!("taskstats: exit message: {other:?}"),
-            };
-            let estimate = t
-                .btime_s
-                .saturating_mul(1_000_000)
-                .saturating_sub(boot_wall_us);
-            let known = starts.exited(tid, estimate);
-            // Before v12 only a thread seen alive tells its process.
-            let Some(pid) = t.tgid.or(known.map(|k| k.pid)) else {
-                return;
-            };
-            if scope.pids.is_empty() || scope.pids.contains(&pid) {
-                let start = known.map_or(estimate, |k| k.start_us);
-                exited.push(to_task(&t, tid, pid, start, delayacct, true));
-            }
-        });
-        if exited.is_empty() {
+        self.exit_records.clear();
+        reader.take(&mut self.exit_records);
+        if self.exit_records.is_empty() {
             return;
         }
+        // ac_btime64 is wall-clock seconds; start times here are CLOCK_MONOTONIC microseconds.
+        let boot_wall_us = micros(ClockId::Realtime).saturating_sub(micros(ClockId::Monotonic));
         self.by_tid.clear();
         self.by_tid
             .extend(tasks.iter().enumerate().map(|(i, t)| (t.tid, i)));
-        for task in exited {
-            match self.by_tid.get(&task.tid) {
+        for r in &self.exit_records {
+            let (t, tid) = (&r.stats, r.tid);
+            let (earliest, latest) =
+                exit_start_bounds(r.queued_after_us, r.read_us, t, boot_wall_us);
+            let known = self.starts.exited(tid, earliest, latest);
+            // Before v12 only a thread seen alive tells its process.
+            let Some(pid) = t.tgid.or(known.map(|k| k.pid)) else {
+                continue;
+            };
+            if !(self.scope.pids.is_empty() || self.scope.pids.contains(&pid)) {
+                continue;
+            }
+            let start = known.map_or(earliest, |k| k.start_us);
+            let task = to_task(t, tid, pid, start, self.delayacct, true);
+            match self.by_tid.get(&tid) {
                 // Polled, then exited: the exit record is the later one.
                 Some(&i) if tasks[i].start_time == task.start_time => tasks[i] = task,
-                // The id already belongs to a new thread, which the next refresh compares with;
-                // two records under one id would leave the model to pick either.
-                Some(_) => {}
-                None => tasks.push(task),
+                // Another thread with this id (the one before, or after): both are rows.
+                _ => tasks.push(task),
             }
         }
     }
@@ -402,8 +449,10 @@ impl IoSource for TaskstatsSource {
         let (mut skipped, mut denied) = (0u64, false);
         let (conn, starts, delayacct) = (&mut self.conn, &mut self.starts, self.delayacct);
         for (tids, tgids) in self.tids.chunks(BATCH).zip(self.tgids.chunks(BATCH)) {
-            // No later than the kernel's clock reading for any reply in the batch.
+            // No later than the kernel's clock reading for any reply in the batch; the kernel
+            // answers while `send` runs, so the first reply read comes after all of them.
             let sent_us = micros(ClockId::Monotonic);
+            let mut answered_by_us = None;
             let answered = conn
                 .query(tids, |i, reply| {
                     let (tid, pid) = (tids[i], tgids[i]);
@@ -413,8 +462,11 @@ impl IoSource for TaskstatsSource {
                                 Ok(t) => {
                                     // A process leader stays listed, and answers, until its
                                     // parent reaps it; its exit record was the last word.
-                                    let estimate = sent_us.saturating_sub(t.etime_us);
-                                    if let Some(start) = starts.polled(tid, pid, estimate) {
+                                    let answered_by = *answered_by_us
+                                        .get_or_insert_with(|| micros(ClockId::Monotonic));
+                                    let earliest = sent_us.saturating_sub(t.etime_us);
+                                    let latest = answered_by.saturating_sub(t.etime_us);
+                                    if let Some(start) = starts.polled(tid, pid, earliest, latest) {
                                         tasks.push(to_task(&t, tid, pid, start, delayacct, false));
                                     }
                                 }
@@ -446,7 +498,7 @@ impl IoSource for TaskstatsSource {
         self.starts.finish_refresh();
         let mut sample = Sample::new(tasks);
         sample.skipped_tasks = skipped;
-        sample.lost_events = self.listener.as_ref().map(|_| self.exit_overflows);
+        sample.lost_events = self.exits.as_ref().map(ExitReader::lost);
         Ok(sample)
     }
 
@@ -462,5 +514,64 @@ impl IoSource for TaskstatsSource {
 
     fn totals_since(&self) -> &'static str {
         "task start"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_id_given_again_a_millisecond_later_is_a_new_thread() {
+        let mut starts = StartTimes::default();
+        // Thread A: started at 10.000 s, answered within 200 us.
+        let a = starts.polled(7, 7, 10_000_000, 10_000_200).expect("alive");
+        starts.finish_refresh();
+        assert_eq!(
+            starts.polled(7, 7, 9_999_900, 10_000_100),
+            Some(a),
+            "same thread"
+        );
+        starts.finish_refresh();
+        // Thread B took the id 1.5 ms after A started.
+        let b = starts.polled(7, 7, 10_001_700, 10_001_900).expect("alive");
+        assert_ne!(a, b, "a new start time");
+        // A's exit record (queued within the last refresh) goes to A, the oldest; B's to B.
+        assert_eq!(
+            starts.exited(7, 9_990_000, 10_000_500).map(|k| k.start_us),
+            Some(a)
+        );
+        assert_eq!(
+            starts.exited(7, 9_990_000, 10_100_000).map(|k| k.start_us),
+            Some(b)
+        );
+        assert!(starts.exited(7, 0, u64::MAX).is_none(), "both exits taken");
+    }
+
+    #[test]
+    fn a_zombie_after_its_exit_record_is_not_shown_again() {
+        let mut starts = StartTimes::default();
+        let a = starts.polled(9, 9, 5_000_000, 5_000_100).expect("alive");
+        assert_eq!(
+            starts.exited(9, 4_000_000, 6_000_000).map(|k| k.start_us),
+            Some(a)
+        );
+        starts.finish_refresh();
+        assert_eq!(starts.polled(9, 9, 5_000_000, 5_000_100), None);
+    }
+
+    #[test]
+    fn exit_bounds_come_from_the_queue_and_the_seconds() {
+        let t = decode::Taskstats {
+            etime_us: 2_000_000,
+            btime_s: 1_000,
+            ..Default::default()
+        };
+        // Boot at wall-clock 990 s: the start was at about 10 s of CLOCK_MONOTONIC.
+        let (lo, hi) = exit_start_bounds(12_000_000, 12_000_300, &t, 990_000_000);
+        assert_eq!((lo, hi), (10_000_000, 10_000_300));
+        // A record read long after it was queued: the seconds narrow it.
+        let (lo, hi) = exit_start_bounds(0, 30_000_000, &t, 990_000_000);
+        assert_eq!((lo, hi), (9_000_000, 11_000_000));
     }
 }

@@ -63,16 +63,26 @@ impl Joined<'_> {
     }
 }
 
-/// Rows of every source joined by (pid, tid), in first-seen order, filtered by `opts`.
+/// Rows of every source joined by (pid, tid), in first-seen order, filtered by `opts`. One
+/// source can have two rows with the same ids in a refresh (a task's exit record and the new
+/// task that took its id; two tasks that took it in turn): the n-th such row of one source
+/// joins the n-th of another, exit records with exit records, and none is dropped. Start times
+/// do not join rows, as each source counts them in its own unit.
 pub fn join<'a>(snapshot: &'a Snapshot, opts: &ViewOptions) -> Vec<Joined<'a>> {
     let n = snapshot.views.len();
-    // Container rows are told apart by their label; task rows by pid and tid.
-    let mut index: HashMap<(u32, Option<u32>, Option<&str>), usize> = HashMap::new();
+    // Container rows are told apart by their label; task rows by pid and tid; then exit
+    // records from the rest, and the n-th row with those from the one before.
+    type Ids<'k> = (u32, Option<u32>, Option<&'k str>, bool);
+    let mut index: HashMap<(Ids<'a>, usize), usize> = HashMap::new();
     let mut out: Vec<Joined<'a>> = Vec::new();
     for (i, view) in snapshot.views.iter().enumerate() {
+        let mut seen: HashMap<Ids<'a>, usize> = HashMap::new();
         for row in &view.model.rows {
             let label = opts.by_container.then_some(row.command.as_str());
-            let key = (row.pid, row.tid, label);
+            let ids = (row.pid, row.tid, label, row.exited);
+            let nth = seen.entry(ids).or_default();
+            let key = (ids, *nth);
+            *nth += 1;
             let at = *index.entry(key).or_insert_with(|| {
                 out.push(Joined {
                     pid: row.pid,
@@ -152,6 +162,7 @@ mod tests {
             uid: Some(0),
             command: "x".into(),
             cgroup_id: None,
+            start_time: None,
             container: Some("docker:4f1c2d3e4f5a".into()),
             total: Default::default(),
             delta: Default::default(),
@@ -163,6 +174,67 @@ mod tests {
         row.container = None;
         assert!(!opts.shows(&row));
         assert!(ViewOptions::default().shows(&row));
+    }
+
+    fn task_row(tid: u32, start: u64, wchar: u64, exited: bool) -> Row {
+        Row {
+            pid: tid,
+            tid: Some(tid),
+            uid: Some(0),
+            command: "w".into(),
+            cgroup_id: None,
+            start_time: Some(start),
+            container: None,
+            total: Default::default(),
+            delta: crate::sample::Counters {
+                wchar: Some(wchar),
+                ..Default::default()
+            },
+            exited,
+        }
+    }
+
+    #[test]
+    fn rows_with_the_same_ids_in_one_refresh_all_stay() {
+        use crate::model::Model;
+        use crate::session::SourceView;
+        use crate::source::SourceKind;
+        let view = |kind, rows| SourceView {
+            kind,
+            model: Model {
+                rows,
+                ..Model::default()
+            },
+        };
+        // Thread 9 exited and its id went to a new thread; then that one exited too.
+        let snapshot = Snapshot {
+            time: std::time::SystemTime::now(),
+            views: vec![
+                view(
+                    SourceKind::Ebpf,
+                    vec![
+                        task_row(9, 1, 100, true),
+                        task_row(9, 2, 7, false),
+                        task_row(9, 3, 5, true),
+                    ],
+                ),
+                view(
+                    SourceKind::Taskstats,
+                    vec![task_row(9, 1000, 7, false), task_row(9, 10, 100, true)],
+                ),
+            ],
+        };
+        let joined = join(&snapshot, &ViewOptions::default());
+        let wchar = |j: &Joined, i: usize| j.per_source[i].and_then(|r| r.delta.wchar);
+        let got: Vec<(Option<u64>, Option<u64>)> =
+            joined.iter().map(|j| (wchar(j, 0), wchar(j, 1))).collect();
+        assert_eq!(
+            got,
+            vec![(Some(100), Some(100)), (Some(7), Some(7)), (Some(5), None)],
+            "every row stays, exit records join exit records"
+        );
+        let total: u64 = joined.iter().filter_map(|j| wchar(j, 0)).sum();
+        assert_eq!(total, 112);
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //!   direct-read:PATH:N:B (O_DIRECT)  fadvise-read:PATH:N:B (drops the page cache first)
 //!   sleep:MS
 //!   threads:N (N more threads that wait, idle, until the process exits)
+//!   thread-write:PATH:N:B:MS (a thread does write:PATH:N:B, lingers MS ms and exits; joined)
+//!   short-threads:T:N:B (T threads one after another, each writing N×B bytes to /dev/null
+//!     and exiting at once; joined)
+//!   thread-burst:T:N:B (T threads started first, then all released at once to write N×B
+//!     bytes to /dev/null and exit; joined)
+//!   short-procs:P:N:B (P child processes one after another, each writing N×B bytes to
+//!     /dev/null and exiting at once; reaped)
 //! With --stop the process stops itself (SIGSTOP) before the first and after the last OP, so the
 //! parent can read counters around exactly the workload. It makes no other read or write calls.
 
@@ -76,6 +83,72 @@ fn run(op: &str) {
                         std::thread::park();
                     })
                     .unwrap_or_else(|e| die(&format!("thread {i}: {e}")));
+            }
+        }
+        ["thread-write", path, n, b, ms] => {
+            let op = format!("write:{path}:{n}:{b}");
+            let linger = std::time::Duration::from_millis(num(ms) as u64);
+            std::thread::spawn(move || {
+                run(&op);
+                std::thread::sleep(linger);
+            })
+            .join()
+            .unwrap_or_else(|_| die("thread-write: the thread failed"));
+        }
+        ["short-threads", t, n, b] => {
+            let op = format!("write:/dev/null:{n}:{b}");
+            for i in 0..num(t) {
+                let op = op.clone();
+                std::thread::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn(move || run(&op))
+                    .unwrap_or_else(|e| die(&format!("thread {i}: {e}")))
+                    .join()
+                    .unwrap_or_else(|_| die("short-threads: a thread failed"));
+            }
+        }
+        ["thread-burst", t, n, b] => {
+            let op = format!("write:/dev/null:{n}:{b}");
+            let t = num(t);
+            let start = std::sync::Arc::new(std::sync::Barrier::new(t + 1));
+            let threads: Vec<_> = (0..t)
+                .map(|i| {
+                    let (op, start) = (op.clone(), std::sync::Arc::clone(&start));
+                    std::thread::Builder::new()
+                        .stack_size(64 * 1024)
+                        .spawn(move || {
+                            start.wait();
+                            run(&op);
+                        })
+                        .unwrap_or_else(|e| die(&format!("thread {i}: {e}")))
+                })
+                .collect();
+            start.wait();
+            for t in threads {
+                t.join()
+                    .unwrap_or_else(|_| die("thread-burst: a thread failed"));
+            }
+        }
+        ["short-procs", p, n, b] => {
+            let op = format!("write:/dev/null:{n}:{b}");
+            for _ in 0..num(p) {
+                // SAFETY: this process has one thread here; the child only writes and exits.
+                match unsafe { libc::fork() } {
+                    -1 => die(&format!("fork: {}", std::io::Error::last_os_error())),
+                    0 => {
+                        run(&op);
+                        // SAFETY: ends the child without running the parent's exit handlers.
+                        unsafe { libc::_exit(0) }
+                    }
+                    child => {
+                        let mut status = 0;
+                        // SAFETY: waiting on our own child with a valid status pointer.
+                        unsafe { libc::waitpid(child, &mut status, 0) };
+                        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+                            die(&format!("short-procs: child failed ({status:#x})"));
+                        }
+                    }
+                }
             }
         }
         [kind @ ("sendfile" | "copy_file_range"), input, output, n, b] => {
