@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::TcpListener;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -110,7 +111,16 @@ impl Connections {
     }
 }
 
+/// Connections the kernel holds for `accept` (capped by net.core.somaxconn): room for a flood
+/// of clients, so that a scraper's connection is not dropped and retried a second later.
+const LISTEN_BACKLOG: i32 = 4096;
+
 async fn accept_loop(listener: TcpListener, published: Receiver) -> anyhow::Result<()> {
+    // SAFETY: listen(2) on a socket this function owns, already listening: it only changes the
+    // backlog.
+    if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+        log::debug!("http: listen backlog: {}", std::io::Error::last_os_error());
+    }
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));

@@ -88,6 +88,10 @@ impl ExitReader {
                         caught_up = Some(u64::from_ne_bytes(request));
                     }
                     let mut batch = Vec::new();
+                    // Whatever this drain leaves was queued after it began: the next records'
+                    // lower bound. (Read after the drain, the clock could be late by however
+                    // long this thread waited for a CPU, and a thread's start seem too late.)
+                    let drain_began = micros(ClockId::Monotonic);
                     let overflows = listener.drain(|reply| match reply {
                         Reply::Stats { pid, stats } => match decode::decode(stats) {
                             Ok(stats) => batch.push(ExitRecord {
@@ -100,7 +104,7 @@ impl ExitReader {
                         },
                         other => log::debug!("taskstats: exit message: {other:?}"),
                     });
-                    empty_at = micros(ClockId::Monotonic);
+                    empty_at = drain_began;
                     overflows2.fetch_add(overflows, Ordering::Relaxed);
                     let sent = (batch.is_empty() || send.send(Message::Records(batch)).is_ok())
                         && caught_up.is_none_or(|n| send.send(Message::CaughtUp(n)).is_ok());
