@@ -162,21 +162,25 @@ pub struct Outcome {
 struct KernelFacts {
     /// Since about 5.19 the TASKSTATS family is visible from every network namespace.
     taskstats_in_netns: bool,
+    /// /sys/kernel/btf/vmlinux exists: eBPF must take its task iterator (and measure IO>).
+    btf: bool,
 }
 
-fn kernel_facts(release: &str) -> KernelFacts {
+fn kernel_facts(release: &str, btf: bool) -> KernelFacts {
     let mut parts = release
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|p| p.parse::<u32>().ok());
     let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     KernelFacts {
         taskstats_in_netns: version >= (5, 19),
+        btf,
     }
 }
 
 /// Judges every check from what the guest framed on its console.
 pub fn evaluate(release: &str, console: &Console) -> Vec<Outcome> {
-    let facts = kernel_facts(release);
+    let btf = console.file("info/btf").is_some_and(|b| b.trim() == "yes");
+    let facts = kernel_facts(release, btf);
     CHECKS
         .iter()
         .map(|c| {
@@ -279,6 +283,12 @@ fn list_sources(c: &Check, facts: &KernelFacts, console: &Console) -> Verdict {
                 // "available", or "available: how" (e.g. which eBPF path).
                 let available = s == "available" || s.starts_with("available:");
                 seen.push(format!("{source} {}", first_line(s)));
+                if source == "ebpf" && facts.btf && !s.starts_with("available: task iterator") {
+                    problems.push(format!(
+                        "ebpf: {} (expected its task iterator: the kernel has BTF)",
+                        first_line(s)
+                    ));
+                }
                 if available != want_available {
                     problems.push(format!(
                         "{source}: {} (expected {})",
@@ -424,6 +434,18 @@ fn totals_of(
     pid: u64,
     which: &str,
 ) -> Result<BTreeMap<String, Option<u64>>, String> {
+    let task = task_of(refresh, pid, which)?;
+    let total = task
+        .get("total")
+        .ok_or_else(|| format!("the workload's entry {which} has no total"))?;
+    Ok(FIELDS
+        .iter()
+        .map(|f| (f.to_string(), total.get(*f).and_then(Value::as_u64)))
+        .collect())
+}
+
+/// The workload's entry (its main thread) in one refresh.
+fn task_of(refresh: &str, pid: u64, which: &str) -> Result<Value, String> {
     let json: Value = serde_json::from_str(refresh)
         .map_err(|e| format!("the refresh {which} is not JSON ({e})"))?;
     let tasks = json
@@ -438,14 +460,9 @@ fn totals_of(
                     .and_then(Value::as_u64)
                     .is_none_or(|tid| tid == pid)
         })
+        .cloned()
         .ok_or_else(|| format!("the workload (pid {pid}) is missing from the refresh {which}"))?;
-    let total = task
-        .get("total")
-        .ok_or_else(|| format!("the workload's entry {which} has no total"))?;
-    Ok(FIELDS
-        .iter()
-        .map(|f| (f.to_string(), total.get(*f).and_then(Value::as_u64)))
-        .collect())
+    Ok(task)
 }
 
 fn workload(c: &Check, forced: &str, facts: &KernelFacts, console: &Console) -> Verdict {
@@ -492,6 +509,41 @@ fn workload(c: &Check, forced: &str, facts: &KernelFacts, console: &Console) -> 
         return Err(format!(
             "{line}; JSON says source {source}, expected {want}"
         ));
+    }
+    // With BTF, eBPF measures the workload's I/O wait itself (O_DIRECT reads wait for the
+    // disk); without, it says IO> is unavailable rather than showing 0.
+    if want == "ebpf" {
+        let btf_shown = matches!(
+            c.kind,
+            Kind::Workload {
+                btf: Btf::Shown,
+                ..
+            }
+        );
+        let blkio = |refresh: &str| -> Result<Option<u64>, String> {
+            Ok(task_of(refresh, pid, "for IO>")?
+                .get("total")
+                .and_then(|t| t.get("blkio_delay_ns"))
+                .and_then(Value::as_u64))
+        };
+        let (b, a) = (
+            blkio(file(console, c, "json_before")?)?,
+            blkio(file(console, c, "json_after")?)?,
+        );
+        match (facts.btf && btf_shown, b, a) {
+            (true, Some(b), Some(a)) if a > b => {}
+            (true, b, a) => {
+                return Err(format!(
+                    "{line}; IO> not measured by eBPF with BTF: blkio_delay_ns {b:?} -> {a:?}"
+                ))
+            }
+            (false, None, None) => {}
+            (false, b, a) => {
+                return Err(format!(
+                    "{line}; without BTF blkio_delay_ns must be unavailable, got {b:?} -> {a:?}"
+                ))
+            }
+        }
     }
     let io_before = proc_io(file(console, c, "io_before")?)?;
     let io_after = proc_io(file(console, c, "io_after")?)?;
@@ -579,9 +631,9 @@ mod tests {
 
     #[test]
     fn taskstats_is_expected_in_a_netns_from_5_19() {
-        assert!(!kernel_facts("5.10.0-32-cloud-amd64").taskstats_in_netns);
-        assert!(kernel_facts("5.19.0").taskstats_in_netns);
-        assert!(kernel_facts("6.1.0-50-cloud-amd64").taskstats_in_netns);
+        assert!(!kernel_facts("5.10.0-32-cloud-amd64", true).taskstats_in_netns);
+        assert!(kernel_facts("5.19.0", true).taskstats_in_netns);
+        assert!(kernel_facts("6.1.0-50-cloud-amd64", true).taskstats_in_netns);
     }
 
     #[test]
@@ -633,12 +685,15 @@ mod tests {
         ]);
         let check = &CHECKS[1];
         assert_eq!(check.name, "list-sources-netns");
-        let old = kernel_facts("5.10.0-32-cloud-amd64");
+        let old = kernel_facts("5.10.0-32-cloud-amd64", false);
         assert!(
             list_sources(check, &old, &c).is_ok(),
             "taskstats unavailable before 5.19"
         );
-        let new = kernel_facts("6.1.0-50-cloud-amd64");
+        let with_btf = kernel_facts("5.10.0-32-cloud-amd64", true);
+        let err = list_sources(check, &with_btf, &c).expect_err("the iterator expected with BTF");
+        assert!(err.contains("expected its task iterator"), "{err}");
+        let new = kernel_facts("6.1.0-50-cloud-amd64", false);
         let err = list_sources(check, &new, &c).expect_err("taskstats expected from 5.19");
         assert!(err.starts_with("taskstats: unavailable"), "{err}");
     }
