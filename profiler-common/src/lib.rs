@@ -181,6 +181,16 @@ pub const NOT_MEASURED: u64 = u64::MAX;
 
 /// Syscall numbers the programs account, per architecture.
 pub mod syscalls {
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        bpf_target_arch = "x86_64",
+        bpf_target_arch = "aarch64"
+    )))]
+    compile_error!(
+        "profiler knows the syscall numbers of x86_64 and aarch64 only; add this architecture's \
+         read/write family here"
+    );
     #[cfg(any(target_arch = "x86_64", bpf_target_arch = "x86_64"))]
     mod nr {
         pub const READ: u64 = 0;

@@ -6,6 +6,7 @@
 //! - the syscall-hook path (classic tracepoints, for kernels without BTF): counts each
 //!   thread's read/write syscalls the way fs/read_write.c does, disk bytes from the block and
 //!   page-cache tracepoints, keyed by host TID.
+//!
 //! Both only use helpers of Linux 5.8 or older.
 #![no_std]
 #![no_main]
@@ -311,11 +312,11 @@ fn task_record_in_namespace(task: *const u8) -> Option<TaskIo> {
 
 /// `struct bpf_iter__task`: the iterator's context.
 #[repr(C)]
-pub struct IterTaskCtx {
+struct IterTaskCtx {
     /// `struct bpf_iter_meta`, whose first member is the output `struct seq_file *`.
-    pub meta: *const *mut c_void,
+    meta: *const *mut c_void,
     /// NULL on the last call, after the last task.
-    pub task: *const u8,
+    task: *const u8,
 }
 
 /// The iterator's context as the logging macros take it.
@@ -330,7 +331,7 @@ impl EbpfContext for IterContext {
 /// Task iterator: one [`TaskIo`] per thread of the pid namespace that reads it.
 #[no_mangle]
 #[link_section = "iter/task"]
-pub extern "C" fn task_iter(ctx: *const IterTaskCtx) -> i32 {
+extern "C" fn task_iter(ctx: *const IterTaskCtx) -> i32 {
     // SAFETY: the kernel passes a `struct bpf_iter__task`; the verifier checks both loads.
     let (meta, task) = unsafe { ((*ctx).meta, (*ctx).task) };
     if task.is_null() {
@@ -646,6 +647,12 @@ pub fn writeback_dirty(ctx: TracePointContext) -> u32 {
     }
     0
 }
+
+/// The licence the kernel reads from the object: GPL-compatible, as the GPL-only helpers these
+/// programs call (bpf_probe_read_kernel, bpf_seq_write, ...) require.
+#[no_mangle]
+#[link_section = "license"]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

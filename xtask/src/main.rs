@@ -1,7 +1,8 @@
-//! Project tasks: `cargo xtask setup | run | test | bench | vmtest`. Each installs what it needs first.
+//! Project tasks: `cargo xtask setup | run | test | bench | vmtest | lint`. Each installs what it needs first.
 
 mod bench;
 mod exec;
+mod lint;
 mod run;
 mod setup;
 mod test;
@@ -41,6 +42,8 @@ enum Command {
     },
     /// Boot Debian's 5.10 and 6.1 kernels in QEMU and check the profiler binary inside
     Vmtest(vmtest::Args),
+    /// rustfmt and clippy (warnings as errors) on every crate, the eBPF probes included
+    Lint,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,5 +53,6 @@ fn main() -> anyhow::Result<()> {
         Command::Test { args } => test::test(&args),
         Command::Bench { args } => bench::bench(&args),
         Command::Vmtest(args) => vmtest::vmtest(&args),
+        Command::Lint => lint::lint(),
     }
 }

@@ -1,0 +1,60 @@
+//! `cargo xtask lint`: rustfmt, clippy on the host crates, and clippy on the eBPF probes for
+//! their own target (with the nightly toolchain that builds them), all with warnings as errors.
+
+use std::process::Command;
+
+use crate::exec::{cargo, exec, output, step, workspace_root};
+use crate::setup::{self, EBPF_TOOLCHAIN};
+
+pub fn lint() -> anyhow::Result<()> {
+    setup::toolchain()?;
+    step("rustfmt --check");
+    exec(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    step("clippy, host crates");
+    exec(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+
+    let components = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        EBPF_TOOLCHAIN,
+    ]))
+    .unwrap_or_default();
+    if !components.lines().any(|l| l.starts_with("clippy")) {
+        step(&format!(
+            "adding clippy to {EBPF_TOOLCHAIN} (lints the eBPF probes)"
+        ));
+        exec(Command::new("rustup").args([
+            "component",
+            "add",
+            "clippy",
+            "--toolchain",
+            EBPF_TOOLCHAIN,
+        ]))?;
+    }
+    step("clippy, eBPF probes (bpfel-unknown-none)");
+    let arch = std::env::consts::ARCH;
+    let mut cmd = Command::new("rustup");
+    cmd.args([
+        "run",
+        EBPF_TOOLCHAIN,
+        "cargo",
+        "clippy",
+        "--package",
+        "profiler-ebpf",
+    ])
+    .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+    .arg("--target-dir")
+    .arg(workspace_root().join("target/ebpf-clippy"))
+    .args(["--", "-D", "warnings"])
+    .current_dir(workspace_root())
+    .env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        format!("--cfg=bpf_target_arch=\"{arch}\""),
+    )
+    .env_remove("RUSTUP_TOOLCHAIN")
+    .env_remove("RUSTC")
+    .env_remove("RUSTFLAGS");
+    exec(&mut cmd)
+}
