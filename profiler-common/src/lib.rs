@@ -15,7 +15,7 @@ pub const SCHED_EXIT_PROG: &str = "sched_exit";
 pub const SCHED_EXEC_PROG: &str = "sched_exec";
 /// Scheduler probes of the iterator path that measure each thread's block I/O wait the way the
 /// kernel's delay accounting does (from being switched out with `in_iowait` set until woken),
-/// so IO> needs no `kernel.task_delayacct`. BTF tracepoints `sched_switch` and `sched_wakeup`.
+/// so IO> needs no `kernel.task_delayacct`. BTF tracepoints `sched_switch` and `sched_waking`.
 pub const IOWAIT_SWITCH_PROG: &str = "iowait_switch";
 pub const IOWAIT_WAKEUP_PROG: &str = "iowait_wakeup";
 /// Block layer reads, charged like task_io_account_read in submit_bio.
@@ -163,6 +163,10 @@ pub struct TaskLayout {
     pub state: u32,
     pub in_iowait_byte: u32,
     pub in_iowait_mask: u32,
+    /// `se.sched_delayed` (Linux 6.12+; 0 where the kernel has none): a sleeping task the
+    /// scheduler has not taken off its run queue yet, whose blkio delay the kernel does not start.
+    pub sched_delayed: u32,
+    pub _pad: u32,
 }
 
 /// Indices into [`STATS_MAP`].

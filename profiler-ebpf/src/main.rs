@@ -186,6 +186,13 @@ pub fn iowait_switch(ctx: BtfTracePointContext) -> u32 {
     if state == 0 {
         return 0;
     }
+    // Left on its run queue for now (Linux 6.12+ delays the dequeue of some sleepers): the
+    // kernel's delay accounting does not start this wait, and neither does this.
+    let delayed = config!(task.sched_delayed);
+    // SAFETY: as above; `se.sched_delayed` is a byte of the task's sched_entity, per BTF.
+    if delayed != 0 && unsafe { field::<u8>(prev, delayed) } != 0 {
+        return 0;
+    }
     // SAFETY: as above, `task.pid` is the thread's id.
     let tid: u32 = unsafe { field(prev, config!(task.pid)) };
     if let Some(w) = IOWAIT.get_ptr_mut(tid) {
@@ -195,9 +202,10 @@ pub fn iowait_switch(ctx: BtfTracePointContext) -> u32 {
     0
 }
 
-/// A thread is woken. Where it was waiting for I/O, the wait ends (delayacct_blkio_end in
-/// try_to_wake_up).
-#[btf_tracepoint(function = "sched_wakeup")]
+/// A thread is being woken (try_to_wake_up has found it asleep). Where it was waiting for I/O,
+/// the wait ends: delay accounting ends it a moment later in the same wakeup, on this CPU when
+/// the thread moves to another, else on its own CPU.
+#[btf_tracepoint(function = "sched_waking")]
 pub fn iowait_wakeup(ctx: BtfTracePointContext) -> u32 {
     let task: *const u8 = ctx.arg(0);
     if !in_iowait(task) {

@@ -270,3 +270,33 @@ impl Drop for Run {
 pub fn settle() {
     std::thread::sleep(Duration::from_millis(200));
 }
+
+/// A kernel setting under /proc/sys (e.g. `kernel/pid_max`) changed for as long as this lives,
+/// then put back, also when a test fails. Machine-wide: tests that set the same one take turns.
+pub struct Sysctl {
+    path: PathBuf,
+    before: String,
+}
+
+impl Sysctl {
+    pub fn set(name: &str, value: &str) -> Sysctl {
+        let path = PathBuf::from("/proc/sys").join(name);
+        let before = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        std::fs::write(&path, value)
+            .unwrap_or_else(|e| panic!("setting {} to {value}: {e}", path.display()));
+        Sysctl { path, before }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(&self.path, self.before.trim()) {
+            eprintln!(
+                "could not restore {} to {}: {e}",
+                self.path.display(),
+                self.before.trim()
+            );
+        }
+    }
+}

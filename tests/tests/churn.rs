@@ -5,7 +5,7 @@ use std::io::{BufRead, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use profiler_tests::{profiler_bin, require_root, settle, Run, Scratch, Workload};
+use profiler_tests::{profiler_bin, require_root, settle, Run, Scratch, Sysctl, Workload};
 use serde_json::Value;
 
 fn objects(lines: &[String]) -> Vec<Value> {
@@ -178,28 +178,6 @@ fn delays_out_of_range_are_refused_in_one_line() {
 
 /// Sets `kernel.pid_max` for the life of the guard, and puts the old value back when dropped,
 /// a failed assertion included.
-struct PidMax {
-    old: String,
-}
-
-const PID_MAX: &str = "/proc/sys/kernel/pid_max";
-
-impl PidMax {
-    fn set(value: u32) -> PidMax {
-        let old = std::fs::read_to_string(PID_MAX).expect("reading pid_max");
-        std::fs::write(PID_MAX, value.to_string()).expect("writing pid_max");
-        PidMax { old }
-    }
-}
-
-impl Drop for PidMax {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::write(PID_MAX, self.old.trim()) {
-            eprintln!("could not restore pid_max to {}: {e}", self.old.trim());
-        }
-    }
-}
-
 /// The tests that load the machine (thousands of threads, a lowered pid_max) take turns: a
 /// burst of 10,000 threads would not fit in the pid space another test has just shrunk.
 static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -300,7 +278,7 @@ fn reused_tids_are_new_tasks(source: &str) {
     const THREADS: u64 = 6_000;
     let _turn = heavy();
     let captured = {
-        let _pid_max = PidMax::set(2_000);
+        let _pid_max = Sysctl::set("kernel/pid_max", "2000");
         burst_of_short_threads(source, "short-threads", THREADS)
     };
     assert_eq!(captured.lost_events, 0, "{source} lost events");

@@ -4,7 +4,6 @@
 
 use profiler::sample::{Counters, TaskSample};
 use profiler::source::ebpf::{EbpfSource, Probes};
-use profiler::source::taskstats::TaskstatsSource;
 use profiler::source::{IoSource, Scope};
 use profiler_tests::{require_root, ProcIo, Scratch, Workload};
 
@@ -404,107 +403,4 @@ fn an_exited_process_not_yet_reaped_is_reported_once() {
         "an exited task is not listed again while it waits to be reaped"
     );
     child.finish();
-}
-
-/// The I/O wait tests set the machine-wide kernel.task_delayacct: one at a time.
-static DELAYACCT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// kernel.task_delayacct set for as long as it lives, then put back, also when a test fails.
-struct Delayacct {
-    before: String,
-    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
-}
-
-const TASK_DELAYACCT: &str = "/proc/sys/kernel/task_delayacct";
-
-impl Delayacct {
-    fn set(value: &str) -> Delayacct {
-        let guard = DELAYACCT
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let before = std::fs::read_to_string(TASK_DELAYACCT).expect("reading task_delayacct");
-        std::fs::write(TASK_DELAYACCT, value).expect("setting kernel.task_delayacct");
-        Delayacct {
-            before,
-            _one_at_a_time: guard,
-        }
-    }
-}
-
-impl Drop for Delayacct {
-    fn drop(&mut self) {
-        std::fs::write(TASK_DELAYACCT, self.before.trim()).expect("restoring task_delayacct");
-    }
-}
-
-/// O_DIRECT reads of a file on disk: every one waits for the device in io_schedule().
-fn direct_reads(s: &Scratch) -> Vec<String> {
-    let input = s.file("in", 1500 * 4096);
-    vec![format!("direct-read:{input}:1500:4096")]
-}
-
-#[test]
-fn io_wait_is_within_ten_percent_of_delay_accounting() {
-    require_root();
-    let _delayacct = Delayacct::set("1");
-    let s = Scratch::new("ebpf-iowait-delayacct");
-    // Started after the sysctl: delay accounting only covers tasks started afterwards.
-    let mut child = Workload::start(&direct_reads(&s));
-    let pid = child.pid();
-    let mut ebpf = open(pid, Probes::TaskIterator);
-    let mut taskstats = TaskstatsSource::open(Scope {
-        pids: vec![pid],
-        ..Scope::default()
-    })
-    .expect("opening taskstats");
-    let blkio = |ebpf: &mut EbpfSource, taskstats: &mut TaskstatsSource| {
-        let e = counters(ebpf, pid)
-            .blkio_delay_ns
-            .expect("eBPF measures IO wait");
-        let sample = taskstats.sample().expect("taskstats sample");
-        let t = sample
-            .tasks
-            .iter()
-            .find(|t| t.tid == pid)
-            .and_then(|t| t.counters.blkio_delay_ns)
-            .expect("taskstats' blkio delay, with delay accounting on");
-        (e, t)
-    };
-    let (e0, t0) = blkio(&mut ebpf, &mut taskstats);
-    child.run_ops();
-    let (e1, t1) = blkio(&mut ebpf, &mut taskstats);
-    child.finish();
-    let (e, t) = ((e1 - e0) as f64, (t1 - t0) as f64);
-    assert!(t > 10e6, "the reads waited for the disk ({t} ns)");
-    assert!(
-        (e - t).abs() <= 0.1 * t,
-        "eBPF's I/O wait {e} ns vs delay accounting's {t} ns"
-    );
-}
-
-#[test]
-fn io_wait_is_measured_without_delay_accounting() {
-    require_root();
-    let _delayacct = Delayacct::set("0");
-    let s = Scratch::new("ebpf-iowait-off");
-    let mut child = Workload::start(&direct_reads(&s));
-    let pid = child.pid();
-    let mut ebpf = open(pid, Probes::TaskIterator);
-    assert!(
-        !ebpf
-            .unavailable()
-            .iter()
-            .any(|u| u.counters.contains(&"blkio_delay_ns")),
-        "IO wait is measured: {:?}",
-        ebpf.unavailable()
-    );
-    let before = counters(&mut ebpf, pid).blkio_delay_ns.expect("measured");
-    child.run_ops();
-    let after = counters(&mut ebpf, pid).blkio_delay_ns.expect("measured");
-    child.finish();
-    assert!(
-        after - before > 10_000_000,
-        "1,500 direct reads waited more than 10 ms ({} ns)",
-        after - before
-    );
 }

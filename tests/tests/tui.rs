@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use profiler_tests::{profiler_bin, require_root, Scratch, Workload};
+use profiler_tests::{profiler_bin, require_root, Scratch, Sysctl, Workload};
 
 /// The key-latency test times a shared 2-core machine: it runs alone. The other tests sample
 /// every task on the machine, which its 10,000 threads would make slow, and they would take the
@@ -277,32 +277,11 @@ fn writer_shows_up_sorts_on_top_by_disk_write_and_q_restores_the_terminal() {
     assert_terminal_given_back(&tmux, &screen);
 }
 
-/// kernel.task_delayacct switched off for as long as it lives, then put back.
-struct DelayacctOff {
-    before: String,
-}
-
-const TASK_DELAYACCT: &str = "/proc/sys/kernel/task_delayacct";
-
-impl DelayacctOff {
-    fn new() -> DelayacctOff {
-        let before = std::fs::read_to_string(TASK_DELAYACCT).expect("reading task_delayacct");
-        std::fs::write(TASK_DELAYACCT, "0").expect("switching delay accounting off");
-        DelayacctOff { before }
-    }
-}
-
-impl Drop for DelayacctOff {
-    fn drop(&mut self) {
-        std::fs::write(TASK_DELAYACCT, self.before.trim()).expect("restoring task_delayacct");
-    }
-}
-
 #[test]
 fn io_wait_shows_without_delay_accounting() {
     require_root();
     let _machine = shared_machine();
-    let _off = DelayacctOff::new();
+    let _off = Sysctl::set("kernel/task_delayacct", "0");
     let scratch = Scratch::new("tui-iowait");
     let input = scratch.file("in", 100 * 4096);
     // O_DIRECT reads that wait for the disk, for about 30 s at most.

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::exec::{cargo, exec, output, step, workspace_root};
+use crate::exec::{cargo, exec, step, workspace_root};
 use crate::setup::{self, EBPF_TOOLCHAIN};
 
 pub fn lint() -> anyhow::Result<()> {
@@ -13,26 +13,7 @@ pub fn lint() -> anyhow::Result<()> {
     step("clippy, host crates");
     exec(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
 
-    let components = output(Command::new("rustup").args([
-        "component",
-        "list",
-        "--installed",
-        "--toolchain",
-        EBPF_TOOLCHAIN,
-    ]))
-    .unwrap_or_default();
-    if !components.lines().any(|l| l.starts_with("clippy")) {
-        step(&format!(
-            "adding clippy to {EBPF_TOOLCHAIN} (lints the eBPF probes)"
-        ));
-        exec(Command::new("rustup").args([
-            "component",
-            "add",
-            "clippy",
-            "--toolchain",
-            EBPF_TOOLCHAIN,
-        ]))?;
-    }
+    setup::ensure_component("clippy", "lints the eBPF probes")?;
     step("clippy, eBPF probes (bpfel-unknown-none)");
     let arch = std::env::consts::ARCH;
     let mut cmd = Command::new("rustup");

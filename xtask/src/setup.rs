@@ -101,6 +101,23 @@ pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     )
 }
 
+/// Adds `component` to the eBPF toolchain when it is missing; `why` is said on the way.
+pub fn ensure_component(component: &str, why: &str) -> anyhow::Result<()> {
+    let installed = output(rustup().args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        EBPF_TOOLCHAIN,
+    ]))
+    .unwrap_or_default();
+    if installed.lines().any(|l| l.starts_with(component)) {
+        return Ok(());
+    }
+    step(&format!("adding {component} to {EBPF_TOOLCHAIN} ({why})"));
+    exec(rustup().args(["component", "add", component, "--toolchain", EBPF_TOOLCHAIN]))
+}
+
 pub fn toolchain() -> anyhow::Result<()> {
     if !have_command("rustup") {
         bail!("rustup is needed to fetch the {EBPF_TOOLCHAIN} toolchain that builds the eBPF probes: see https://rustup.rs");
@@ -120,26 +137,7 @@ pub fn toolchain() -> anyhow::Result<()> {
             "rust-src",
         ]))?;
     }
-    let components = output(rustup().args([
-        "component",
-        "list",
-        "--installed",
-        "--toolchain",
-        EBPF_TOOLCHAIN,
-    ]))
-    .unwrap_or_default();
-    if !components.lines().any(|l| l.starts_with("rust-src")) {
-        step(&format!(
-            "adding rust-src to {EBPF_TOOLCHAIN} (the eBPF build compiles core from source)"
-        ));
-        exec(rustup().args([
-            "component",
-            "add",
-            "rust-src",
-            "--toolchain",
-            EBPF_TOOLCHAIN,
-        ]))?;
-    }
+    ensure_component("rust-src", "the eBPF build compiles core from source")?;
     let major = llvm_major()?;
     let feature = format!("llvm-{major}");
     if have_command("bpf-linker") && installed_linker_llvm().as_deref() == Some(feature.as_str()) {

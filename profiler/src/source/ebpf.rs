@@ -316,7 +316,7 @@ fn open_iterator(scope: &Scope) -> Result<(Ebpf, Reader), EbpfError> {
     attach_btf(&mut ebpf, &btf, TASK_EXIT_PROG, "sched_process_exit")?;
     let no_iowait = [
         (IOWAIT_SWITCH_PROG, "sched_switch"),
-        (IOWAIT_WAKEUP_PROG, "sched_wakeup"),
+        (IOWAIT_WAKEUP_PROG, "sched_waking"),
     ]
     .into_iter()
     .find_map(|(program, tracepoint)| {

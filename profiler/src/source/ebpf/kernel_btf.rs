@@ -149,6 +149,8 @@ pub fn task_layout(btf: &Btf) -> Result<TaskLayout, String> {
         state: task(&["__state"]).or_else(|_| task(&["state"]))?,
         in_iowait_byte: in_iowait / 8,
         in_iowait_mask: 1 << (in_iowait % 8),
+        sched_delayed: task(&["se", "sched_delayed"]).unwrap_or(0),
+        _pad: 0,
     })
 }
 
