@@ -66,6 +66,9 @@ pub fn classify(cgroup_path: &str) -> String {
             }
         }
         // cgroupfs driver: /docker/<id>, /libpod_parent/libpod-<id>, /lxc/<name>, /lxc.payload.<name>
+        if let Some(id) = p.strip_prefix("libpod-").filter(|id| is_container_id(id)) {
+            return format!("podman:{}", short(id));
+        }
         if i > 0 && is_container_id(p) {
             let engine = match parts[i - 1] {
                 "docker" => "docker",
@@ -96,6 +99,43 @@ pub fn classify(cgroup_path: &str) -> String {
     }
     // Any other group (made by hand, or by a tool we do not know): its path names it.
     parts.join("/")
+}
+
+/// Whether `--container FILTER` keeps a task labelled `label`: the label starts with FILTER
+/// (`docker:4f1c`, `host`), or FILTER names the container as its engine prints it: a prefix of
+/// the id in the label (`docker ps`'s 12 digits, or fewer), the whole 64-digit id (`docker ps
+/// --no-trunc`), a pod uid, or a name where the label carries one (`lxc:web1`). An engine given
+/// in FILTER (`podman:<id>`) must be the label's.
+pub fn label_matches(label: &str, filter: &str) -> bool {
+    if label.starts_with(filter) {
+        return true;
+    }
+    let Some((engine, rest)) = label.split_once(':') else {
+        return false;
+    };
+    let id = match filter.split_once(':') {
+        Some((e, _)) if e != engine => return false,
+        Some((_, id)) => id,
+        None => filter,
+    };
+    !id.is_empty()
+        && rest.split('/').any(|part| {
+            part.starts_with(id)
+                // A longer id than the label shows: the label's digits must begin it.
+                || (part.len() >= 12
+                    && id.len() > part.len()
+                    && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+                    && id.starts_with(part))
+        })
+}
+
+/// The `--container` filters that match none of `labels`.
+pub fn unmatched<'a>(filters: &'a [String], labels: &[&str]) -> Vec<&'a str> {
+    filters
+        .iter()
+        .filter(|f| !labels.iter().any(|l| label_matches(l, f)))
+        .map(String::as_str)
+        .collect()
 }
 
 /// The cgroup path that names a process's container, from the text of /proc/PID/cgroup: the
@@ -137,6 +177,11 @@ pub struct Containers {
     id_paths: HashMap<u64, String>,
     /// Labels of processes by pid; a pid reused within one refresh keeps the old label once.
     by_pid: HashMap<u32, String>,
+    /// Labels of cgroup ids not found under the v2 mount, learnt from live tasks'
+    /// /proc/PID/cgroup, so that a task that exits later keeps its label.
+    learnt: HashMap<u64, String>,
+    /// Said once: exited tasks whose cgroup id could not be resolved.
+    warned_unresolved: bool,
 }
 
 impl Containers {
@@ -146,6 +191,8 @@ impl Containers {
             cgroup2: cgroup2_mount(proc_root),
             id_paths: HashMap::new(),
             by_pid: HashMap::new(),
+            learnt: HashMap::new(),
+            warned_unresolved: false,
         }
     }
 
@@ -204,6 +251,53 @@ impl Containers {
         Some(label)
     }
 
+    /// Container of a task: from the cgroup v2 id the probes captured when there is one (so an
+    /// exited task keeps it), else from /proc/PID/cgroup. Without the host's cgroup v2 tree
+    /// (a container started without `-v /sys/fs/cgroup:/sys/fs/cgroup:ro`), ids are learnt from
+    /// live tasks; an exited task whose id no live task showed stays unlabelled, said once.
+    pub fn of_task(&mut self, pid: u32, cgroup_id: Option<u64>, exited: bool) -> Option<String> {
+        let Some(id) = cgroup_id else {
+            return self.of_pid(pid);
+        };
+        if let Some(label) = self
+            .of_cgroup_id(id)
+            .or_else(|| self.learnt.get(&id).cloned())
+        {
+            return Some(label);
+        }
+        if !exited {
+            if let Some(path) = self.v2_path_of(pid) {
+                let label = classify(&path);
+                self.learnt.insert(id, label.clone());
+                return Some(label);
+            }
+        }
+        if !self.warned_unresolved {
+            self.warned_unresolved = true;
+            log::warn!(
+                "container labels of tasks that exited unseen are unavailable: their cgroup ids \
+                 are not in {}; mount the host's cgroup hierarchy (docker/podman run -v \
+                 /sys/fs/cgroup:/sys/fs/cgroup:ro; hostPath /sys/fs/cgroup in Kubernetes). Live \
+                 tasks are labelled from /proc/PID/cgroup",
+                match &self.cgroup2 {
+                    Some(root) => format!("the cgroup v2 tree at {}", root.display()),
+                    None => "any cgroup v2 tree: none is mounted here".into(),
+                }
+            );
+        }
+        None
+    }
+
+    /// The cgroup v2 path of a live process (the unified line of /proc/PID/cgroup): the one
+    /// whose id the probes capture.
+    fn v2_path_of(&self, pid: u32) -> Option<String> {
+        let text =
+            std::fs::read_to_string(self.proc_root.join(pid.to_string()).join("cgroup")).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .map(str::to_owned)
+    }
+
     /// Forgets processes that are gone, so the cache does not grow without bound.
     pub fn retain_pids(&mut self, live: impl Fn(u32) -> bool) {
         self.by_pid.retain(|pid, _| live(*pid));
@@ -240,6 +334,51 @@ mod tests {
     }
 
     #[test]
+    fn podman_with_the_cgroupfs_manager() {
+        assert_eq!(
+            classify(&format!("/libpod_parent/libpod-{ID}")),
+            "podman:4f1c2d3e4f5a"
+        );
+        assert_eq!(
+            classify(&format!("/libpod_parent/libpod-{ID}/ctr")),
+            "podman:4f1c2d3e4f5a"
+        );
+    }
+
+    #[test]
+    fn filters_take_ids_as_engines_print_them() {
+        let docker = "docker:4f1c2d3e4f5a";
+        for yes in [
+            "docker:4f",
+            "docker",
+            "4f1c2d3e4f5a",
+            "4f1c",
+            ID,
+            &format!("docker:{ID}"),
+        ] {
+            assert!(label_matches(docker, yes), "{yes}");
+        }
+        for no in ["podman:4f1c", "5f1c", "host", "4f1c2d3e4f5b0000"] {
+            assert!(!label_matches(docker, no), "{no}");
+        }
+        assert!(label_matches("k8s:1a2b3c4d-5e6/4f1c2d3e4f5a", "4f1c2d"));
+        assert!(label_matches(
+            "k8s:1a2b3c4d-5e6/4f1c2d3e4f5a",
+            "1a2b3c4d-5e6f-7a8b"
+        ));
+        assert!(label_matches("lxc:web1", "web1"));
+        assert!(label_matches("host", "host"));
+        assert!(!label_matches("host", "4f1c"));
+        assert_eq!(
+            unmatched(
+                &["4f1c".into(), "nope".into()],
+                &["host", "docker:4f1c2d3e4f5a"]
+            ),
+            ["nope"]
+        );
+    }
+
+    #[test]
     fn kubernetes_pods_and_containers() {
         let systemd = format!(
             "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b3c4d_5e6f_7a8b_9c0d_1e2f3a4b5c6d.slice/cri-containerd-{ID}.scope"
@@ -272,6 +411,23 @@ mod tests {
         let v1 = format!("4:memory:/docker/{ID}\n1:name=systemd:/docker/{ID}\n");
         assert_eq!(cgroup_path_from_proc(&v1), Some(format!("/docker/{ID}")));
         assert_eq!(cgroup_path_from_proc(""), None);
+    }
+
+    #[test]
+    fn without_a_v2_tree_ids_are_learnt_from_live_tasks() {
+        let me = std::process::id();
+        let text = std::fs::read_to_string("/proc/self/cgroup").expect("/proc/self/cgroup");
+        let v2 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .expect("a unified cgroup line");
+        let mut c = Containers::with_cgroup2_root(Path::new("/proc"), None);
+        // Exited before any live task of its cgroup was seen: unknown, not a wrong label.
+        assert_eq!(c.of_task(me, Some(77), true), None);
+        let label = c.of_task(me, Some(77), false);
+        assert_eq!(label, Some(classify(v2)));
+        // Pid gone (exited): the id learnt from the live task still names it.
+        assert_eq!(c.of_task(u32::MAX, Some(77), true), label);
     }
 
     #[test]

@@ -135,6 +135,9 @@ fn run_batch(
                 _ = sigterm.recv() => break,
             }
             let snapshot = session.refresh()?;
+            if done == 0 {
+                startup::warn_unmatched_containers(&snapshot, &view.containers);
+            }
             let mut out = stdout.lock();
             if cli.json {
                 let line = json::render(&snapshot, view, &session.fallbacks, &mut users);

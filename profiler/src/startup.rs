@@ -101,3 +101,31 @@ pub fn announce(session: &Session) {
         );
     }
 }
+
+/// Says once which `--container` filters match none of the containers in the first refresh,
+/// and which containers there are, since a filter that matches nothing shows nothing.
+pub fn warn_unmatched_containers(snapshot: &crate::session::Snapshot, filters: &[String]) {
+    if filters.is_empty() {
+        return;
+    }
+    let mut labels: Vec<&str> = snapshot
+        .views
+        .iter()
+        .flat_map(|v| v.model.rows.iter())
+        .filter_map(|r| r.container.as_deref())
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    for filter in crate::container::unmatched(filters, &labels) {
+        eprintln!(
+            "profiler: --container {filter} matches none of the containers seen ({}); give a \
+             label or its start (docker:4f1c), or a container id or its start as the engine \
+             prints it",
+            if labels.is_empty() {
+                "none".to_string()
+            } else {
+                labels.join(", ")
+            }
+        );
+    }
+}
