@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod container;
 pub mod model;
+pub mod privileges;
 pub mod sample;
 pub mod serve;
 pub mod session;

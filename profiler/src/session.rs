@@ -153,6 +153,14 @@ impl Session {
             .collect()
     }
 
+    /// Sources in use that miss tasks exiting between refreshes, and why.
+    pub fn misses_exits(&self) -> Vec<(SourceKind, String)> {
+        self.sources
+            .iter()
+            .filter_map(|s| Some((s.source.kind(), s.source.misses_exits()?)))
+            .collect()
+    }
+
     pub fn totals_since(&self) -> Vec<(SourceKind, &'static str)> {
         self.sources
             .iter()

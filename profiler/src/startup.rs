@@ -79,6 +79,12 @@ pub fn open_failed(choice: &SourceChoice, e: &OpenError) -> ExitCode {
                  host: run it as root in the initial user namespace, or watch only this \
                  namespace's processes with -p PID"
             );
+        } else if crate::privileges::Privileges::read(std::path::Path::new("/proc")).euid == 0 {
+            // Root already: the reasons above name what is missing (a capability, a filter).
+            eprintln!(
+                "profiler: the reasons above name what is missing; `profiler --list-sources` \
+                 shows what each source needs"
+            );
         } else {
             eprintln!(
                 "profiler: run as root, or see `profiler --list-sources` for what each source needs"
@@ -90,7 +96,8 @@ pub fn open_failed(choice: &SourceChoice, e: &OpenError) -> ExitCode {
     }
 }
 
-/// Prints once which source answered (and why earlier ones did not) and what it cannot measure.
+/// Prints once which source answered (and why earlier ones did not), what it cannot measure,
+/// whether it misses tasks that exit, and what a user namespace hides.
 pub fn announce(session: &Session) {
     eprintln!("{}", session.source_line());
     for (kind, u) in session.unavailable() {
@@ -98,6 +105,18 @@ pub fn announce(session: &Session) {
             "{kind}: {} unavailable: {}",
             u.counters.join(", "),
             u.reason
+        );
+    }
+    for (kind, why) in session.misses_exits() {
+        eprintln!("{kind}: {why}");
+    }
+    // procfs opens in a user namespace, so the failure message above never shows there.
+    if in_user_namespace() && session.kinds() == [crate::source::SourceKind::Procfs] {
+        eprintln!(
+            "profiler: this runs in a user namespace: eBPF and taskstats are refused by the \
+             kernel, and /proc shows only tasks whose privileges this namespace's root holds; to \
+             see every task, run it as root in the initial user namespace (a container without \
+             --userns/--uidmap, not a rootless engine)"
         );
     }
 }

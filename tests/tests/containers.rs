@@ -210,3 +210,49 @@ fn inside_the_namespaces_the_namespace_pids_are_shown() {
         );
     }
 }
+
+/// `unshare --net PROFILER ARGS`: root in the initial user and pid namespaces, in a network
+/// namespace of its own, where the kernel sends taskstats' exit records to no listener.
+fn in_own_network_namespace(args: &[&str]) -> std::process::Output {
+    Command::new("unshare")
+        .arg("--net")
+        .arg(profiler_bin())
+        .args(args)
+        .output()
+        .expect("running unshare")
+}
+
+#[test]
+fn in_its_own_network_namespace_auto_prefers_a_source_that_sees_exits() {
+    require_root();
+    let out = in_own_network_namespace(&["-b", "-n", "1", "-d", "0.3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("source: "))
+        .unwrap_or_else(|| panic!("a source line: {err}"));
+    assert!(
+        line.starts_with("source: ebpf (taskstats: misses tasks that exit between refreshes: ")
+            && line.contains("initial network namespace")
+            && line.contains("--network=host"),
+        "{line}"
+    );
+}
+
+#[test]
+fn in_its_own_network_namespace_forced_taskstats_warns_once() {
+    require_root();
+    let out = in_own_network_namespace(&["--source", "taskstats", "-b", "-n", "2", "-d", "0.3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("source: taskstats\n"), "{err}");
+    assert_eq!(
+        err.matches(
+            "taskstats: misses tasks that exit between refreshes: the exit listener registered but"
+        )
+        .count(),
+        1,
+        "said once: {err}"
+    );
+}
