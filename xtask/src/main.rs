@@ -1,6 +1,7 @@
-//! Project tasks: `cargo xtask setup | run | test | bench`. Each installs what it needs first.
+//! Project tasks: `cargo xtask setup | run | test | bench | dist`. Each installs what it needs first.
 
 mod bench;
+mod dist;
 mod exec;
 mod run;
 mod setup;
@@ -33,6 +34,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build a static binary (musl, probes embedded) that runs in any container
+    Dist,
     /// Run the benchmarks (needs root)
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -46,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Run { args } => run::run(&args),
         Command::Test { args } => test::test(&args),
         Command::Bench { args } => bench::bench(&args),
+        Command::Dist => dist::dist().map(drop),
     }
 }
