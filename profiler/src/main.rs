@@ -33,7 +33,10 @@ fn list_sources(scope: &Scope) -> ExitCode {
                     denied: probe.denied_tasks
                 }
             ),
-            Ok(_) => "available".to_string(),
+            Ok((source, _)) => match source.misses_exits() {
+                Some(why) => format!("available, but {why}"),
+                None => "available".to_string(),
+            },
             Err(e) => format!("unavailable: {e}"),
         };
         println!(
