@@ -67,11 +67,9 @@ impl Privileges {
 
     fn user_namespace_advice(&self, map: &str, what: &str) -> String {
         format!(
-            "this process runs in a user namespace (uid_map \"{map}\"), and the kernel refuses \
-             {what} to any but the initial one whatever the capabilities: run it as root without \
-             a user namespace (no --userns/--uidmap, not a rootless engine, e.g. `docker run \
-             --privileged` as root); inside this one, only --source procfs works, for this \
-             namespace's own processes"
+            "this process runs in a user namespace (uid_map \"{map}\"), where the kernel refuses \
+             {what} whatever the capabilities: run it as root in the initial user namespace (a \
+             container without --userns/--uidmap, not a rootless engine)"
         )
     }
 }

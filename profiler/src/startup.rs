@@ -113,10 +113,8 @@ pub fn announce(session: &Session) {
     // procfs opens in a user namespace, so the failure message above never shows there.
     if in_user_namespace() && session.kinds() == [crate::source::SourceKind::Procfs] {
         eprintln!(
-            "profiler: this runs in a user namespace: eBPF and taskstats are refused by the \
-             kernel, and /proc shows only tasks whose privileges this namespace's root holds; to \
-             see every task, run it as root in the initial user namespace (a container without \
-             --userns/--uidmap, not a rootless engine)"
+            "profiler: this runs in a user namespace: only procfs works here, and it shows only \
+             the tasks this namespace's root may read (its own processes)"
         );
     }
 }

@@ -281,7 +281,8 @@ impl TaskstatsSource {
                 None,
                 Some(format!(
                     "the kernel refused the exit listener ({why}); it allows one only from the \
-                     initial user and pid namespaces (a container needs --pid=host)"
+                     initial user and pid namespaces, and sends exit records only to the initial \
+                     network namespace (a container needs --pid=host --network=host)"
                 )),
             ),
         };
