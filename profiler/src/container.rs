@@ -140,21 +140,29 @@ pub fn unmatched<'a>(filters: &'a [String], labels: &[&str]) -> Vec<&'a str> {
 
 /// The cgroup path that names a process's container, from the text of /proc/PID/cgroup: the
 /// unified (v2) line, or on a v1-only host the name=systemd line, else the first controller's.
+/// A v1-only host still lists the unified hierarchy, with every task at its root (`0::/`).
 pub fn cgroup_path_from_proc(text: &str) -> Option<String> {
+    let mut unified = None;
     let mut v1_systemd = None;
     let mut v1_any = None;
     for line in text.lines() {
         let mut fields = line.splitn(3, ':');
         let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
         if controllers.is_empty() {
-            return Some(path.to_string());
-        }
-        if controllers == "name=systemd" {
+            unified.get_or_insert_with(|| path.to_string());
+        } else if controllers == "name=systemd" {
             v1_systemd.get_or_insert_with(|| path.to_string());
         }
-        v1_any.get_or_insert_with(|| path.to_string());
+        if !controllers.is_empty() {
+            v1_any.get_or_insert_with(|| path.to_string());
+        }
     }
-    v1_systemd.or(v1_any)
+    let v1 = v1_systemd.or(v1_any);
+    match unified {
+        Some(root) if root == "/" && v1.as_ref().is_some_and(|p| p != "/") => v1,
+        Some(path) => Some(path),
+        None => v1,
+    }
 }
 
 /// Finds the cgroup v2 mount, from /proc/self/mountinfo.
@@ -266,10 +274,15 @@ impl Containers {
             return Some(label);
         }
         if !exited {
-            if let Some(path) = self.v2_path_of(pid) {
-                let label = classify(&path);
-                self.learnt.insert(id, label.clone());
-                return Some(label);
+            let by_v2 = self.v2_path_of(pid).map(|p| classify(&p));
+            let label = self.of_pid(pid);
+            // Learnt only where the id's own hierarchy tells containers apart: on a v1-only
+            // host every task shares the unified root, and its id would name them all.
+            if label.is_some() && by_v2 == label {
+                self.learnt.insert(id, label.clone()?);
+            }
+            if label.is_some() {
+                return label;
             }
         }
         if !self.warned_unresolved {
@@ -410,6 +423,16 @@ mod tests {
         );
         let v1 = format!("4:memory:/docker/{ID}\n1:name=systemd:/docker/{ID}\n");
         assert_eq!(cgroup_path_from_proc(&v1), Some(format!("/docker/{ID}")));
+        // A v1-only host with a kernel that lists the unused unified hierarchy.
+        let v1_with_root = format!("4:memory:/docker/{ID}\n1:name=systemd:/docker/{ID}\n0::/\n");
+        assert_eq!(
+            cgroup_path_from_proc(&v1_with_root),
+            Some(format!("/docker/{ID}"))
+        );
+        assert_eq!(
+            cgroup_path_from_proc("1:name=systemd:/\n0::/\n").as_deref(),
+            Some("/")
+        );
         assert_eq!(cgroup_path_from_proc(""), None);
     }
 
