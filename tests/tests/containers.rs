@@ -263,3 +263,30 @@ fn in_its_own_network_namespace_forced_taskstats_warns_once() {
         "said once: {err}"
     );
 }
+
+#[test]
+fn a_container_filter_that_matches_nothing_says_so_once() {
+    require_root();
+    let out = Command::new(profiler_bin())
+        .args(["-b", "-n", "2", "-d", "0.3", "--container", "4f1c2d3e4f5a"])
+        .args(["--container", "host"])
+        .output()
+        .expect("running profiler");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let said: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("matches none of the containers seen"))
+        .collect();
+    assert_eq!(
+        said.len(),
+        1,
+        "said once, for the filter that matches nothing: {err}"
+    );
+    assert!(
+        said[0].starts_with("profiler: --container 4f1c2d3e4f5a matches none")
+            && said[0].contains("host"),
+        "names the filter and the containers there are: {}",
+        said[0]
+    );
+}
