@@ -165,22 +165,85 @@ pub fn cgroup_path_from_proc(text: &str) -> Option<String> {
     }
 }
 
+/// A cgroup v2 mount: where it is, and which group is its root, as mountinfo shows it (`/`
+/// for a whole hierarchy; a path for one mounted from inside a cgroup namespace; `/..`-style
+/// when the mount lies above this process's cgroup namespace, as the host's bound in does).
+struct Cgroup2Mount {
+    dir: PathBuf,
+    root: String,
+}
+
 /// Finds the cgroup v2 mount, from /proc/self/mountinfo.
-fn cgroup2_mount(proc_root: &Path) -> Option<PathBuf> {
+fn cgroup2_mount(proc_root: &Path) -> Option<Cgroup2Mount> {
     let text = std::fs::read_to_string(proc_root.join("self/mountinfo")).ok()?;
     text.lines().find_map(|line| {
         let (left, right) = line.split_once(" - ")?;
         if right.split(' ').next()? != "cgroup2" {
             return None;
         }
-        left.split(' ').nth(4).map(PathBuf::from)
+        let mut fields = left.split(' ').skip(3);
+        let root = fields.next()?.to_owned();
+        let dir = PathBuf::from(fields.next()?);
+        Some(Cgroup2Mount { dir, root })
     })
 }
+
+/// Inode of the initial cgroup namespace (PROC_CGROUP_INIT_INO).
+const INIT_CGROUP_NS_INO: u64 = 0xEFFF_FFFB;
+
+fn in_initial_cgroup_namespace(proc_root: &Path) -> bool {
+    // A kernel without cgroup namespaces has only the initial one.
+    std::fs::metadata(proc_root.join("self/ns/cgroup"))
+        .map_or(true, |ns| ns.ino() == INIT_CGROUP_NS_INO)
+}
+
+/// In a cgroup namespace of its own (a container's default on cgroup v2 hosts) the kernel
+/// shows cgroup paths relative to it: another container's as `/../<id>`, this container's as
+/// `/`, so labels would be wrong. With the host's pid namespace and CAP_SYS_ADMIN this joins
+/// pid 1's cgroup namespace, where paths are whole again. Threads inherit it: call it before
+/// any starts. Err says why it could not.
+pub fn join_initial_cgroup_namespace(proc_root: &Path) -> Result<(), String> {
+    if in_initial_cgroup_namespace(proc_root) {
+        return Ok(());
+    }
+    // Pid 1 first; any task of the host's will do where pid 1's is not readable to us.
+    let pids = std::fs::read_dir(proc_root)
+        .map_err(|e| format!("{}: {e}", proc_root.display()))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+    let ns = std::iter::once(1)
+        .chain(pids)
+        .find_map(|pid| {
+            let ns = std::fs::File::open(proc_root.join(format!("{pid}/ns/cgroup"))).ok()?;
+            ns.metadata()
+                .is_ok_and(|m| m.ino() == INIT_CGROUP_NS_INO)
+                .then_some(ns)
+        })
+        .ok_or("no task of the host's cgroup namespace is visible (a pid namespace of its own)")?;
+    // SAFETY: setns on a descriptor we own; it changes only this thread's cgroup namespace.
+    let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWCGROUP) };
+    if r != 0 {
+        return Err(format!(
+            "joining the host's cgroup namespace: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+const CGROUP_NAMESPACE_ADVICE: &str = "this process has a cgroup namespace of its own (the \
+    default for containers on cgroup v2 hosts), where the kernel shows cgroup paths relative to \
+    it; run the container with --cgroupns=host, or with --pid=host and CAP_SYS_ADMIN \
+    (--privileged), where profiler joins the host's";
 
 /// Labels tasks with their container. Caches per process and per cgroup id.
 pub struct Containers {
     proc_root: PathBuf,
     cgroup2: Option<PathBuf>,
+    /// The group at the root of the v2 mount, prefixed to the paths found under it.
+    cgroup2_root: String,
+    /// Cgroup paths are relative to a namespace of our own: /proc/PID/cgroup names nothing.
+    relative: bool,
     /// cgroup v2 id (directory inode) → path relative to the v2 root.
     id_paths: HashMap<u64, String>,
     /// Labels of processes by pid; a pid reused within one refresh keeps the old label once.
@@ -194,9 +257,21 @@ pub struct Containers {
 
 impl Containers {
     pub fn new(proc_root: &Path) -> Self {
+        let relative = !in_initial_cgroup_namespace(proc_root);
+        let mount = cgroup2_mount(proc_root).filter(|m| {
+            // From a namespace of our own, only a mount from above it (the host's, bound in)
+            // shows whole paths; a mount made inside shows our own subtree as the root.
+            !relative || m.root.starts_with("/..")
+        });
+        let cgroup2_root = match &mount {
+            Some(m) if !m.root.contains("..") && m.root != "/" => m.root.clone(),
+            _ => String::new(),
+        };
         Containers {
             proc_root: proc_root.to_path_buf(),
-            cgroup2: cgroup2_mount(proc_root),
+            cgroup2: mount.map(|m| m.dir),
+            cgroup2_root,
+            relative,
             id_paths: HashMap::new(),
             by_pid: HashMap::new(),
             learnt: HashMap::new(),
@@ -224,10 +299,14 @@ impl Containers {
             };
             let rel = dir
                 .strip_prefix(&root)
-                .map(|p| format!("/{}", p.display()))
+                .map(|p| format!("{}/{}", self.cgroup2_root, p.display()))
                 .unwrap_or_default();
-            self.id_paths
-                .insert(meta.ino(), if rel == "/" { "/".into() } else { rel });
+            let rel = if rel.len() > 1 {
+                rel.trim_end_matches('/').to_owned()
+            } else {
+                "/".into()
+            };
+            self.id_paths.insert(meta.ino(), rel);
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -249,6 +328,10 @@ impl Containers {
 
     /// Container of a process, from /proc/PID/cgroup, remembered while the process is seen.
     pub fn of_pid(&mut self, pid: u32) -> Option<String> {
+        if self.relative {
+            self.warn_unresolved(CGROUP_NAMESPACE_ADVICE.into());
+            return None;
+        }
         if let Some(c) = self.by_pid.get(&pid) {
             return Some(c.clone());
         }
@@ -285,20 +368,24 @@ impl Containers {
                 return label;
             }
         }
+        let where_ = match &self.cgroup2 {
+            Some(root) => format!("the cgroup v2 tree at {}", root.display()),
+            None => "any cgroup v2 tree: none is mounted here".into(),
+        };
+        self.warn_unresolved(format!(
+            "their cgroup ids are not in {where_}; mount the host's cgroup hierarchy \
+             (docker/podman run -v /sys/fs/cgroup:/sys/fs/cgroup:ro; hostPath /sys/fs/cgroup in \
+             Kubernetes). Live tasks are labelled from /proc/PID/cgroup"
+        ));
+        None
+    }
+
+    /// Says once why some labels are missing.
+    fn warn_unresolved(&mut self, why: String) {
         if !self.warned_unresolved {
             self.warned_unresolved = true;
-            log::warn!(
-                "container labels of tasks that exited unseen are unavailable: their cgroup ids \
-                 are not in {}; mount the host's cgroup hierarchy (docker/podman run -v \
-                 /sys/fs/cgroup:/sys/fs/cgroup:ro; hostPath /sys/fs/cgroup in Kubernetes). Live \
-                 tasks are labelled from /proc/PID/cgroup",
-                match &self.cgroup2 {
-                    Some(root) => format!("the cgroup v2 tree at {}", root.display()),
-                    None => "any cgroup v2 tree: none is mounted here".into(),
-                }
-            );
+            log::warn!("container labels of some tasks are unavailable: {why}");
         }
-        None
     }
 
     /// The cgroup v2 path of a live process (the unified line of /proc/PID/cgroup): the one
@@ -451,6 +538,17 @@ mod tests {
         assert_eq!(label, Some(classify(v2)));
         // Pid gone (exited): the id learnt from the live task still names it.
         assert_eq!(c.of_task(u32::MAX, Some(77), true), label);
+    }
+
+    #[test]
+    fn in_a_cgroup_namespace_of_its_own_nothing_is_labelled_from_proc() {
+        let mut c = Containers::with_cgroup2_root(Path::new("/proc"), None);
+        assert!(c.of_pid(std::process::id()).is_some());
+        c.relative = true;
+        c.by_pid.clear();
+        // `/` there is this container, not the host: no label beats a wrong one.
+        assert_eq!(c.of_pid(std::process::id()), None);
+        assert_eq!(c.of_task(std::process::id(), Some(77), false), None);
     }
 
     #[test]

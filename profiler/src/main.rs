@@ -52,6 +52,13 @@ fn list_sources(scope: &Scope) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    // Before any thread starts, so that every thread reads whole cgroup paths; where it cannot,
+    // the container labels say why when they are first needed.
+    if let Err(why) =
+        profiler::container::join_initial_cgroup_namespace(std::path::Path::new("/proc"))
+    {
+        log::debug!("container labels: staying in this cgroup namespace: {why}");
+    }
     if let Some(profiler::serve::Command::Serve(args)) = &cli.command {
         return profiler::serve::main(args);
     }

@@ -307,7 +307,10 @@ fn docker_modes() -> Vec<Mode> {
             host_pids: true,
             source: Some("ebpf"),
             says: &["(taskstats: misses tasks that exit between refreshes"],
-            never_says: &["run as root", "container labels of tasks that exited"],
+            never_says: &[
+                "run as root",
+                "container labels of some tasks are unavailable",
+            ],
             sees_exits: true,
             labels_exits: true,
         },
@@ -327,6 +330,22 @@ fn docker_modes() -> Vec<Mode> {
             sees_exits: true,
             // taskstats' exit record has no cgroup, and /proc/PID/cgroup is gone by then.
             labels_exits: false,
+        },
+        Mode {
+            // The default on cgroup v2 hosts: paths in /proc/PID/cgroup are relative to it.
+            name: "privileged, host pids, private cgroup namespace",
+            flags: &[
+                "--privileged",
+                "--pid=host",
+                "--network=none",
+                "--cgroupns=private",
+            ],
+            host_pids: true,
+            source: Some("ebpf"),
+            says: &["(taskstats: misses tasks that exit between refreshes"],
+            never_says: &["run as root", "cgroup namespace of its own"],
+            sees_exits: true,
+            labels_exits: true,
         },
         Mode {
             name: "privileged, own pid namespace",
