@@ -283,6 +283,7 @@ impl Containers {
     pub fn with_cgroup2_root(proc_root: &Path, cgroup2: Option<PathBuf>) -> Self {
         Containers {
             cgroup2,
+            cgroup2_root: String::new(),
             ..Containers::new(proc_root)
         }
     }
