@@ -8,6 +8,7 @@ pub mod container;
 #[cfg(test)]
 mod fuzz;
 pub mod model;
+pub mod privileges;
 pub mod sample;
 pub mod serve;
 pub mod session;

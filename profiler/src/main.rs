@@ -76,9 +76,11 @@ fn list_sources(scope: &Scope) -> ExitCode {
                     denied: probe.denied_tasks
                 }
             ),
-            Ok((source, _)) => match source.method() {
-                Some(method) => format!("available: {method}"),
-                None => "available".to_string(),
+            Ok((source, _)) => match (source.method(), source.misses_exits()) {
+                (Some(method), Some(why)) => format!("available: {method}, but {why}"),
+                (Some(method), None) => format!("available: {method}"),
+                (None, Some(why)) => format!("available, but {why}"),
+                (None, None) => "available".to_string(),
             },
             Err(e) => format!("unavailable: {e}"),
         };
@@ -109,6 +111,13 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     init_logging(cli.verbose);
+    // Before any thread starts, so that every thread reads whole cgroup paths; where it cannot,
+    // the container labels say why when they are first needed.
+    if let Err(why) =
+        profiler::container::join_initial_cgroup_namespace(std::path::Path::new("/proc"))
+    {
+        log::debug!("container labels: staying in this cgroup namespace: {why}");
+    }
     if let Some(profiler::serve::Command::Serve(args)) = &cli.command {
         return profiler::serve::main(args);
     }
@@ -201,6 +210,9 @@ fn run_batch(
                 _ = sigterm.recv() => break,
             }
             let snapshot = session.refresh()?;
+            if done == 0 {
+                startup::warn_unmatched_containers(&snapshot, &view.containers);
+            }
             let mut out = stdout.lock();
             if cli.json {
                 let line = json::render(&snapshot, view, &session.fallbacks, &mut users);

@@ -190,6 +190,11 @@ impl Exporter {
                         .into_iter()
                         .map(|(i, why)| (exported_name(i), why))
                         .collect(),
+                    misses_exits: session
+                        .misses_exits()
+                        .into_iter()
+                        .next()
+                        .map(|(_, why)| why),
                     interval_s: args.delay.as_secs_f64(),
                     ..SelfMetrics::default()
                 },

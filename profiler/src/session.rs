@@ -160,6 +160,14 @@ impl Session {
             .collect()
     }
 
+    /// Sources in use that miss tasks exiting between refreshes, and why.
+    pub fn misses_exits(&self) -> Vec<(SourceKind, String)> {
+        self.sources
+            .iter()
+            .filter_map(|s| Some((s.source.kind(), s.source.misses_exits()?)))
+            .collect()
+    }
+
     pub fn totals_since(&self) -> Vec<(SourceKind, &'static str)> {
         self.sources
             .iter()
@@ -183,12 +191,12 @@ impl Session {
                 .flat_map(|u| u.counters.iter().copied())
                 .collect();
             model.measured = Some(COUNTER_NAMES.map(|name| !unmeasured.contains(&name)));
-            for row in &mut model.rows {
-                // The cgroup id the probes captured outlives the task; /proc/PID/cgroup does not.
-                row.container = match row.cgroup_id {
-                    Some(id) => self.containers.of_cgroup_id(id),
-                    None => self.containers.of_pid(row.pid),
-                };
+            // The cgroup id the probes captured outlives the task; /proc/PID/cgroup does not.
+            // Live tasks first: they can teach a cgroup id's label to the exited ones.
+            for exited in [false, true] {
+                for row in model.rows.iter_mut().filter(|r| r.exited == exited) {
+                    row.container = self.containers.of_task(row.pid, row.cgroup_id, row.exited);
+                }
             }
             live.extend(model.rows.iter().map(|r| r.pid));
             let sums = s.accumulator.add(&model.rows);

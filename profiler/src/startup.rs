@@ -79,6 +79,12 @@ pub fn open_failed(choice: &SourceChoice, e: &OpenError) -> ExitCode {
                  host: run it as root in the initial user namespace, or watch only this \
                  namespace's processes with -p PID"
             );
+        } else if crate::privileges::Privileges::read(std::path::Path::new("/proc")).euid == 0 {
+            // Root already: the reasons above name what is missing (a capability, a filter).
+            eprintln!(
+                "profiler: the reasons above name what is missing; `profiler --list-sources` \
+                 shows what each source needs"
+            );
         } else {
             eprintln!(
                 "profiler: run as root, or see `profiler --list-sources` for what each source needs"
@@ -90,7 +96,8 @@ pub fn open_failed(choice: &SourceChoice, e: &OpenError) -> ExitCode {
     }
 }
 
-/// Prints once which source answered (and why earlier ones did not) and what it cannot measure.
+/// Prints once which source answered (and why earlier ones did not), what it cannot measure,
+/// whether it misses tasks that exit, and what a user namespace hides.
 pub fn announce(session: &Session) {
     eprintln!("{}", session.source_line());
     for (kind, u) in session.unavailable() {
@@ -98,6 +105,44 @@ pub fn announce(session: &Session) {
             "{kind}: {} unavailable: {}",
             u.counters.join(", "),
             u.reason
+        );
+    }
+    for (kind, why) in session.misses_exits() {
+        eprintln!("{kind}: {why}");
+    }
+    // procfs opens in a user namespace, so the failure message above never shows there.
+    if in_user_namespace() && session.kinds() == [crate::source::SourceKind::Procfs] {
+        eprintln!(
+            "profiler: this runs in a user namespace: only procfs works here, and it shows only \
+             the tasks this namespace's root may read (its own processes)"
+        );
+    }
+}
+
+/// Says once which `--container` filters match none of the containers in the first refresh,
+/// and which containers there are, since a filter that matches nothing shows nothing.
+pub fn warn_unmatched_containers(snapshot: &crate::session::Snapshot, filters: &[String]) {
+    if filters.is_empty() {
+        return;
+    }
+    let mut labels: Vec<&str> = snapshot
+        .views
+        .iter()
+        .flat_map(|v| v.model.rows.iter())
+        .filter_map(|r| r.container.as_deref())
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    for filter in crate::container::unmatched(filters, &labels) {
+        eprintln!(
+            "profiler: --container {filter} matches none of the containers seen ({}); give a \
+             label or its start (docker:4f1c), or a container id or its start as the engine \
+             prints it",
+            if labels.is_empty() {
+                "none".to_string()
+            } else {
+                labels.join(", ")
+            }
         );
     }
 }

@@ -13,7 +13,8 @@ pub fn require_root() {
     assert_eq!(euid, 0, "this test needs root (eBPF and taskstats need CAP_BPF/CAP_NET_ADMIN): run `cargo xtask test`");
 }
 
-fn target_dir_bin(name: &str) -> PathBuf {
+/// A binary built beside this test (target/<profile>/NAME).
+pub fn target_dir_bin(name: &str) -> PathBuf {
     // Tests run from target/<profile>/deps/<test>-<hash>; binaries sit in target/<profile>/.
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe

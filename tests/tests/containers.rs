@@ -166,7 +166,10 @@ fn inside_the_namespaces_each_source_works_or_says_why() {
             .find(|l| l.starts_with(source))
             .unwrap_or_else(|| panic!("{source} listed: {text}"));
         let status = line[source.len()..].trim();
-        if status.starts_with("available") {
+        if status == "available"
+            || status.starts_with("available:")
+            || status.starts_with("available, but ")
+        {
             available += 1;
         } else {
             let reason = status
@@ -209,4 +212,84 @@ fn inside_the_namespaces_the_namespace_pids_are_shown() {
             "{source}: only namespace pids: {json}"
         );
     }
+}
+
+/// `unshare --net PROFILER ARGS`: root in the initial user and pid namespaces, in a network
+/// namespace of its own, where the kernel sends taskstats' exit records to no listener.
+fn in_own_network_namespace(args: &[&str]) -> std::process::Output {
+    Command::new("unshare")
+        .arg("--net")
+        .arg(profiler_bin())
+        .args(args)
+        .output()
+        .expect("running unshare")
+}
+
+#[test]
+fn in_its_own_network_namespace_auto_prefers_a_source_that_sees_exits() {
+    require_root();
+    let out = in_own_network_namespace(&["-b", "-n", "1", "-d", "0.3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("source: "))
+        .unwrap_or_else(|| panic!("a source line: {err}"));
+    assert!(
+        line.starts_with("source: ebpf (taskstats: misses tasks that exit between refreshes: ")
+            && line.contains("initial network namespace")
+            && line.contains("--network=host"),
+        "{line}"
+    );
+}
+
+#[test]
+fn in_its_own_network_namespace_forced_taskstats_warns_once() {
+    require_root();
+    let out = in_own_network_namespace(&["--source", "taskstats", "-b", "-n", "2", "-d", "0.3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("source: taskstats\n"), "{err}");
+    let list = in_own_network_namespace(&["--list-sources"]);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.lines().any(|l| l.starts_with("taskstats")
+            && l.contains("available, but misses tasks that exit between refreshes")),
+        "--list-sources says it too: {listed}"
+    );
+    assert_eq!(
+        err.matches(
+            "taskstats: misses tasks that exit between refreshes: the exit listener registered but"
+        )
+        .count(),
+        1,
+        "said once: {err}"
+    );
+}
+
+#[test]
+fn a_container_filter_that_matches_nothing_says_so_once() {
+    require_root();
+    let out = Command::new(profiler_bin())
+        .args(["-b", "-n", "2", "-d", "0.3", "--container", "4f1c2d3e4f5a"])
+        .args(["--container", "host"])
+        .output()
+        .expect("running profiler");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let said: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("matches none of the containers seen"))
+        .collect();
+    assert_eq!(
+        said.len(),
+        1,
+        "said once, for the filter that matches nothing: {err}"
+    );
+    assert!(
+        said[0].starts_with("profiler: --container 4f1c2d3e4f5a matches none")
+            && said[0].contains("host"),
+        "names the filter and the containers there are: {}",
+        said[0]
+    );
 }

@@ -496,6 +496,12 @@ fn auto_in_a_user_namespace_uses_procfs_for_its_own_process() {
     assert!(line.starts_with("source: procfs (taskstats: "), "{line}");
     assert!(line.contains("; ebpf: "), "{line}");
     assert_taskstats_and_ebpf_reasons(line);
+    // procfs opened, so the failure message never comes: the hint must be said anyway.
+    assert!(
+        err.contains("profiler: this runs in a user namespace")
+            && err.contains("runs in a user namespace (uid_map \"0 0 1\")"),
+        "says that the user namespace is the obstacle: {err}"
+    );
     let stdout = text(&out.stdout);
     let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
     let row = rows(&lines, pid);

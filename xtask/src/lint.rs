@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use crate::exec::{cargo, exec, step, workspace_root};
-use crate::setup::{self, EBPF_TOOLCHAIN};
+use crate::setup;
 
 pub fn lint() -> anyhow::Result<()> {
     setup::toolchain()?;
@@ -19,7 +19,7 @@ pub fn lint() -> anyhow::Result<()> {
     let mut cmd = Command::new("rustup");
     cmd.args([
         "run",
-        EBPF_TOOLCHAIN,
+        &setup::ebpf_toolchain(),
         "cargo",
         "clippy",
         "--package",

@@ -1,6 +1,8 @@
-//! Project tasks: `cargo xtask setup | run | test | bench | vmtest | lint`. Each installs what it needs first.
+//! Project tasks: `cargo xtask setup | run | test | bench | vmtest | lint | dist`. Each installs
+//! what it needs first.
 
 mod bench;
+mod dist;
 mod exec;
 mod lint;
 mod run;
@@ -35,6 +37,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build a static binary (musl, probes embedded) that runs in any container
+    Dist,
     /// Run the benchmarks (needs root)
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -54,5 +58,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench { args } => bench::bench(&args),
         Command::Vmtest(args) => vmtest::vmtest(&args),
         Command::Lint => lint::lint(),
+        Command::Dist => dist::dist().map(drop),
     }
 }

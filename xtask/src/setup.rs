@@ -9,7 +9,11 @@ use anyhow::{bail, Context};
 
 use crate::exec::{exec, output, step};
 
-pub const EBPF_TOOLCHAIN: &str = "nightly";
+/// The toolchain that builds the eBPF probes: `nightly`, or the one PROFILER_EBPF_TOOLCHAIN
+/// names (a dated nightly, as the Dockerfile pins it); profiler's build.rs reads the same.
+pub fn ebpf_toolchain() -> String {
+    std::env::var("PROFILER_EBPF_TOOLCHAIN").unwrap_or_else(|_| "nightly".into())
+}
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Tools the integration tests drive (tmux for the TUI, capsh and unshare for containers, bpftool
 /// to check that nothing stays attached), as Debian packages.
@@ -35,8 +39,9 @@ fn cargo_home() -> PathBuf {
 
 /// LLVM major version of the toolchain that builds the eBPF crate.
 fn llvm_major() -> anyhow::Result<u32> {
-    let vv = output(rustup().args(["run", EBPF_TOOLCHAIN, "rustc", "-vV"]))
-        .with_context(|| format!("`rustc +{EBPF_TOOLCHAIN} -vV` failed"))?;
+    let ebpf_toolchain = ebpf_toolchain();
+    let vv = output(rustup().args(["run", &ebpf_toolchain, "rustc", "-vV"]))
+        .with_context(|| format!("`rustc +{ebpf_toolchain} -vV` failed"))?;
     let version = vv
         .lines()
         .find_map(|l| l.strip_prefix("LLVM version: "))
@@ -103,34 +108,36 @@ pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
 
 /// Adds `component` to the eBPF toolchain when it is missing; `why` is said on the way.
 pub fn ensure_component(component: &str, why: &str) -> anyhow::Result<()> {
+    let toolchain = ebpf_toolchain();
     let installed = output(rustup().args([
         "component",
         "list",
         "--installed",
         "--toolchain",
-        EBPF_TOOLCHAIN,
+        &toolchain,
     ]))
     .unwrap_or_default();
     if installed.lines().any(|l| l.starts_with(component)) {
         return Ok(());
     }
-    step(&format!("adding {component} to {EBPF_TOOLCHAIN} ({why})"));
-    exec(rustup().args(["component", "add", component, "--toolchain", EBPF_TOOLCHAIN]))
+    step(&format!("adding {component} to {toolchain} ({why})"));
+    exec(rustup().args(["component", "add", component, "--toolchain", &toolchain]))
 }
 
 pub fn toolchain() -> anyhow::Result<()> {
+    let ebpf_toolchain = ebpf_toolchain();
     if !have_command("rustup") {
-        bail!("rustup is needed to fetch the {EBPF_TOOLCHAIN} toolchain that builds the eBPF probes: see https://rustup.rs");
+        bail!("rustup is needed to fetch the {ebpf_toolchain} toolchain that builds the eBPF probes: see https://rustup.rs");
     }
     let installed = output(rustup().args(["toolchain", "list"])).unwrap_or_default();
-    if !installed.lines().any(|l| l.starts_with(EBPF_TOOLCHAIN)) {
+    if !installed.lines().any(|l| l.starts_with(&ebpf_toolchain)) {
         step(&format!(
-            "installing the {EBPF_TOOLCHAIN} toolchain (builds the eBPF probes)"
+            "installing the {ebpf_toolchain} toolchain (builds the eBPF probes)"
         ));
         exec(rustup().args([
             "toolchain",
             "install",
-            EBPF_TOOLCHAIN,
+            &ebpf_toolchain,
             "--profile",
             "minimal",
             "--component",
@@ -149,7 +156,7 @@ pub fn toolchain() -> anyhow::Result<()> {
     let prefix = format!("/usr/lib/llvm-{major}");
     if !Path::new(&prefix).join("lib").exists() || !dpkg_installed(&format!("llvm-{major}-dev")) {
         apt_install(&[&format!("llvm-{major}-dev"), &format!("libpolly-{major}-dev"), "libzstd-dev"]).with_context(|| {
-            format!("bpf-linker needs LLVM {major} development files (the LLVM of rustc +{EBPF_TOOLCHAIN})")
+            format!("bpf-linker needs LLVM {major} development files (the LLVM of rustc +{ebpf_toolchain})")
         })?;
     }
     step(&format!(
@@ -167,6 +174,33 @@ pub fn toolchain() -> anyhow::Result<()> {
             .env("LLVM_PREFIX", &prefix)
             .env_remove("RUSTUP_TOOLCHAIN"),
     )
+}
+
+/// The container engines the real-container tests drive, as commands and Debian packages: runc
+/// runs the containers of both, busybox-static fills the test image.
+const ENGINE_PACKAGES: [(&str, &str); 4] = [
+    ("dockerd", "docker.io"),
+    ("podman", "podman"),
+    ("runc", "runc"),
+    ("busybox", "busybox-static"),
+];
+
+/// Installs the container engines; Err says why they cannot be installed, and the
+/// real-container tests are then skipped with that reason.
+pub fn container_engines() -> Result<(), String> {
+    let missing: Vec<&str> = ENGINE_PACKAGES
+        .iter()
+        // The test image needs the static busybox, not just any on PATH.
+        .filter(|(cmd, pkg)| {
+            !have_command(cmd) || (*pkg == "busybox-static" && !dpkg_installed(pkg))
+        })
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(&format!("container engines missing: {}", missing.join(" ")));
+    apt_install(&missing).map_err(|e| format!("{e:#}"))
 }
 
 /// The tools the integration tests use.

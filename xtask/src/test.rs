@@ -4,7 +4,7 @@
 use anyhow::bail;
 
 use crate::exec::{cargo, exec, is_root, step, workspace_root};
-use crate::{setup, vmtest};
+use crate::{dist, setup, vmtest};
 
 pub fn test(args: &[String]) -> anyhow::Result<()> {
     setup::toolchain()?;
@@ -15,6 +15,12 @@ pub fn test(args: &[String]) -> anyhow::Result<()> {
         );
     }
     setup::test_tools()?;
+    let engines = setup::container_engines();
+    if let Err(why) = &engines {
+        step(&format!("the real-container tests will be skipped: {why}"));
+    }
+    // The real-container tests put the static binary in an image with no libc.
+    let static_bin = dist::dist()?;
     // The eBPF crate only builds for its own target (profiler's build.rs does that).
     exec(cargo().args([
         "build",
@@ -24,21 +30,24 @@ pub fn test(args: &[String]) -> anyhow::Result<()> {
         "--bins",
     ]))?;
     step("running the test suite");
-    let suite = exec(
-        cargo()
-            .args([
-                "test",
-                "--workspace",
-                "--exclude",
-                "profiler-ebpf",
-                "--no-fail-fast",
-            ])
-            .args(args)
-            .env(
-                "PROFILER_BIN",
-                workspace_root().join("target/debug/profiler"),
-            ),
-    );
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "profiler-ebpf",
+        "--no-fail-fast",
+    ])
+    .args(args)
+    .env(
+        "PROFILER_BIN",
+        workspace_root().join("target/debug/profiler"),
+    )
+    .env("PROFILER_STATIC_BIN", static_bin);
+    if let Err(why) = engines {
+        cmd.env("PROFILER_ENGINES_SKIP", why);
+    }
+    let suite = exec(&mut cmd);
     // A filter asks for some tests, not for the kernel matrix.
     if !args.is_empty() {
         return suite;

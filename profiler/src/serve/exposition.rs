@@ -115,6 +115,8 @@ pub struct SelfMetrics {
     pub fallbacks: Vec<(String, String)>,
     /// Exported counter names the source cannot measure, with why.
     pub unavailable: Vec<(String, String)>,
+    /// Why the source misses the I/O of tasks that exit between samples, if it does.
+    pub misses_exits: Option<String>,
     pub samples: u64,
     pub sample_errors: u64,
     pub last_sample_duration_s: f64,
@@ -237,6 +239,17 @@ impl Frame {
         )?;
         for (metric, reason) in &m.unavailable {
             unavailable.encode_info(&[("metric", metric.as_str()), ("reason", reason.as_str())])?;
+        }
+        let mut incomplete = encoder.encode_descriptor(
+            "profiler_source_incomplete",
+            "The source misses the last I/O of tasks that exit between two samples (no series, \
+             `other` included, counts it), and why",
+            None,
+            MetricType::Info,
+        )?;
+        if let Some(reason) = &m.misses_exits {
+            incomplete
+                .encode_info(&[("source", m.source.as_str()), ("reason", reason.as_str())])?;
         }
         let counters: [(&str, &str, u64); 3] = [
             (
@@ -377,6 +390,7 @@ mod tests {
                     exported_name(8),
                     "delay accounting is read through taskstats only".into(),
                 )],
+                misses_exits: Some("misses tasks that exit: no listener".into()),
                 samples: 3,
                 lost_events: Some(0),
                 interval_s: 0.5,
@@ -429,6 +443,10 @@ mod tests {
             om.contains(
                 "profiler_unmeasured_metric_info{metric=\"profiler_swapin_delay_seconds_total\""
             ),
+            "{om}"
+        );
+        assert!(
+            om.contains("profiler_source_incomplete_info{source=\"ebpf\",reason=\"misses tasks that exit: no listener\"} 1\n"),
             "{om}"
         );
         assert!(om.contains("profiler_samples_total 3\n"), "{om}");

@@ -8,6 +8,7 @@ pub mod taskstats;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::privileges::{self, Privileges};
 use crate::sample::Sample;
 
 /// A kernel interface that yields per-task I/O counters.
@@ -21,6 +22,11 @@ pub trait IoSource: Send {
     fn totals_since(&self) -> &'static str;
     /// How this source reads the kernel here, where it has more than one way.
     fn method(&self) -> Option<&'static str> {
+        None
+    }
+    /// Why tasks that exit between two refreshes are missed here, if they are: their last I/O
+    /// never reaches a sample. `auto` prefers a source that sees them.
+    fn misses_exits(&self) -> Option<String> {
         None
     }
 }
@@ -103,6 +109,39 @@ pub enum SourceError {
     Ebpf(#[from] ebpf::EbpfError),
     #[error("procfs: {0}")]
     Procfs(#[from] procfs::ProcfsError),
+    /// The kernel refused eBPF; the advice names the cause found in what this process holds.
+    #[error(
+        "ebpf: not permitted to load eBPF programs ({detail}): needs CAP_BPF and CAP_PERFMON \
+         (CAP_SYS_ADMIN before Linux 5.8); {advice}"
+    )]
+    EbpfDenied { detail: String, advice: String },
+    /// The kernel refused the TASKSTATS query, with the same kind of advice.
+    #[error(
+        "taskstats: the kernel refused the TASKSTATS query (EPERM): it needs CAP_NET_ADMIN in \
+         the initial user namespace; {advice}"
+    )]
+    TaskstatsDenied { advice: String },
+    /// `auto` skipped a source that opened because it misses exited tasks and another does not.
+    #[error("{kind}: {why}")]
+    MissesExits { kind: SourceKind, why: String },
+}
+
+/// A permission error, with advice from what this process holds in place of generic advice.
+fn with_advice(error: SourceError, scope: &Scope) -> SourceError {
+    match error {
+        SourceError::Ebpf(ebpf::EbpfError::PermissionDenied { detail }) => {
+            SourceError::EbpfDenied {
+                detail,
+                advice: privileges::ebpf_advice(&Privileges::read(&scope.proc_root)),
+            }
+        }
+        SourceError::Taskstats(taskstats::TaskstatsError::PermissionDenied) => {
+            SourceError::TaskstatsDenied {
+                advice: privileges::taskstats_advice(&Privileges::read(&scope.proc_root)),
+            }
+        }
+        other => other,
+    }
 }
 
 /// Opens one source; the probe is real (the source is sampled once). A source that can read
@@ -126,12 +165,19 @@ pub fn open_probed(
     kind: SourceKind,
     scope: &Scope,
 ) -> Result<(Box<dyn IoSource>, Sample), SourceError> {
-    let mut source: Box<dyn IoSource> = match kind {
-        SourceKind::Taskstats => Box::new(taskstats::TaskstatsSource::open(scope.clone())?),
-        SourceKind::Ebpf => Box::new(ebpf::EbpfSource::open(scope.clone())?),
-        SourceKind::Procfs => Box::new(procfs::ProcfsSource::open(scope.clone())?),
+    let opened: Result<Box<dyn IoSource>, SourceError> = match kind {
+        SourceKind::Taskstats => taskstats::TaskstatsSource::open(scope.clone())
+            .map(|s| Box::new(s) as _)
+            .map_err(Into::into),
+        SourceKind::Ebpf => ebpf::EbpfSource::open(scope.clone())
+            .map(|s| Box::new(s) as _)
+            .map_err(Into::into),
+        SourceKind::Procfs => procfs::ProcfsSource::open(scope.clone())
+            .map(|s| Box::new(s) as _)
+            .map_err(Into::into),
     };
-    let probe = source.sample()?;
+    let mut source = opened.map_err(|e| with_advice(e, scope))?;
+    let probe = source.sample().map_err(|e| with_advice(e, scope))?;
     Ok((source, probe))
 }
 
@@ -145,10 +191,13 @@ pub struct Fallback {
 /// The source that opened, and why the ones tried before it did not.
 pub type FirstOpened = (Box<dyn IoSource>, Vec<Fallback>);
 
-/// Tries each source in order; the first that opens wins. Returns it with the reasons the ones
-/// before it failed, or every reason when none opened.
+/// Tries each source in order; the first that opens and sees tasks that exit wins. Returns it
+/// with the reasons the ones before it were not used, or every reason when none opened. When
+/// every source that opens misses exits, the first of them is used (it has said why, once).
 pub fn open_first(kinds: &[SourceKind], scope: &Scope) -> Result<FirstOpened, Vec<Fallback>> {
     let mut fallbacks = Vec::new();
+    // The first source that opened but misses exits, and where its reason goes in `fallbacks`.
+    let mut incomplete: Option<(Box<dyn IoSource>, usize)> = None;
     for &kind in kinds {
         match open_probed(kind, scope) {
             // Automatic choice wants a source that sees every task in scope.
@@ -159,9 +208,27 @@ pub fn open_first(kinds: &[SourceKind], scope: &Scope) -> Result<FirstOpened, Ve
                 }
                 .into(),
             }),
-            Ok((source, _)) => return Ok((source, fallbacks)),
+            Ok((source, _)) => match source.misses_exits() {
+                None => return Ok((source, fallbacks)),
+                Some(why) => {
+                    if incomplete.is_none() {
+                        incomplete = Some((source, fallbacks.len()));
+                    }
+                    fallbacks.push(Fallback {
+                        kind,
+                        error: SourceError::MissesExits { kind, why },
+                    });
+                }
+            },
             Err(error) => fallbacks.push(Fallback { kind, error }),
         }
     }
-    Err(fallbacks)
+    match incomplete {
+        Some((source, at)) => {
+            // It is used after all: the reasons are those of the sources tried before it.
+            fallbacks.truncate(at);
+            Ok((source, fallbacks))
+        }
+        None => Err(fallbacks),
+    }
 }

@@ -26,12 +26,13 @@ pub enum ProcfsError {
     Unreadable { path: PathBuf, message: String },
     #[error(
         "no task's I/O counters are readable ({denied} denied): reading another user's /proc/PID/io \
-         needs CAP_SYS_PTRACE (run as root, or `sudo`)"
+         needs CAP_SYS_PTRACE over it (root on the host has it; in a container, --cap-add SYS_PTRACE)"
     )]
     NothingReadable { denied: u64 },
     #[error(
         "the I/O counters of {denied} tasks are not readable: other users' /proc/PID/io needs \
-         CAP_SYS_PTRACE (run as root); `--source procfs` shows the readable ones"
+         CAP_SYS_PTRACE over them (root on the host has it; in a container, --cap-add \
+         SYS_PTRACE); `--source procfs` shows the readable ones"
     )]
     Partial { denied: u64 },
 }
@@ -265,6 +266,13 @@ impl IoSource for ProcfsSource {
 
     fn totals_since(&self) -> &'static str {
         "task start"
+    }
+
+    fn misses_exits(&self) -> Option<String> {
+        Some(
+            "misses tasks that exit between refreshes: /proc lists only tasks that are alive"
+                .into(),
+        )
     }
 }
 

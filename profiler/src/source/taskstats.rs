@@ -15,8 +15,9 @@ use std::fmt::Write as _;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
-use std::sync::Once;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rustix::fs::{openat, Mode, OFlags, RawDir, CWD};
 use rustix::time::{clock_gettime, ClockId};
@@ -237,13 +238,58 @@ fn read_ids(
     Ok(())
 }
 
-static NO_LISTENER: Once = Once::new();
+/// Inode of the initial network namespace (PROC_NET_INIT_INO) on kernels that fix it (6.x).
+const INIT_NET_NS_INO: u64 = 0xEFFF_FFF9;
+
+/// How long a registered listener may take to report the exit of a thread of ours.
+const EXIT_PROBE_WAIT: Duration = Duration::from_millis(200);
+
+/// Whether the listener hears exits: a thread of ours exits and its record must arrive. The
+/// kernel accepts registrations from any network namespace but sends exit records only to
+/// listeners in the initial one (genlmsg_unicast(&init_net, ...) in kernel/taskstats.c).
+fn hears_exits(listener: &mut ExitListener) -> bool {
+    let thread = std::thread::spawn(|| rustix::thread::gettid().as_raw_nonzero().get() as u32);
+    let Ok(tid) = thread.join() else {
+        return false;
+    };
+    // The record is sent in do_exit before the thread's exit wakes join(); waiting a little
+    // covers a delayed socket. Exits of others read here precede the first sample anyway.
+    let deadline = Instant::now() + EXIT_PROBE_WAIT;
+    loop {
+        let mut heard = false;
+        listener.drain(|reply| heard |= matches!(reply, Reply::Stats { pid, .. } if pid == tid));
+        if heard {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn deaf_listener_reason(proc_root: &Path) -> String {
+    let own_netns = std::fs::metadata(proc_root.join("self/ns/net"))
+        .is_ok_and(|ns| ns.ino() != INIT_NET_NS_INO);
+    format!(
+        "the exit listener registered but the exit of a thread of ours never arrived{}: the \
+         kernel sends exit records only to listeners in the initial network namespace; run with \
+         the host's network (docker/podman run --network=host, hostNetwork in Kubernetes)",
+        if own_netns {
+            " (this process has a network namespace of its own)"
+        } else {
+            ""
+        }
+    )
+}
 
 pub struct TaskstatsSource {
     scope: Scope,
     conn: Conn,
     exits: Option<ExitReader>,
     exit_records: Vec<ExitRecord>,
+    /// Why exits are not reported, when they are not.
+    misses_exits: Option<String>,
     delayacct: bool,
     struct_version: u16,
     struct_len: usize,
@@ -278,20 +324,28 @@ impl TaskstatsSource {
             path: scope.proc_root.clone(),
             message: e.to_string(),
         })?;
-        let listener = ExitListener::register(conn.family()).and_then(|listener| {
-            ExitReader::spawn(listener).map_err(|e| format!("starting its thread: {e}"))
-        });
-        let exits = match listener {
-            Ok(reader) => Some(reader),
-            Err(why) => {
-                NO_LISTENER.call_once(|| {
-                    log::warn!(
-                        "taskstats: cannot listen for task exits ({why}); the kernel allows it only from the \
-                         initial user and pid namespaces. Threads that exit between two refreshes are not shown"
-                    )
-                });
-                None
+        let (exits, misses_exits) = match ExitListener::register(conn.family()) {
+            Ok(mut listener) => {
+                if !hears_exits(&mut listener) {
+                    (None, Some(deaf_listener_reason(&scope.proc_root)))
+                } else {
+                    match ExitReader::spawn(listener) {
+                        Ok(reader) => (Some(reader), None),
+                        Err(e) => (
+                            None,
+                            Some(format!("the exit listener's thread did not start: {e}")),
+                        ),
+                    }
+                }
             }
+            Err(why) => (
+                None,
+                Some(format!(
+                    "the kernel refused the exit listener ({why}); it allows one only from the \
+                     initial user and pid namespaces, and sends exit records only to the initial \
+                     network namespace (a container needs --pid=host --network=host)"
+                )),
+            ),
         };
         let delayacct = delayacct_enabled(&scope.proc_root);
         Ok(TaskstatsSource {
@@ -299,6 +353,7 @@ impl TaskstatsSource {
             conn,
             exits,
             exit_records: Vec::new(),
+            misses_exits,
             delayacct,
             struct_version,
             struct_len,
@@ -514,6 +569,12 @@ impl IoSource for TaskstatsSource {
 
     fn totals_since(&self) -> &'static str {
         "task start"
+    }
+
+    fn misses_exits(&self) -> Option<String> {
+        self.misses_exits
+            .as_ref()
+            .map(|why| format!("misses tasks that exit between refreshes: {why}"))
     }
 }
 

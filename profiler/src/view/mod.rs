@@ -33,14 +33,14 @@ impl ViewOptions {
             && self.in_chosen_containers(row)
     }
 
-    /// `--container ID`: the row's container label starts with one of them. An unlabelled row
-    /// is in none.
+    /// `--container ID`: the row's container matches one of them (see
+    /// [`crate::container::label_matches`]). An unlabelled row is in none.
     pub fn in_chosen_containers(&self, row: &Row) -> bool {
         self.containers.is_empty()
             || row.container.as_deref().is_some_and(|label| {
                 self.containers
                     .iter()
-                    .any(|id| label.starts_with(id.as_str()))
+                    .any(|id| crate::container::label_matches(label, id))
             })
     }
 }

@@ -34,7 +34,16 @@ pub fn run(mut session: Session, view: ViewOptions, delay: Duration) -> anyhow::
     }
     let sources = Sources {
         kinds: session.kinds(),
-        line: session.source_line(),
+        // What the batch view says on lines of their own: sources that miss exited tasks.
+        line: std::iter::once(session.source_line())
+            .chain(
+                session
+                    .misses_exits()
+                    .into_iter()
+                    .map(|(kind, why)| format!("{kind}: {why}")),
+            )
+            .collect::<Vec<_>>()
+            .join("; "),
         unavailable: session.unavailable(),
     };
     // Whoever opened the session, the rows are what the view asks for from the start.

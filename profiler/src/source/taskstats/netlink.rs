@@ -330,7 +330,8 @@ impl Conn {
                     self.sock.as_raw_fd(),
                     hdrs.as_mut_ptr(),
                     n as u32,
-                    libc::MSG_DONTWAIT,
+                    // c_int in glibc's declaration, c_uint in musl's.
+                    libc::MSG_DONTWAIT as _,
                     std::ptr::null_mut(),
                 )
             };

@@ -1,0 +1,39 @@
+//! `cargo xtask dist`: a static binary (x86_64-unknown-linux-musl, the probes embedded) that
+//! runs anywhere: an Alpine, distroless or busybox container, copied in with `docker cp` or
+//! `kubectl cp`. Installs the rustup target when missing; no C is compiled, so the target's
+//! own musl suffices (no musl-gcc).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::exec::{cargo, exec, output, step, workspace_root};
+use crate::setup;
+
+pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Builds the static binary and returns its path.
+pub fn dist() -> anyhow::Result<PathBuf> {
+    setup::toolchain()?;
+    let targets =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !targets.lines().any(|t| t.trim() == MUSL_TARGET) {
+        step(&format!("adding the rustup target {MUSL_TARGET}"));
+        exec(Command::new("rustup").args(["target", "add", MUSL_TARGET]))?;
+    }
+    exec(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "profiler",
+        "--bin",
+        "profiler",
+        "--target",
+        MUSL_TARGET,
+    ]))?;
+    let bin = workspace_root()
+        .join("target")
+        .join(MUSL_TARGET)
+        .join("release/profiler");
+    step(&format!("static binary: {}", bin.display()));
+    Ok(bin)
+}
