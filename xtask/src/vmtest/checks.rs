@@ -195,7 +195,7 @@ pub fn evaluate(release: &str, console: &Console) -> Vec<Outcome> {
                 ),
                 Kind::Auto => (
                     format!("--source auto -n 2 --json, {netns}"),
-                    auto(c, &facts, console),
+                    auto(c, console),
                 ),
                 Kind::Workload { btf, source } => (
                     format!(
@@ -246,9 +246,11 @@ fn first_line(text: &str) -> String {
     short
 }
 
-/// The source auto must pick here.
-fn auto_source(netns: Netns, facts: &KernelFacts) -> &'static str {
-    if netns == Netns::Initial || facts.taskstats_in_netns {
+/// The source auto must pick here: taskstats in the initial network namespace; in another,
+/// eBPF, since there taskstats is invisible (before 5.19) or deaf to exits (the kernel sends
+/// exit records to the initial network namespace only).
+fn auto_source(netns: Netns) -> &'static str {
+    if netns == Netns::Initial {
         "taskstats"
     } else {
         "ebpf"
@@ -280,9 +282,23 @@ fn list_sources(c: &Check, facts: &KernelFacts, console: &Console) -> Verdict {
         match status.get(source) {
             None => problems.push(format!("{source} not listed")),
             Some(s) => {
-                // "available", or "available: how" (e.g. which eBPF path).
-                let available = s == "available" || s.starts_with("available:");
+                // "available", "available: how" (e.g. which eBPF path), or "available, but"
+                // what it misses (taskstats deaf to exits in a new network namespace, procfs).
+                let available = s == "available"
+                    || s.starts_with("available:")
+                    || s.starts_with("available, but ");
                 seen.push(format!("{source} {}", first_line(s)));
+                if source == "taskstats"
+                    && c.netns == Netns::New
+                    && available
+                    && !s.starts_with("available, but misses tasks that exit")
+                {
+                    problems.push(format!(
+                        "taskstats: {} (expected it to say it misses exits: the kernel sends \
+                         them to the initial network namespace only)",
+                        first_line(s)
+                    ));
+                }
                 if source == "ebpf" && facts.btf && !s.starts_with("available: task iterator") {
                     problems.push(format!(
                         "ebpf: {} (expected its task iterator: the kernel has BTF)",
@@ -347,9 +363,10 @@ fn announcement(stderr: &str, want: &str, fallback_from: Option<&str>) -> Verdic
         .filter(|l| !l.starts_with("source:") && !l.trim().is_empty())
         .filter(|l| !is_log_line(l))
         .filter(|l| {
-            !SOURCES
-                .iter()
-                .any(|s| l.starts_with(&format!("{s}: ")) && l.contains(" unavailable: "))
+            !SOURCES.iter().any(|s| {
+                l.starts_with(&format!("{s}: "))
+                    && (l.contains(" unavailable: ") || l.contains(": misses tasks that exit"))
+            })
         })
         .collect();
     if let Some(first) = stray.first() {
@@ -378,13 +395,13 @@ fn is_log_line(line: &str) -> bool {
         .any(|level| line.starts_with(level))
 }
 
-fn auto(c: &Check, facts: &KernelFacts, console: &Console) -> Verdict {
+fn auto(c: &Check, console: &Console) -> Verdict {
     let rc = file(console, c, "rc")?.trim();
     let stderr = file(console, c, "stderr")?;
     if rc != "0" {
         return Err(format!("exit code {rc}: {}", first_line(stderr)));
     }
-    let want = auto_source(c.netns, facts);
+    let want = auto_source(c.netns);
     let fallback = (want != "taskstats").then_some("taskstats");
     let line = announcement(stderr, want, fallback)?;
     let out = file(console, c, "stdout")?;
@@ -467,7 +484,7 @@ fn task_of(refresh: &str, pid: u64, which: &str) -> Result<Value, String> {
 
 fn workload(c: &Check, forced: &str, facts: &KernelFacts, console: &Console) -> Verdict {
     let want = if forced == "auto" {
-        auto_source(c.netns, facts)
+        auto_source(c.netns)
     } else {
         forced
     };
