@@ -3,9 +3,9 @@
 //! (a) What the probes add to every syscall: 1,000,000 one-byte write()s to /dev/null, CPU time
 //!     with no probes, with the task iterator and with the syscall hook attached, alternating
 //!     rounds in one run, medians compared.
-//! (c) What the I/O wait probes (on sched_switch and sched_wakeup) add to context switches: two
-//!     threads passing a byte back and forth over pipes 1,000,000 times, wall time with no
-//!     probes and with the task iterator's probes attached, alternating rounds.
+//! (c) What the I/O wait probes (on sched_switch and sched_waking) add to context switches: two
+//!     threads on one CPU passing a byte back and forth over pipes 1,000,000 times, wall time
+//!     with no probes and with the task iterator's probes attached, alternating rounds.
 //! (b) One refresh (EbpfSource::sample) when 1,000 and 10,000 threads of this process have each
 //!     done I/O: CPU time per refresh, the heap a refresh allocates, and the memory the source
 //!     holds in userspace and in the kernel.
@@ -170,7 +170,33 @@ const SWITCH_ROUNDS: usize = 5;
 /// I/O wait probes on / off, per round trip: above this they would be behind a flag.
 const TARGET_SWITCH_RATIO: f64 = 1.05;
 
-/// Wall seconds for ROUND_TRIPS round trips of one byte between two threads over two pipes.
+/// Keeps the calling thread on CPU 0 (both ends of the ping-pong then switch to each other
+/// directly, and the time is that of the context switches, not of waking an idle CPU); returns
+/// the CPUs it could run on before.
+fn pin_to_cpu0() -> libc::cpu_set_t {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: all-zero cpu_set_t values are empty sets; the calls get valid pointers and sizes.
+    unsafe {
+        let mut before: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, size, &mut before),
+            0,
+            "sched_getaffinity"
+        );
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, size, &set),
+            0,
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+        before
+    }
+}
+
+/// Wall seconds for ROUND_TRIPS round trips of one byte between two threads over two pipes,
+/// both on one CPU.
 fn ping_pong() -> f64 {
     let pipe = || {
         let mut fds = [0; 2];
@@ -180,6 +206,7 @@ fn ping_pong() -> f64 {
     };
     let (there, back) = (pipe(), pipe());
     let echo = std::thread::spawn(move || {
+        pin_to_cpu0();
         let mut byte = [0u8];
         for _ in 0..ROUND_TRIPS {
             // SAFETY: valid pipe ends and a one-byte buffer.
@@ -189,6 +216,7 @@ fn ping_pong() -> f64 {
             }
         }
     });
+    let cpus = pin_to_cpu0();
     let start = std::time::Instant::now();
     let mut byte = [7u8];
     for _ in 0..ROUND_TRIPS {
@@ -200,6 +228,8 @@ fn ping_pong() -> f64 {
     }
     let wall = start.elapsed().as_secs_f64();
     echo.join().expect("echo thread");
+    // SAFETY: `cpus` is the set sched_getaffinity filled in, with its size.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &cpus) };
     for fd in there.into_iter().chain(back) {
         // SAFETY: closing the pipe ends made above, once each.
         unsafe { libc::close(fd) };
