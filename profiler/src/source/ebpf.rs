@@ -639,13 +639,15 @@ impl IoSource for EbpfSource {
         let skipped = self.read_live(&mut live)?;
         let key = |io: &TaskIo| (io.tid, io.start_time_ns);
         let mut still_listed = HashSet::new();
-        live.retain(|io| {
-            let reported = self.reported_exits.contains(&key(io));
-            if reported {
-                still_listed.insert(key(io));
-            }
-            !reported
-        });
+        if !self.reported_exits.is_empty() {
+            live.retain(|io| {
+                let reported = self.reported_exits.contains(&key(io));
+                if reported {
+                    still_listed.insert(key(io));
+                }
+                !reported
+            });
+        }
         let mut tasks: Vec<TaskSample> = live
             .iter()
             .filter(|io| self.in_scope(io))
