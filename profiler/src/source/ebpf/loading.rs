@@ -1,0 +1,194 @@
+//! Loading the probes object and attaching its programs, for both ways of counting: the
+//! pieces they share (configuration, map sizes, attach helpers, error text).
+
+use std::os::unix::fs::MetadataExt;
+
+use aya::maps::Map;
+use aya::programs::{BtfTracePoint, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
+use profiler_common::{Config, CONFIG_GLOBAL, IOWAIT_MAP, TASKS_MAP, TIDS_MAP};
+
+use super::{verifier, EbpfError};
+use crate::source::Scope;
+
+/// The probes, built for bpfel-unknown-none by build.rs and embedded so the binary runs alone.
+static PROBES: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler-probes.o"));
+
+/// Inode number of the initial pid namespace (PROC_PID_INIT_INO).
+const INIT_PID_NS_INO: u64 = 0xEFFF_FFFC;
+
+/// The kernel's default `kernel.pid_max`, for when it cannot be read.
+const PID_MAX_DEFAULT: u32 = 32_768;
+
+fn is_permission_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
+                return true;
+            }
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// An error and its causes on one line; a verifier log is reduced to the line that says why
+/// (the whole log goes to the debug log, shown with `-v`).
+pub(super) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(aya::programs::ProgramError::LoadError {
+        io_error,
+        verifier_log,
+    }) = err.downcast_ref::<aya::programs::ProgramError>()
+    {
+        let log = format!("{verifier_log:?}");
+        log::debug!("ebpf: verifier log:\n{log}");
+        return format!(
+            "the verifier rejected it ({io_error}): {}",
+            verifier::reason(&log)
+        );
+    }
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        // Some errors repeat their cause in their own text: say it once.
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+pub(super) fn permission_or(e: &(dyn std::error::Error + 'static), other: EbpfError) -> EbpfError {
+    if is_permission_error(e) {
+        EbpfError::PermissionDenied { detail: chain(e) }
+    } else {
+        other
+    }
+}
+
+/// Settings every path shares: the pid namespace the profiler sees.
+pub(super) fn base_config(scope: &Scope) -> Config {
+    let mut config = Config::default();
+    let ns = std::fs::metadata(scope.proc_root.join("self/ns/pid")).ok();
+    if let Some(ns) = ns.filter(|ns| ns.ino() != INIT_PID_NS_INO) {
+        config.translate_pids = 1;
+        config.pidns_dev = ns.dev();
+        config.pidns_ino = ns.ino();
+    }
+    config
+}
+
+/// Sizes of the maps that grow with the number of threads; 1 for those a path does not use.
+pub(super) struct MapSizes {
+    pub(super) tids: u32,
+    pub(super) tasks: u32,
+    pub(super) iowait: u32,
+}
+
+/// The kernel's `kernel.pid_max`: TIDs stay below it.
+pub(super) fn pid_max(scope: &Scope) -> u32 {
+    std::fs::read_to_string(scope.proc_root.join("sys/kernel/pid_max"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(PID_MAX_DEFAULT)
+}
+
+/// Loads the object; `btf` is the kernel's, parsed once by the caller (the loader would parse
+/// it again on its own otherwise), or None where no program needs it.
+pub(super) fn load_object(
+    config: &Config,
+    sizes: MapSizes,
+    btf: Option<&Btf>,
+) -> Result<Ebpf, EbpfError> {
+    EbpfLoader::new()
+        .btf(btf)
+        .override_global(CONFIG_GLOBAL, config, true)
+        .map_max_entries(TIDS_MAP, sizes.tids)
+        .map_max_entries(TASKS_MAP, sizes.tasks)
+        .map_max_entries(IOWAIT_MAP, sizes.iowait)
+        .load(PROBES)
+        .map_err(|e| {
+            if is_permission_error(&e) {
+                EbpfError::PermissionDenied { detail: chain(&e) }
+            } else {
+                EbpfError::Load(chain(&e))
+            }
+        })
+}
+
+pub(super) fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, EbpfError> {
+    ebpf.take_map(name)
+        .ok_or_else(|| EbpfError::Load(format!("map {name} missing from the object")))
+}
+
+pub(super) fn attach_error<'a>(
+    program: &'static str,
+    attach_point: &'a str,
+) -> impl Fn(String) -> EbpfError + 'a {
+    move |message| EbpfError::Attach {
+        program,
+        attach_point: attach_point.into(),
+        message,
+    }
+}
+
+pub(super) fn attach_btf(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    program: &'static str,
+    tracepoint: &str,
+) -> Result<(), EbpfError> {
+    let err = attach_error(program, tracepoint);
+    let prog: &mut BtfTracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| err("program missing from the object".into()))?
+        .try_into()
+        .map_err(|e| err(chain(&e)))?;
+    prog.load(tracepoint, btf)
+        .map_err(|e| permission_or(&e, err(chain(&e))))?;
+    prog.attach()
+        .map_err(|e| permission_or(&e, err(chain(&e))))?;
+    Ok(())
+}
+
+pub(super) fn attach_classic(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    category: &str,
+    name: &str,
+) -> Result<(), EbpfError> {
+    let point = format!("{category}/{name}");
+    let err = attach_error(program, &point);
+    let prog: &mut TracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| err("program missing from the object".into()))?
+        .try_into()
+        .map_err(|e| err(chain(&e)))?;
+    prog.load().map_err(|e| permission_or(&e, err(chain(&e))))?;
+    prog.attach(category, name)
+        .map_err(|e| permission_or(&e, err(chain(&e))))?;
+    Ok(())
+}
+
+/// (major, minor) of a kernel release string such as `5.10.0-46-cloud-amd64`.
+pub(super) fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.trim().split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Hands the heap that opening freed (the parsed kernel BTF, several tens of MB) back to the
+/// system, which glibc would otherwise keep for reuse.
+pub(super) fn release_freed_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory of the allocator; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
