@@ -372,10 +372,16 @@ fn tracefs_is_mounted_only_while_attaching_and_only_for_classic_tracepoints() {
 #[test]
 fn an_exited_process_not_yet_reaped_is_reported_once() {
     require_root();
+    for probes in PATHS {
+        exited_not_reaped(probes);
+    }
+}
+
+fn exited_not_reaped(probes: Probes) {
     let s = Scratch::new("ebpf-zombie");
     let mut child = Workload::start(&[format!("write:{}:3:10", s.path("out"))]);
     let pid = child.pid();
-    let mut source = open(pid, Probes::TaskIterator);
+    let mut source = open(pid, probes);
     child.run_ops();
     // Let it exit without reaping it: a zombie the kernel still lists.
     // SAFETY: signalling our own child.
@@ -391,7 +397,10 @@ fn an_exited_process_not_yet_reaped_is_reported_once() {
             );
             break t.clone();
         }
-        assert!(std::time::Instant::now() < deadline, "no exit record");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{probes:?}: no exit record"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert_eq!(exit_row.counters.syscw, Some(3));
@@ -400,7 +409,43 @@ fn an_exited_process_not_yet_reaped_is_reported_once() {
     let again = source.sample().expect("sample");
     assert!(
         !again.tasks.iter().any(|t| t.tid == pid),
-        "an exited task is not listed again while it waits to be reaped"
+        "{probes:?}: an exited task is not listed again while it waits to be reaped"
     );
+    child.finish();
+}
+
+#[test]
+fn both_paths_list_every_thread_idle_ones_included() {
+    require_root();
+    const THREADS: usize = 4;
+    let mut child = Workload::start(&[format!("threads:{THREADS}")]);
+    child.run_ops();
+    let pid = child.pid();
+    let want: std::collections::BTreeSet<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("listing the child's threads")
+        .map(|e| {
+            e.expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .parse()
+                .expect("a tid")
+        })
+        .collect();
+    assert_eq!(want.len(), THREADS + 1, "the child and its idle threads");
+    for probes in PATHS {
+        let mut source = open(pid, probes);
+        let sample = source.sample().expect("sample");
+        let got: std::collections::BTreeSet<u32> = sample.tasks.iter().map(|t| t.tid).collect();
+        assert_eq!(got, want, "{probes:?}: one row per thread");
+        for t in &sample.tasks {
+            assert_eq!(t.command, "workload", "{probes:?}: {t:?}");
+            assert_eq!(t.pid, pid, "{probes:?}: {t:?}");
+            assert!(t.uid.is_some(), "{probes:?}: {t:?}");
+            assert!(
+                t.counters.wchar.is_some(),
+                "{probes:?}: measured, not unknown"
+            );
+        }
+    }
     child.finish();
 }

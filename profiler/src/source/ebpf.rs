@@ -259,6 +259,7 @@ impl IoSource for EbpfSource {
         let mut live = Vec::new();
         let skipped = self.read_live(&mut live)?;
         let key = |io: &TaskIo| (io.tid, io.start_time_ns);
+        let previously_reported = self.reported_exits.clone();
         let mut still_listed = HashSet::new();
         if !self.reported_exits.is_empty() {
             live.retain(|io| {
@@ -290,6 +291,31 @@ impl IoSource for EbpfSource {
         self.reported_exits = still_listed;
         for io in exited.iter().filter(|io| self.in_scope(io)) {
             tasks.push(self.to_task(io));
+        }
+        if let Reader::Hook(hook) = &mut self.reader {
+            // The threads the probes have not seen did no I/O since they were attached; a
+            // thread whose exit was reported is not listed again while it waits to be reaped.
+            let seen: HashSet<u32> = live
+                .iter()
+                .chain(&exited)
+                .map(|io| io.tid)
+                .chain(previously_reported.iter().map(|&(tid, _)| tid))
+                .collect();
+            let mut idle = Vec::new();
+            let listed = hook
+                .idle
+                .list(&self.scope.proc_root, &self.scope.pids, &seen, &mut idle);
+            self.reported_exits.extend(
+                previously_reported
+                    .iter()
+                    .filter(|(tid, _)| listed.contains(tid)),
+            );
+            for io in &idle {
+                let mut task = self.to_task(io);
+                task.cgroup_id = None;
+                task.uid = (io.uid != u32::MAX).then_some(io.uid);
+                tasks.push(task);
+            }
         }
         let mut sample = Sample::new(tasks);
         sample.lost_events = Some(self.lost_events()?);

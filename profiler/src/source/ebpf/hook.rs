@@ -1,13 +1,16 @@
 //! The syscall-hook way (classic tracepoints, for kernels without BTF): attaching the syscall,
 //! exit, exec and disk probes, and reading the per-thread maps they fill.
 
-use std::os::fd::AsFd;
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, Map};
 use aya::Ebpf;
 use profiler_common::{
-    TaskIo, BIO_QUEUE_PROG, DIRTY_PROG, MAX_TIDS, SCHED_EXEC_PROG, SCHED_EXIT_PROG, SYS_EXIT_PROG,
-    TASKS_MAP, TIDS_MAP,
+    TaskIo, BIO_QUEUE_PROG, COMM_LEN, DIRTY_PROG, MAX_TIDS, SCHED_EXEC_PROG, SCHED_EXIT_PROG,
+    SYS_EXIT_PROG, TASKS_MAP, TIDS_MAP,
 };
 
 use super::batch::{BatchError, BatchReader};
@@ -17,6 +20,7 @@ use super::loading::{
 use super::tid_table::TidTable;
 use super::{tracefs, EbpfError, Reader};
 use crate::source::Scope;
+use rustix::fs::{Mode, OFlags};
 
 /// What the syscall-hook path reads, and which of its disk probes are missing.
 pub(super) struct HookMaps {
@@ -29,6 +33,7 @@ pub(super) struct HookMaps {
     /// Why the block or page-cache probe is missing, if one is.
     pub(super) no_read_bytes: Option<String>,
     pub(super) no_write_bytes: Option<String>,
+    pub(super) idle: IdleThreads,
 }
 
 /// Attaches the classic tracepoints; tracefs is mounted for as long as that takes when it is
@@ -97,6 +102,7 @@ pub(super) fn open_hook(scope: &Scope) -> Result<(Ebpf, Reader), EbpfError> {
         batch: Some(BatchReader::new()),
         no_read_bytes,
         no_write_bytes,
+        idle: IdleThreads::default(),
     }));
     Ok((ebpf, reader))
 }
@@ -131,4 +137,101 @@ pub(super) fn read_hashed(
         }
     }
     Ok(skipped)
+}
+
+/// What is known of a thread that did no I/O since the probes were attached (the maps have
+/// no entry for it): read once, kept while its /proc directory stays the same.
+struct IdleLabels {
+    /// Inode of /proc/PID/task/TID, from the directory listing: a reused TID is a new one.
+    dir_ino: u64,
+    uid: Option<u32>,
+    comm: [u8; COMM_LEN],
+}
+
+/// Threads the kernel lists that the probes have not seen: so that this way of counting shows
+/// the same rows as the others, idle threads included, with the zero I/O they did since the
+/// probes were attached. A refresh costs a listing of /proc; a thread's `comm` and owner are
+/// read once.
+#[derive(Default)]
+pub(super) struct IdleThreads {
+    known: HashMap<u32, IdleLabels>,
+}
+
+impl IdleThreads {
+    /// Records of the threads of `pids` (every process when empty) under `proc_root` that are
+    /// not in `seen`, with zero counters; returns every thread listed.
+    pub(super) fn list(
+        &mut self,
+        proc_root: &Path,
+        pids: &[u32],
+        seen: &HashSet<u32>,
+        out: &mut Vec<TaskIo>,
+    ) -> HashSet<u32> {
+        let mut listed = HashSet::new();
+        let Some(proc_dir) = open_dir(proc_root) else {
+            return listed;
+        };
+        let pids: Vec<(u32, u64)> = if pids.is_empty() {
+            numeric_entries(&proc_dir)
+        } else {
+            pids.iter().map(|&p| (p, 0)).collect()
+        };
+        for (pid, _) in pids {
+            let Some(tasks) = open_dir(&proc_root.join(format!("{pid}/task"))) else {
+                continue;
+            };
+            for (tid, dir_ino) in numeric_entries(&tasks) {
+                listed.insert(tid);
+                if seen.contains(&tid) {
+                    continue;
+                }
+                let fresh = self.known.get(&tid).is_none_or(|k| k.dir_ino != dir_ino);
+                if fresh {
+                    let dir = proc_root.join(format!("{pid}/task/{tid}"));
+                    let uid = std::fs::metadata(&dir).ok().map(|m| m.uid());
+                    let Ok(name) = std::fs::read(dir.join("comm")) else {
+                        continue;
+                    };
+                    let mut comm = [0u8; COMM_LEN];
+                    let name = name.strip_suffix(b"\n").unwrap_or(&name);
+                    let len = name.len().min(COMM_LEN - 1);
+                    comm[..len].copy_from_slice(&name[..len]);
+                    self.known.insert(tid, IdleLabels { dir_ino, uid, comm });
+                }
+                let Some(k) = self.known.get(&tid) else {
+                    continue;
+                };
+                out.push(TaskIo {
+                    tid,
+                    tgid: pid,
+                    host_tid: tid,
+                    uid: k.uid.unwrap_or(u32::MAX),
+                    comm: k.comm,
+                    ..TaskIo::default()
+                });
+            }
+        }
+        self.known.retain(|tid, _| listed.contains(tid));
+        listed
+    }
+}
+
+fn open_dir(path: &Path) -> Option<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
+/// Numeric entries of a directory (pids, tids) with their inode numbers.
+fn numeric_entries(dir: &OwnedFd) -> Vec<(u32, u64)> {
+    let Ok(entries) = rustix::fs::Dir::read_from(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| Some((e.file_name().to_str().ok()?.parse().ok()?, e.ino())))
+        .collect()
 }

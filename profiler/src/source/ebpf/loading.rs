@@ -12,8 +12,7 @@ use super::{verifier, EbpfError};
 use crate::source::Scope;
 
 /// The probes, built for bpfel-unknown-none by build.rs and embedded so the binary runs alone.
-static PROBES: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler-probes.o"));
+static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler-probes.o"));
 
 /// Inode number of the initial pid namespace (PROC_PID_INIT_INO).
 const INIT_PID_NS_INO: u64 = 0xEFFF_FFFC;
