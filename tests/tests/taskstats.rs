@@ -224,8 +224,12 @@ fn delay_counters_follow_kernel_task_delayacct() {
         })
         .expect("opening the taskstats source on a fixture /proc");
         let sample = source.sample().expect("sampling");
-        assert_eq!(sample.tasks.len(), 1, "{:?}", sample.tasks);
-        let counters = sample.tasks[0].counters;
+        // The fixture lists this thread alone; exit records of this process's other threads
+        // (the previous round's exit reader, say) may come with it.
+        let live: Vec<_> = sample.tasks.iter().filter(|t| !t.exited).collect();
+        assert_eq!(live.len(), 1, "{:?}", sample.tasks);
+        assert_eq!(live[0].tid, tid, "{:?}", sample.tasks);
+        let counters = live[0].counters;
         assert_eq!(counters.blkio_delay_ns.is_some(), measured, "{counters:?}");
         assert_eq!(counters.swapin_delay_ns.is_some(), measured, "{counters:?}");
         let unavailable = source.unavailable();
