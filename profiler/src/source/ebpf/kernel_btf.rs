@@ -44,18 +44,7 @@ fn member_bits(btf: &Btf, ty: &Type, path: &[&str]) -> Option<u32> {
     None
 }
 
-/// Byte offset of `struct_name.path` in this kernel.
-pub fn offset_of(btf: &Btf, struct_name: &str, path: &[&str]) -> Option<u64> {
-    let ty = btf
-        .resolve_types_by_name(struct_name)
-        .ok()?
-        .into_iter()
-        .find(|t| matches!(t, Type::Struct(_)))?;
-    let bits = member_bits(btf, &ty, path)?;
-    (bits % 8 == 0).then_some(u64::from(bits / 8))
-}
-
-/// Bit offset of `struct_name.path` in this kernel (for bitfields).
+/// Bit offset of `struct_name.path` in this kernel (bitfields included).
 fn bit_offset_of(btf: &Btf, struct_name: &str, path: &[&str]) -> Option<u32> {
     let ty = btf
         .resolve_types_by_name(struct_name)
@@ -63,6 +52,12 @@ fn bit_offset_of(btf: &Btf, struct_name: &str, path: &[&str]) -> Option<u32> {
         .into_iter()
         .find(|t| matches!(t, Type::Struct(_)))?;
     member_bits(btf, &ty, path)
+}
+
+/// Byte offset of `struct_name.path` in this kernel; None for a field that is not byte-aligned.
+pub fn offset_of(btf: &Btf, struct_name: &str, path: &[&str]) -> Option<u64> {
+    let bits = bit_offset_of(btf, struct_name, path)?;
+    (bits % 8 == 0).then_some(u64::from(bits / 8))
 }
 
 /// Size in bytes of `struct struct_name` in this kernel.
