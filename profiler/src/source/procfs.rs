@@ -92,7 +92,7 @@ fn read_at(dir: impl AsFd, name: &str, buf: &mut Vec<u8>) -> Result<(), TaskErro
     Ok(())
 }
 
-fn open_dir(dir: impl AsFd, name: &str) -> Option<OwnedFd> {
+pub(super) fn open_dir(dir: impl AsFd, name: impl rustix::path::Arg) -> Option<OwnedFd> {
     rustix::fs::openat(
         dir,
         name,
@@ -102,17 +102,15 @@ fn open_dir(dir: impl AsFd, name: &str) -> Option<OwnedFd> {
     .ok()
 }
 
-/// Numeric entries of a directory (pids, tids).
-fn numeric_entries(dir: &OwnedFd) -> Vec<u32> {
-    let Ok(dup) = rustix::io::dup(dir) else {
-        return Vec::new();
-    };
-    let Ok(entries) = rustix::fs::Dir::new(dup) else {
+/// Numeric entries of a directory (pids, tids), with their inode numbers: a TID given to a new
+/// thread is a new directory with a new inode.
+pub(super) fn numeric_entries(dir: &OwnedFd) -> Vec<(u32, u64)> {
+    let Ok(entries) = rustix::fs::Dir::read_from(dir) else {
         return Vec::new();
     };
     entries
         .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().ok()?.parse().ok())
+        .filter_map(|e| Some((e.file_name().to_str().ok()?.parse().ok()?, e.ino())))
         .collect()
 }
 
@@ -132,18 +130,15 @@ impl ProcfsSource {
         })
     }
 
-    /// One thread, from its directory under /proc/PID/task.
+    /// One thread, from its directory under /proc/PID/task (whose inode the listing gave).
     fn read_task(
         &mut self,
         tasks_dir: &OwnedFd,
         pid: u32,
-        tid: u32,
+        (tid, dir_ino): (u32, u64),
         uid: Option<u32>,
     ) -> Result<TaskSample, TaskError> {
         let name = tid.to_string();
-        let dir_ino = rustix::fs::statat(tasks_dir, name.as_str(), rustix::fs::AtFlags::empty())
-            .map_err(|_| TaskError::Gone)?
-            .st_ino;
         read_at(tasks_dir, &format!("{name}/io"), &mut self.buf)?;
         let io = Io::from_buf_read(&self.buf[..]).map_err(|_| TaskError::Gone)?;
         let values = io_values(&io);
@@ -212,6 +207,9 @@ impl IoSource for ProcfsSource {
         .map_err(unreadable)?;
         let pids = if self.scope.pids.is_empty() {
             numeric_entries(&proc_dir)
+                .into_iter()
+                .map(|(pid, _)| pid)
+                .collect()
         } else {
             self.scope.pids.clone()
         };
@@ -223,14 +221,14 @@ impl IoSource for ProcfsSource {
             let uid = rustix::fs::statat(&proc_dir, name.as_str(), rustix::fs::AtFlags::empty())
                 .ok()
                 .map(|st| st.st_uid);
-            let Some(tasks_dir) = open_dir(&proc_dir, &format!("{name}/task")) else {
+            let Some(tasks_dir) = open_dir(&proc_dir, format!("{name}/task")) else {
                 skipped += 1;
                 continue;
             };
-            for tid in numeric_entries(&tasks_dir) {
-                match self.read_task(&tasks_dir, pid, tid, uid) {
+            for thread in numeric_entries(&tasks_dir) {
+                match self.read_task(&tasks_dir, pid, thread, uid) {
                     Ok(t) => {
-                        seen.insert(tid);
+                        seen.insert(thread.0);
                         tasks.push(t);
                     }
                     Err(TaskError::Denied) => denied += 1,

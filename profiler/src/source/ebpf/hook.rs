@@ -2,7 +2,7 @@
 //! exit, exec and disk probes, and reading the per-thread maps they fill.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -19,8 +19,8 @@ use super::loading::{
 };
 use super::tid_table::TidTable;
 use super::{tracefs, EbpfError, Reader};
+use crate::source::procfs::{numeric_entries, open_dir};
 use crate::source::Scope;
-use rustix::fs::{Mode, OFlags};
 
 /// What the syscall-hook path reads, and which of its disk probes are missing.
 pub(super) struct HookMaps {
@@ -168,7 +168,7 @@ impl IdleThreads {
         out: &mut Vec<TaskIo>,
     ) -> HashSet<u32> {
         let mut listed = HashSet::new();
-        let Some(proc_dir) = open_dir(proc_root) else {
+        let Some(proc_dir) = open_dir(rustix::fs::CWD, proc_root) else {
             return listed;
         };
         let pids: Vec<(u32, u64)> = if pids.is_empty() {
@@ -177,7 +177,7 @@ impl IdleThreads {
             pids.iter().map(|&p| (p, 0)).collect()
         };
         for (pid, _) in pids {
-            let Some(tasks) = open_dir(&proc_root.join(format!("{pid}/task"))) else {
+            let Some(tasks) = open_dir(&proc_dir, format!("{pid}/task")) else {
                 continue;
             };
             for (tid, dir_ino) in numeric_entries(&tasks) {
@@ -214,24 +214,4 @@ impl IdleThreads {
         self.known.retain(|tid, _| listed.contains(tid));
         listed
     }
-}
-
-fn open_dir(path: &Path) -> Option<OwnedFd> {
-    rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()
-}
-
-/// Numeric entries of a directory (pids, tids) with their inode numbers.
-fn numeric_entries(dir: &OwnedFd) -> Vec<(u32, u64)> {
-    let Ok(entries) = rustix::fs::Dir::read_from(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| Some((e.file_name().to_str().ok()?.parse().ok()?, e.ino())))
-        .collect()
 }
