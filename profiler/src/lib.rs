@@ -5,8 +5,7 @@
 pub mod accumulate;
 pub mod cli;
 pub mod container;
-#[cfg(test)]
-mod fuzz;
+pub mod fuzz;
 pub mod model;
 pub mod privileges;
 pub mod sample;

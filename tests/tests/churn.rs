@@ -454,18 +454,8 @@ fn random_command_lines_never_panic() {
         "1",
         "host",
     ];
-    let seed = std::env::var("FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    eprintln!("FUZZ_SEED={seed}");
-    let mut state = seed | 1;
-    let mut next = move |n: usize| {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
-    };
+    let mut rng = profiler::fuzz::Rng::from_env("random_command_lines_never_panic");
+    let mut next = move |n: usize| rng.below(n);
     let started = Instant::now();
     for _ in 0..150 {
         let mut args: Vec<&str> = (0..next(7)).map(|_| WORDS[next(WORDS.len())]).collect();

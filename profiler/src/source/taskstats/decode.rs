@@ -483,12 +483,12 @@ mod tests {
             for _ in 0..rng.below(8) {
                 if !b.is_empty() {
                     let at = rng.below(b.len());
-                    b[at] = rng.next() as u8;
+                    b[at] = rng.next_u64() as u8;
                 }
             }
             if rng.below(3) == 0 && !b.is_empty() {
                 // Any version number, the layouts it selects included.
-                let v = (rng.next() as u16).to_ne_bytes();
+                let v = (rng.next_u64() as u16).to_ne_bytes();
                 b[0] = v[0];
                 if b.len() > 1 {
                     b[1] = v[1];

@@ -610,7 +610,7 @@ mod tests {
             for _ in 0..rng.below(8) {
                 let at = rng.below(b.len().max(1));
                 if let Some(byte) = b.get_mut(at) {
-                    *byte = rng.next() as u8;
+                    *byte = rng.next_u64() as u8;
                 }
             }
             if rng.below(2) == 0 {
