@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::exec::{cargo, exec, output, step, workspace_root};
+use crate::exec::{build_profiler, exec, output, step};
 use crate::setup;
 
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
@@ -20,20 +20,7 @@ pub fn dist() -> anyhow::Result<PathBuf> {
         step(&format!("adding the rustup target {MUSL_TARGET}"));
         exec(Command::new("rustup").args(["target", "add", MUSL_TARGET]))?;
     }
-    exec(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "profiler",
-        "--bin",
-        "profiler",
-        "--target",
-        MUSL_TARGET,
-    ]))?;
-    let bin = workspace_root()
-        .join("target")
-        .join(MUSL_TARGET)
-        .join("release/profiler");
+    let bin = build_profiler(Some(MUSL_TARGET))?;
     step(&format!("static binary: {}", bin.display()));
     Ok(bin)
 }

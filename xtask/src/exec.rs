@@ -46,3 +46,24 @@ pub fn cargo() -> Command {
     cmd.current_dir(workspace_root());
     cmd
 }
+
+/// Builds the profiler binary (release, the probes embedded) for `target`, the host's when
+/// None; returns its path.
+pub fn build_profiler(target: Option<&str>) -> anyhow::Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args([
+        "build",
+        "--release",
+        "--package",
+        "profiler",
+        "--bin",
+        "profiler",
+    ]);
+    let mut dir = workspace_root().join("target");
+    if let Some(target) = target {
+        cmd.args(["--target", target]);
+        dir.push(target);
+    }
+    exec(&mut cmd)?;
+    Ok(dir.join("release/profiler"))
+}

@@ -4,20 +4,12 @@ use std::process::Command;
 
 use anyhow::bail;
 
-use crate::exec::{cargo, exec, is_root, step, workspace_root};
+use crate::exec::{build_profiler, is_root, step};
 use crate::setup;
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     setup::toolchain()?;
-    exec(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "profiler",
-        "--bin",
-        "profiler",
-    ]))?;
-    let bin = workspace_root().join("target/release/profiler");
+    let bin = build_profiler(None)?;
     let mut cmd = if is_root() {
         Command::new(&bin)
     } else if Command::new("sudo").arg("--version").output().is_ok() {

@@ -43,7 +43,7 @@ pub fn test(args: &[String]) -> anyhow::Result<()> {
         "PROFILER_BIN",
         workspace_root().join("target/debug/profiler"),
     )
-    .env("PROFILER_STATIC_BIN", static_bin);
+    .env("PROFILER_STATIC_BIN", &static_bin);
     if let Err(why) = engines {
         cmd.env("PROFILER_ENGINES_SKIP", why);
     }
@@ -54,7 +54,9 @@ pub fn test(args: &[String]) -> anyhow::Result<()> {
     }
     // The VMs run even when a test failed: both verdicts are worth having.
     step("running the VM checks (cargo xtask vmtest)");
-    let vms = vmtest::vmtest(&vmtest::Args::default());
+    // The static binary built above, the one the image ships, runs in the guests as it is:
+    // no second release build.
+    let vms = vmtest::vmtest(&vmtest::Args::for_binary(static_bin));
     match (suite, vms) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(e), Ok(())) => Err(e),

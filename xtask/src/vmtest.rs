@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::exec::{cargo, exec, step, workspace_root};
+use crate::exec::{build_profiler, cargo, exec, step, workspace_root};
 use crate::setup;
 
 /// Debian packages the VM checks use: QEMU, the guest's shell and tools, the initramfs and disk
@@ -39,6 +39,16 @@ pub struct Args {
     /// Print every guest console line as it arrives
     #[arg(long, short)]
     verbose: bool,
+}
+
+impl Args {
+    /// Both kernels, testing `binary`.
+    pub fn for_binary(binary: PathBuf) -> Args {
+        Args {
+            binary: Some(binary),
+            ..Args::default()
+        }
+    }
 }
 
 pub fn vmtest(args: &Args) -> anyhow::Result<()> {
@@ -188,15 +198,7 @@ fn binaries(profiler: Option<&Path>) -> anyhow::Result<image::Binaries> {
         }
         None => {
             step("vmtest: building profiler (release)");
-            exec(cargo().args([
-                "build",
-                "--release",
-                "--package",
-                "profiler",
-                "--bin",
-                "profiler",
-            ]))?;
-            workspace_root().join("target/release/profiler")
+            build_profiler(None)?
         }
     };
     step("vmtest: building the workload");
