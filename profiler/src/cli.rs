@@ -1,10 +1,13 @@
-//! Command line: iotop's options, plus source selection and JSON output.
+//! Command line: iotop's options, plus source selection, JSON output and `serve`. Every
+//! option is declared here once; the rest of the crate takes plain values and knows no clap.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
-use crate::source::SourceKind;
+use crate::source::SourceChoice;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -16,9 +19,8 @@ use crate::source::SourceKind;
                   `auto` tries them in that order and says why any was skipped."
 )]
 pub struct Cli {
-    /// Source: auto, taskstats, ebpf, procfs, or two or three joined by commas to compare them
-    #[arg(long, default_value = "auto", value_parser = parse_sources)]
-    pub source: SourceChoice,
+    #[command(flatten)]
+    pub sampling: Sampling,
     /// List the sources, whether each works here, why not, and what it needs
     #[arg(long)]
     pub list_sources: bool,
@@ -28,15 +30,6 @@ pub struct Cli {
     /// Stop after this many refreshes
     #[arg(short = 'n', long = "iter", value_parser = parse_iter)]
     pub iterations: Option<u64>,
-    /// Seconds between refreshes (fractions allowed)
-    #[arg(short, long, default_value = "1", value_parser = parse_delay, allow_hyphen_values = true)]
-    pub delay: Duration,
-    /// Only these processes (repeatable)
-    #[arg(short, long = "pid", value_name = "PID")]
-    pub pids: Vec<u32>,
-    /// Only tasks of these users, by name or uid (repeatable)
-    #[arg(short, long = "user", value_name = "USER")]
-    pub users: Vec<String>,
     /// One row per process instead of per thread
     #[arg(short = 'P', long)]
     pub processes: bool,
@@ -69,7 +62,58 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     #[command(subcommand)]
-    pub command: Option<crate::serve::Command>,
+    pub command: Option<Command>,
+}
+
+/// What to sample, how often, and whose tasks: the same options for the views and `serve`.
+#[derive(Args, Debug, Clone)]
+pub struct Sampling {
+    /// Source: auto, taskstats, ebpf, procfs, or two or three joined by commas to compare them
+    #[arg(long, default_value = "auto", value_parser = SourceChoice::parse)]
+    pub source: SourceChoice,
+    /// Seconds between refreshes (fractions allowed)
+    #[arg(short, long, default_value = "1", value_parser = parse_delay, allow_hyphen_values = true)]
+    pub delay: Duration,
+    /// Only these processes (repeatable)
+    #[arg(short, long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only tasks of these users, by name or uid (repeatable)
+    #[arg(short, long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Export per-process I/O counters to Prometheus: /metrics (OpenMetrics or text), /healthz
+    // The shared options, with what they mean for an exporter.
+    #[command(
+        mut_arg("source", |a| a.help("Source: auto, taskstats, ebpf or procfs")),
+        mut_arg("delay", |a| a
+            .default_value("5")
+            .help("Seconds between samples (fractions allowed); scrapes read the last sample")),
+    )]
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address and port to listen on; loopback unless you name another address (0.0.0.0:9645
+    /// for every interface)
+    #[arg(long, default_value = "127.0.0.1:9645", value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub sampling: Sampling,
+    /// One series per thread (label tid) instead of per process
+    #[arg(long)]
+    pub per_thread: bool,
+    /// Export the N tasks with the most I/O in the last interval; the rest are summed in one
+    /// series with pid="other"
+    #[arg(long, default_value = "20", value_name = "N")]
+    pub top: usize,
+    /// Answer /metrics only to requests with `Authorization: Bearer TOKEN`, TOKEN being this
+    /// file's content (Prometheus: `authorization: {credentials_file: FILE}`)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -77,30 +121,6 @@ pub enum Group {
     Thread,
     Process,
     Container,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SourceChoice {
-    Auto,
-    /// One forced source, or several to compare.
-    Given(Vec<SourceKind>),
-}
-
-pub(crate) fn parse_sources(s: &str) -> Result<SourceChoice, String> {
-    if s == "auto" {
-        return Ok(SourceChoice::Auto);
-    }
-    let mut kinds = Vec::new();
-    for name in s.split(',') {
-        let kind = SourceKind::from_name(name.trim()).ok_or_else(|| {
-            format!("unknown source `{name}` (expected auto, taskstats, ebpf or procfs)")
-        })?;
-        if kinds.contains(&kind) {
-            return Err(format!("source `{name}` given twice"));
-        }
-        kinds.push(kind);
-    }
-    Ok(SourceChoice::Given(kinds))
 }
 
 /// The range `-d` accepts: below 10 ms a refresh of many tasks takes longer than the delay;
@@ -159,22 +179,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sources_parse_and_reject() {
-        assert_eq!(parse_sources("auto"), Ok(SourceChoice::Auto));
-        assert_eq!(
-            parse_sources("taskstats,ebpf"),
-            Ok(SourceChoice::Given(vec![
-                SourceKind::Taskstats,
-                SourceKind::Ebpf
-            ]))
-        );
-        assert!(parse_sources("disk")
-            .unwrap_err()
-            .contains("unknown source `disk`"));
-        assert!(parse_sources("ebpf,ebpf").is_err());
-    }
-
-    #[test]
     fn argument_errors_are_one_line() {
         for args in [
             &["profiler", "--no-such-flag"][..],
@@ -191,6 +195,20 @@ mod tests {
             );
             assert!(line.len() > 20, "{args:?}: says why: {line}");
         }
+    }
+
+    #[test]
+    fn shared_options_keep_each_mode_s_default_delay() {
+        let cli = Cli::try_parse_from(["profiler", "-p", "1"]).expect("parses");
+        assert_eq!(cli.sampling.delay, Duration::from_secs(1));
+        assert_eq!(cli.sampling.pids, [1]);
+        let cli = Cli::try_parse_from(["profiler", "serve", "-u", "root"]).expect("parses");
+        let Some(Command::Serve(serve)) = cli.command else {
+            panic!("serve parsed as {:?}", cli.command)
+        };
+        assert_eq!(serve.sampling.delay, Duration::from_secs(5));
+        assert_eq!(serve.sampling.users, ["root"]);
+        assert_eq!(serve.sampling.source, SourceChoice::Auto);
     }
 
     /// Words the fuzz below builds argument vectors from: every option, and values good,
@@ -278,13 +296,14 @@ mod tests {
                 Ok(cli) => {
                     let (min, max) = DELAY_RANGE_S;
                     assert!(
-                        (min..=max).contains(&cli.delay.as_secs_f64()),
+                        (min..=max).contains(&cli.sampling.delay.as_secs_f64()),
                         "{args:?}: {:?}",
-                        cli.delay
+                        cli.sampling.delay
                     );
                     assert_ne!(cli.iterations, Some(0), "{args:?}");
-                    if let Some(crate::serve::Command::Serve(s)) = &cli.command {
-                        assert!((min..=max).contains(&s.delay.as_secs_f64()), "{args:?}");
+                    if let Some(Command::Serve(s)) = &cli.command {
+                        let delay = s.sampling.delay.as_secs_f64();
+                        assert!((min..=max).contains(&delay), "{args:?}");
                     }
                 }
                 Err(e) if !e.use_stderr() => {}

@@ -13,4 +13,5 @@ pub mod serve;
 pub mod session;
 pub mod source;
 pub mod startup;
+pub mod users;
 pub mod view;

@@ -4,13 +4,14 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use profiler::cli::Cli;
+use profiler::cli::{Cli, Command, ServeArgs};
 use profiler::model::ModelOptions;
 use profiler::session::Session;
 use profiler::source::{self, Scope, SourceKind};
 use profiler::startup::{self, SignalRuntime};
+use profiler::users::UserNames;
 use profiler::view::batch::{self, BatchOptions};
-use profiler::view::{self, json, UserNames, ViewOptions};
+use profiler::view::{self, json, ViewOptions};
 
 fn init_logging(verbose: u8) {
     let level = match verbose {
@@ -104,6 +105,27 @@ fn list_sources(scope: &Scope) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `profiler serve`'s options, as the exporter takes them.
+fn serve(args: ServeArgs) -> ExitCode {
+    let ServeArgs {
+        listen,
+        sampling,
+        per_thread,
+        top,
+        token_file,
+    } = args;
+    profiler::serve::main(&profiler::serve::Options {
+        listen,
+        source: sampling.source,
+        delay: sampling.delay,
+        pids: sampling.pids,
+        users: sampling.users,
+        per_thread,
+        top,
+        token_file,
+    })
+}
+
 fn main() -> ExitCode {
     exit_quietly_on_closed_pipe();
     let mut cli = match parse_args() {
@@ -118,17 +140,17 @@ fn main() -> ExitCode {
     {
         log::debug!("container labels: staying in this cgroup namespace: {why}");
     }
-    if let Some(profiler::serve::Command::Serve(args)) = &cli.command {
-        return profiler::serve::main(args);
+    if let Some(Command::Serve(args)) = cli.command.take() {
+        return serve(args);
     }
 
     if cli.list_sources {
         return list_sources(&Scope {
-            pids: cli.pids.clone(),
+            pids: cli.sampling.pids.clone(),
             ..Scope::default()
         });
     }
-    let (scope, uids) = match startup::scope_and_users(&cli.pids, &cli.users) {
+    let (scope, uids) = match startup::scope_and_users(&cli.sampling.pids, &cli.sampling.users) {
         Ok(checked) => checked,
         Err(code) => return code,
     };
@@ -138,16 +160,9 @@ fn main() -> ExitCode {
         eprintln!("profiler: TERM=dumb cannot show the full-screen view; printing text (-b)");
         cli.batch = true;
     }
-    let batch = match cli.batch_mode().then(SignalRuntime::new).transpose() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("profiler: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut session = match Session::open(&cli.source, &scope) {
-        Ok(s) => s,
-        Err(e) => return startup::open_failed(&cli.source, &e),
+    let (mut session, signals) = match startup::open(&cli.sampling.source, &scope) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     session.model_options = ModelOptions {
         processes: cli.by_process(),
@@ -163,10 +178,10 @@ fn main() -> ExitCode {
         by_container: cli.by_container(),
     };
 
-    let result = if let Some(batch) = batch {
-        run_batch(&cli, session, &view, batch)
+    let result = if cli.batch_mode() {
+        run_batch(&cli, session, view, signals)
     } else {
-        view::tui::run(session, view, cli.delay)
+        view::tui::run(session, view, cli.sampling.delay, signals)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -181,7 +196,7 @@ fn main() -> ExitCode {
 fn run_batch(
     cli: &Cli,
     mut session: Session,
-    view: &ViewOptions,
+    view: ViewOptions,
     batch: SignalRuntime,
 ) -> anyhow::Result<()> {
     let SignalRuntime {
@@ -198,8 +213,10 @@ fn run_batch(
             processes: cli.by_process(),
         };
         let mut users = UserNames::default();
-        let mut ticks =
-            tokio::time::interval_at(tokio::time::Instant::now() + cli.delay, cli.delay);
+        let mut ticks = tokio::time::interval_at(
+            tokio::time::Instant::now() + cli.sampling.delay,
+            cli.sampling.delay,
+        );
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut done = 0u64;
         let stdout = std::io::stdout();
@@ -215,10 +232,10 @@ fn run_batch(
             }
             let mut out = stdout.lock();
             if cli.json {
-                let line = json::render(&snapshot, view, &session.fallbacks, &mut users);
+                let line = json::render(&snapshot, &view, &session.fallbacks, &mut users);
                 writeln!(out, "{line}")?;
             } else {
-                for line in batch::render(&snapshot, view, &opts, &mut users, done == 0) {
+                for line in batch::render(&snapshot, &view, &opts, &mut users, done == 0) {
                     writeln!(out, "{line}")?;
                 }
             }

@@ -8,72 +8,65 @@ mod http;
 mod series;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::{parse_delay, parse_sources, SourceChoice};
 use crate::model::{ModelOptions, Row};
 use crate::sample::COUNTER_NAMES;
 use crate::session::{Session, Snapshot};
-use crate::source::SourceError;
-use crate::startup::{self, usage_error, SignalRuntime};
-use crate::view::UserNames;
+use crate::source::{SourceChoice, SourceError};
+use crate::startup::{self, chain, usage_error, SignalRuntime};
+use crate::users::UserNames;
 use exposition::{exported_name, Frame, SelfMetrics, TaskSeries};
 use series::Tracker;
 
-#[derive(clap::Subcommand, Debug, Clone)]
-pub enum Command {
-    /// Export per-process I/O counters to Prometheus: /metrics (OpenMetrics or text), /healthz
-    Serve(ServeArgs),
+/// What `profiler serve` was asked for (see the command line for each option's meaning).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: SocketAddr,
+    pub source: SourceChoice,
+    pub delay: Duration,
+    pub pids: Vec<u32>,
+    pub users: Vec<String>,
+    pub per_thread: bool,
+    pub top: usize,
+    pub token_file: Option<PathBuf>,
 }
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct ServeArgs {
-    /// Address and port to listen on; loopback unless you name another address (0.0.0.0:9645
-    /// for every interface)
-    #[arg(long, default_value = "127.0.0.1:9645", value_name = "ADDR:PORT")]
-    pub listen: SocketAddr,
-    /// Source: auto, taskstats, ebpf or procfs
-    #[arg(long, default_value = "auto", value_parser = parse_sources)]
-    pub source: SourceChoice,
-    /// Seconds between samples (fractions allowed); scrapes read the last sample
-    #[arg(short, long, default_value = "5", value_parser = parse_delay, allow_hyphen_values = true)]
-    pub delay: Duration,
-    /// Only these processes (repeatable)
-    #[arg(short, long = "pid", value_name = "PID")]
-    pub pids: Vec<u32>,
-    /// Only tasks of these users, by name or uid (repeatable)
-    #[arg(short, long = "user", value_name = "USER")]
-    pub users: Vec<String>,
-    /// One series per thread (label tid) instead of per process
-    #[arg(long)]
-    pub per_thread: bool,
-    /// Export the N tasks with the most I/O in the last interval; the rest are summed in one
-    /// series with pid="other"
-    #[arg(long, default_value = "20", value_name = "N")]
-    pub top: usize,
-    /// Answer /metrics only to requests with `Authorization: Bearer TOKEN`, TOKEN being this
-    /// file's content (Prometheus: `authorization: {credentials_file: FILE}`)
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<std::path::PathBuf>,
+/// Why `--token-file` cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("--token-file {}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "--token-file {}: the file must hold one token, without spaces (e.g. `openssl rand \
+         -hex 32 > {}`)",
+        path.display(),
+        path.display()
+    )]
+    NotOneToken { path: PathBuf },
 }
 
 /// The token in `path`, or why it cannot serve as one. Says once if others may read it.
-fn read_token(path: &std::path::Path) -> Result<Arc<str>, String> {
+fn read_token(path: &Path) -> Result<Arc<str>, TokenError> {
     use std::os::unix::fs::PermissionsExt;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--token-file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let token = text.trim();
     if token.is_empty() || token.contains(char::is_whitespace) {
-        return Err(format!(
-            "--token-file {}: the file must hold one token, without spaces (e.g. `openssl rand \
-             -hex 32 > {}`)",
-            path.display(),
-            path.display()
-        ));
+        return Err(TokenError::NotOneToken {
+            path: path.to_path_buf(),
+        });
     }
     if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
         eprintln!(
@@ -85,8 +78,8 @@ fn read_token(path: &std::path::Path) -> Result<Arc<str>, String> {
 }
 
 /// Runs the exporter until SIGINT or SIGTERM.
-pub fn main(args: &ServeArgs) -> ExitCode {
-    if matches!(&args.source, SourceChoice::Given(kinds) if kinds.len() > 1) {
+pub fn main(args: &Options) -> ExitCode {
+    if args.source.compares() {
         return usage_error("serve exports one source at a time: give --source one name");
     }
     let (scope, uids) = match startup::scope_and_users(&args.pids, &args.users) {
@@ -95,7 +88,7 @@ pub fn main(args: &ServeArgs) -> ExitCode {
     };
     let token = match args.token_file.as_deref().map(read_token).transpose() {
         Ok(token) => token,
-        Err(e) => return usage_error(&e),
+        Err(e) => return usage_error(&chain(&e)),
     };
     // Before the source: a port in use should not wait for the eBPF probes to load.
     let listener = match std::net::TcpListener::bind(args.listen) {
@@ -108,16 +101,9 @@ pub fn main(args: &ServeArgs) -> ExitCode {
     if !args.listen.ip().is_loopback() && token.is_none() {
         eprintln!("profiler: warning: {}", exposure_warning(args.listen));
     }
-    let signals = match SignalRuntime::new() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("profiler: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut session = match Session::open(&args.source, &scope) {
-        Ok(s) => s,
-        Err(e) => return startup::open_failed(&args.source, &e),
+    let (mut session, signals) = match startup::open(&args.source, &scope) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     session.model_options = ModelOptions {
         processes: !args.per_thread,
@@ -155,12 +141,7 @@ struct Exporter {
 }
 
 impl Exporter {
-    fn new(
-        args: &ServeArgs,
-        session: &Session,
-        uids: Vec<u32>,
-        token: Option<Arc<str>>,
-    ) -> Exporter {
+    fn new(args: &Options, session: &Session, uids: Vec<u32>, token: Option<Arc<str>>) -> Exporter {
         let unavailable: Vec<(usize, String)> = session
             .unavailable()
             .into_iter()
@@ -279,7 +260,7 @@ impl Exporter {
 }
 
 fn run(
-    args: &ServeArgs,
+    args: &Options,
     mut session: Session,
     uids: Vec<u32>,
     token: Option<Arc<str>>,

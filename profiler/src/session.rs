@@ -4,11 +4,12 @@
 use std::time::{Instant, SystemTime};
 
 use crate::accumulate::Accumulator;
-use crate::cli::SourceChoice;
 use crate::container::Containers;
 use crate::model::{self, Model, ModelOptions};
 use crate::sample::{Sample, COUNTER_NAMES};
-use crate::source::{self, Fallback, IoSource, Scope, SourceError, SourceKind, Unavailable};
+use crate::source::{
+    self, Fallback, IoSource, Scope, SourceChoice, SourceError, SourceKind, Unavailable,
+};
 
 /// One source's part of a refresh.
 #[derive(Clone, Debug)]

@@ -1,15 +1,14 @@
 //! What every mode does before its loop (the views in main.rs, `serve`): check the
 //! pids and users asked for, register SIGINT/SIGTERM, open the session or explain why not,
-//! and say once which source answered.
+//! and say once which source answered. The loop itself is `runner`.
 
 use std::process::ExitCode;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::cli::SourceChoice;
 use crate::session::{OpenError, Session};
-use crate::source::Scope;
-use crate::view::resolve_users;
+use crate::source::{Scope, SourceChoice};
+use crate::users::resolve_users;
 
 /// Exit code of bad input and of a forced source that cannot work, as clap uses for usage errors.
 pub const EXIT_USAGE: u8 = 2;
@@ -31,7 +30,7 @@ pub fn scope_and_users(pids: &[u32], users: &[String]) -> Result<(Scope, Vec<u32
     {
         return Err(usage_error(&format!("no process with pid {pid}")));
     }
-    let uids = resolve_users(users).map_err(|e| usage_error(&e))?;
+    let uids = resolve_users(users).map_err(|e| usage_error(&e.to_string()))?;
     Ok((scope, uids))
 }
 
@@ -43,14 +42,24 @@ pub struct SignalRuntime {
     pub sigterm: Signal,
 }
 
+/// Why the runtime or the signal handlers could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    #[error("starting the runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("registering the SIGINT and SIGTERM handlers")]
+    Signal(#[source] std::io::Error),
+}
+
 impl SignalRuntime {
-    pub fn new() -> anyhow::Result<Self> {
+    pub fn new() -> Result<Self, SignalError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?;
+            .build()
+            .map_err(SignalError::Runtime)?;
         let entered = runtime.enter();
-        let sigint = signal(SignalKind::interrupt())?;
-        let sigterm = signal(SignalKind::terminate())?;
+        let sigint = signal(SignalKind::interrupt()).map_err(SignalError::Signal)?;
+        let sigterm = signal(SignalKind::terminate()).map_err(SignalError::Signal)?;
         drop(entered);
         Ok(SignalRuntime {
             runtime,
@@ -58,6 +67,37 @@ impl SignalRuntime {
             sigterm,
         })
     }
+
+    /// Completes at the first SIGINT or SIGTERM.
+    pub async fn stopped(sigint: &mut Signal, sigterm: &mut Signal) {
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+        }
+    }
+}
+
+/// An error and its causes on one line, as anyhow's `{:#}` prints them.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
+}
+
+/// What every mode does first: the signal handlers, then the session, or the exit code after
+/// saying why not. The one place a session is opened.
+pub fn open(choice: &SourceChoice, scope: &Scope) -> Result<(Session, SignalRuntime), ExitCode> {
+    let signals = SignalRuntime::new().map_err(|e| {
+        eprintln!("profiler: {}", chain(&e));
+        ExitCode::FAILURE
+    })?;
+    let session = Session::open(choice, scope).map_err(|e| open_failed(choice, &e))?;
+    Ok((session, signals))
 }
 
 /// Inode of the initial user namespace (PROC_USER_INIT_INO), as /proc/self/ns/user names it.

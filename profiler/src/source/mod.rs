@@ -1,6 +1,7 @@
 //! Data sources. Each reads cumulative per-task counters from one kernel interface and
 //! returns them as a [`Sample`]; `open` picks one, or tries them in order (`auto`).
 
+mod choice;
 pub mod ebpf;
 pub mod procfs;
 pub mod taskstats;
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 
 use crate::privileges::{self, Privileges};
 use crate::sample::Sample;
+pub use choice::{ChoiceError, SourceChoice};
 
 /// A kernel interface that yields per-task I/O counters.
 pub trait IoSource: Send {

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use crate::model::Row;
 use crate::session::Snapshot;
+// The views name users; where names are looked up is `users`.
+pub use crate::users::UserNames;
 
 /// What the user asked to see; independent of the source.
 #[derive(Clone, Debug, Default)]
@@ -113,39 +115,6 @@ pub fn human_bytes(bytes: f64, kilobytes: bool) -> String {
     format!("{v:.2} {}", units[unit])
 }
 
-/// User names by uid, looked up once each.
-#[derive(Default)]
-pub struct UserNames {
-    cache: HashMap<u32, String>,
-}
-
-impl UserNames {
-    pub fn name(&mut self, uid: u32) -> &str {
-        self.cache
-            .entry(uid)
-            .or_insert_with(|| match nix::unistd::User::from_uid(uid.into()) {
-                Ok(Some(u)) => u.name,
-                _ => uid.to_string(),
-            })
-    }
-
-    /// The name of a uid already looked up by [`UserNames::name`].
-    pub fn cached(&self, uid: u32) -> Option<&str> {
-        self.cache.get(&uid).map(String::as_str)
-    }
-}
-
-/// Resolves `--user` arguments (names or numeric uids) to uids.
-pub fn resolve_users(users: &[String]) -> Result<Vec<u32>, String> {
-    users
-        .iter()
-        .map(|u| match nix::unistd::User::from_name(u) {
-            Ok(Some(user)) => Ok(user.uid.as_raw()),
-            _ => u.parse::<u32>().map_err(|_| format!("no such user: {u}")),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,17 +212,5 @@ mod tests {
         assert_eq!(human_bytes(1536.0, false), "1.50 K");
         assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0, false), "3.00 M");
         assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0, true), "3072.00 K");
-    }
-
-    #[test]
-    fn users_resolve_by_name_or_number() {
-        assert_eq!(
-            resolve_users(&["root".into(), "1234".into()]),
-            Ok(vec![0, 1234])
-        );
-        assert_eq!(
-            resolve_users(&["no-such-user-here".into()]),
-            Err("no such user: no-such-user-here".into())
-        );
     }
 }

@@ -19,16 +19,23 @@ use crossterm::event::{Event as TermEvent, KeyEventKind};
 use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::session::Session;
-use crate::view::{UserNames, ViewOptions};
-use sampler::{Refresh, SamplerEvent, SamplerThread};
-use state::{Action, Geometry, SamplerCommand, Sources, ViewState};
+use crate::startup::SignalRuntime;
+use crate::users::UserNames;
+use crate::view::ViewOptions;
+use sampler::{Refresh, SamplerCommand, SamplerEvent, SamplerThread};
+use state::{Action, Geometry, Sources, ViewState};
 
 /// Runs the full-screen view until the user quits, refreshing every `delay`.
-pub fn run(mut session: Session, view: ViewOptions, delay: Duration) -> anyhow::Result<()> {
+pub fn run(
+    mut session: Session,
+    view: ViewOptions,
+    delay: Duration,
+    signals: SignalRuntime,
+) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
         anyhow::bail!("the full-screen view needs a terminal on stdout: use -b for text output");
     }
@@ -75,9 +82,11 @@ pub fn run(mut session: Session, view: ViewOptions, delay: Duration) -> anyhow::
         command_rx,
         sampler_tx,
     )?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let SignalRuntime {
+        runtime,
+        sigint,
+        sigterm,
+    } = signals;
     runtime.block_on(async move {
         let mut terminal = TerminalGuard::enter()?;
         let (key_tx, key_rx) = mpsc::unbounded_channel();
@@ -91,7 +100,9 @@ pub fn run(mut session: Session, view: ViewOptions, delay: Duration) -> anyhow::
             on_screen: Vec::new(),
             commands: command_tx,
         };
-        let result = app.run(&mut terminal, key_rx, sampler_rx).await;
+        let result = app
+            .run(&mut terminal, key_rx, sampler_rx, [sigint, sigterm])
+            .await;
         // The receivers are gone, which ends the keyboard thread within one poll; wait for
         // it, so that it reads nothing more once the shell has the terminal back.
         drop(app);
@@ -127,9 +138,8 @@ impl App {
         terminal: &mut TerminalGuard,
         mut keys: UnboundedReceiver<KeyboardEvent>,
         mut samples: UnboundedReceiver<SamplerEvent>,
+        [mut sigint, mut sigterm]: [Signal; 2],
     ) -> anyhow::Result<()> {
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
         let mut sighup = signal(SignalKind::hangup())?;
         loop {
             let (geometry, ids) = terminal.draw(self.current.as_ref(), &self.state)?;
@@ -245,12 +255,12 @@ fn spawn_keyboard(
             // Wait on the terminal ourselves: on a hung-up terminal crossterm's poll spins on
             // reads that return 0 bytes, so it is only called when input is really there.
             match wait_for_input(Duration::from_millis(50)) {
-                Input::None => continue,
-                Input::HungUp => {
+                Readiness::None => continue,
+                Readiness::HungUp => {
                     let _ = tx.send(Err(std::io::Error::other("the terminal was closed")));
                     return;
                 }
-                Input::Ready => {}
+                Readiness::Ready => {}
             }
             match crossterm::event::poll(Duration::ZERO) {
                 Ok(false) => continue,
@@ -274,7 +284,8 @@ fn spawn_keyboard(
         .context("starting the keyboard reader")
 }
 
-enum Input {
+/// Whether the terminal has something to read.
+enum Readiness {
     None,
     Ready,
     /// The terminal went away (window closed, ssh dropped); no SIGHUP need arrive when the
@@ -282,7 +293,7 @@ enum Input {
     HungUp,
 }
 
-fn wait_for_input(timeout: Duration) -> Input {
+fn wait_for_input(timeout: Duration) -> Readiness {
     let mut pfd = libc::pollfd {
         fd: libc::STDIN_FILENO,
         events: libc::POLLIN,
@@ -291,12 +302,12 @@ fn wait_for_input(timeout: Duration) -> Input {
     // SAFETY: one valid pollfd; poll only writes `revents`.
     let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
     if n <= 0 {
-        return Input::None;
+        return Readiness::None;
     }
     if pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-        Input::HungUp
+        Readiness::HungUp
     } else {
-        Input::Ready
+        Readiness::Ready
     }
 }
 

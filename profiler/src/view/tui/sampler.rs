@@ -12,7 +12,6 @@ use anyhow::Context;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::state::SamplerCommand;
 use crate::sample::Counters;
 use crate::session::{Session, Snapshot};
 
@@ -61,6 +60,17 @@ impl Refresh {
 pub struct ActualIo {
     pub read_bytes_per_s: f64,
     pub write_bytes_per_s: f64,
+}
+
+/// What the sampler must change for the next refresh.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SamplerCommand {
+    Processes(bool),
+    /// One row per container (`Session::group_containers`).
+    Containers(bool),
+    Accumulated(bool),
+    /// Read the I/O priority of these tasks (the rows on screen), now and at each refresh.
+    Prio(Vec<u32>),
 }
 
 /// What the sampler tells the event loop.
@@ -330,8 +340,7 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::SourceChoice;
-    use crate::source::{Scope, SourceKind};
+    use crate::source::{Scope, SourceChoice, SourceKind};
 
     /// This process, read through /proc: a real session that needs no privileges.
     fn own_session() -> Session {

@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use regex::Regex;
 
-use super::sampler::{IoPrio, Refresh};
+use super::sampler::{IoPrio, Refresh, SamplerCommand};
 use crate::model::{Model, Row};
 use crate::sample::Counters;
 use crate::source::{SourceKind, Unavailable};
@@ -265,17 +265,6 @@ pub struct Input {
     pub error: Option<String>,
     /// The command filter before editing began, for Esc: `/` filters as you type.
     before: Option<Regex>,
-}
-
-/// What the sampler must change for the next refresh.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SamplerCommand {
-    Processes(bool),
-    /// One row per container (`Session::group_containers`).
-    Containers(bool),
-    Accumulated(bool),
-    /// Read the I/O priority of these tasks (the rows on screen), now and at each refresh.
-    Prio(Vec<u32>),
 }
 
 /// What a key asks of the event loop, besides the state change itself.
@@ -709,13 +698,13 @@ impl ViewState {
                     .filter(|s| !s.is_empty())
                     .map(String::from)
                     .collect();
-                match crate::view::resolve_users(&names) {
+                match crate::users::resolve_users(&names) {
                     Ok(uids) => {
                         self.view.uids = uids;
                         self.user_label = (!names.is_empty()).then(|| names.join(","));
                         self.input = None;
                     }
-                    Err(e) => input.error = Some(e),
+                    Err(e) => input.error = Some(e.to_string()),
                 }
             }
         }

@@ -8,8 +8,8 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use super::render::{draw, geometry};
-use super::sampler::{ActualIo, IoPrio, Refresh, SamplerEvent};
-use super::state::{Action, Column, Counter, Geometry, SamplerCommand, Shown, Sources, ViewState};
+use super::sampler::{ActualIo, IoPrio, Refresh, SamplerCommand, SamplerEvent};
+use super::state::{Action, Column, Counter, Geometry, Shown, Sources, ViewState};
 use super::App;
 use crate::model::{self, Model, ModelOptions};
 use crate::sample::{Counters, Sample, TaskSample};
