@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use profiler::cli::{Cli, Command, ServeArgs};
 use profiler::model::ModelOptions;
-use profiler::session::Session;
-use profiler::source::{self, Scope, SourceKind};
+use profiler::runner::{self, Consumer, Flow};
+use profiler::session::{Session, Snapshot};
+use profiler::source::{self, Scope, SourceError, SourceKind};
 use profiler::startup::{self, SignalRuntime};
 use profiler::users::UserNames;
 use profiler::view::batch::{self, BatchOptions};
@@ -193,57 +194,84 @@ fn main() -> ExitCode {
     }
 }
 
+/// Text or JSON lines on stdout, one refresh after another, as the tick loop hands them over.
+struct Lines {
+    json: bool,
+    iterations: Option<u64>,
+    done: u64,
+    view: ViewOptions,
+    opts: BatchOptions,
+    users: UserNames,
+}
+
+impl Consumer for Lines {
+    type Command = std::convert::Infallible;
+
+    fn refreshed(
+        &mut self,
+        session: &mut Session,
+        refresh: Result<Snapshot, SourceError>,
+        _: std::time::Duration,
+    ) -> anyhow::Result<Flow> {
+        let snapshot = refresh?;
+        if self.done == 0 {
+            startup::warn_unmatched_containers(&snapshot, &self.view.containers);
+        }
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            let line = json::render(&snapshot, &self.view, &session.fallbacks, &mut self.users);
+            writeln!(out, "{line}")?;
+        } else {
+            let first = self.done == 0;
+            for line in batch::render(&snapshot, &self.view, &self.opts, &mut self.users, first) {
+                writeln!(out, "{line}")?;
+            }
+        }
+        out.flush()?;
+        self.done += 1;
+        Ok(if self.iterations.is_some_and(|n| self.done >= n) {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+}
+
 fn run_batch(
     cli: &Cli,
     mut session: Session,
     view: ViewOptions,
-    batch: SignalRuntime,
+    signals: SignalRuntime,
 ) -> anyhow::Result<()> {
     let SignalRuntime {
         runtime,
         mut sigint,
         mut sigterm,
-    } = batch;
-    runtime.block_on(async {
-        startup::announce(&session);
-        session.start()?;
-        let opts = BatchOptions {
+    } = signals;
+    let mut lines = Lines {
+        json: cli.json,
+        iterations: cli.iterations,
+        done: 0,
+        view,
+        opts: BatchOptions {
             time_prefix: cli.time,
             quiet: cli.quiet,
             processes: cli.by_process(),
-        };
-        let mut users = UserNames::default();
-        let mut ticks = tokio::time::interval_at(
-            tokio::time::Instant::now() + cli.sampling.delay,
+        },
+        users: UserNames::default(),
+    };
+    runtime.block_on(async {
+        startup::announce(&session);
+        session.start()?;
+        runner::run(
+            &mut session,
             cli.sampling.delay,
-        );
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut done = 0u64;
-        let stdout = std::io::stdout();
-        while cli.iterations.is_none_or(|n| done < n) {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = sigint.recv() => break,
-                _ = sigterm.recv() => break,
-            }
-            let snapshot = session.refresh()?;
-            if done == 0 {
-                startup::warn_unmatched_containers(&snapshot, &view.containers);
-            }
-            let mut out = stdout.lock();
-            if cli.json {
-                let line = json::render(&snapshot, &view, &session.fallbacks, &mut users);
-                writeln!(out, "{line}")?;
-            } else {
-                for line in batch::render(&snapshot, &view, &opts, &mut users, done == 0) {
-                    writeln!(out, "{line}")?;
-                }
-            }
-            out.flush()?;
-            done += 1;
-        }
-        // Dropping the session detaches the eBPF programs and closes the netlink sockets.
-        drop(session);
-        Ok(())
-    })
+            &mut lines,
+            SignalRuntime::stopped(&mut sigint, &mut sigterm),
+        )
+        .await
+    })?;
+    // Dropping the session detaches the eBPF programs and closes the netlink sockets.
+    drop(session);
+    Ok(())
 }

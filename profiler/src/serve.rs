@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::model::{ModelOptions, Row};
+use crate::runner::{self, Consumer, Flow};
 use crate::sample::COUNTER_NAMES;
 use crate::session::{Session, Snapshot};
 use crate::source::{SourceChoice, SourceError};
@@ -252,10 +253,41 @@ impl Exporter {
 
     fn sample(&mut self, session: &mut Session) {
         let started = Instant::now();
-        match session.refresh() {
-            Ok(snapshot) => self.sampled(&snapshot, started.elapsed()),
-            Err(e) => self.failed(&e, started.elapsed()),
+        let refresh = session.refresh();
+        self.refreshed(refresh, started.elapsed());
+    }
+
+    fn refreshed(&mut self, refresh: Result<Snapshot, SourceError>, took: Duration) {
+        match refresh {
+            Ok(snapshot) => self.sampled(&snapshot, took),
+            Err(e) => self.failed(&e, took),
         }
+    }
+}
+
+/// The exporter as the tick loop's consumer: each sample is published to the HTTP thread.
+struct Publisher {
+    exporter: Exporter,
+    publish: tokio::sync::watch::Sender<Arc<http::Published>>,
+    server: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Consumer for Publisher {
+    type Command = std::convert::Infallible;
+
+    fn refreshed(
+        &mut self,
+        _: &mut Session,
+        refresh: Result<Snapshot, SourceError>,
+        took: Duration,
+    ) -> anyhow::Result<Flow> {
+        if self.server.is_finished() {
+            anyhow::bail!("the HTTP server stopped");
+        }
+        self.exporter.refreshed(refresh, took);
+        // Nobody listening only happens once the HTTP thread is gone, checked above.
+        let _ = self.publish.send(self.exporter.publish());
+        Ok(Flow::Continue)
     }
 }
 
@@ -282,28 +314,23 @@ fn run(
         mut sigint,
         mut sigterm,
     } = signals;
-    runtime.block_on(async {
-        let mut ticks =
-            tokio::time::interval_at(tokio::time::Instant::now() + args.delay, args.delay);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = sigint.recv() => break,
-                _ = sigterm.recv() => break,
-            }
-            if server.is_finished() {
-                return match server.join() {
-                    Ok(Err(e)) => Err(e.context("HTTP server")),
-                    _ => Err(anyhow::anyhow!("the HTTP server stopped")),
-                };
-            }
-            exporter.sample(&mut session);
-            // Nobody listening only happens once the HTTP thread is gone, checked above.
-            let _ = publish.send(exporter.publish());
+    let mut publisher = Publisher {
+        exporter,
+        publish,
+        server,
+    };
+    let result = runtime.block_on(runner::run(
+        &mut session,
+        args.delay,
+        &mut publisher,
+        SignalRuntime::stopped(&mut sigint, &mut sigterm),
+    ));
+    // Dropping the session detaches the eBPF programs and closes the netlink sockets.
+    drop(session);
+    if result.is_err() && publisher.server.is_finished() {
+        if let Ok(Err(e)) = publisher.server.join() {
+            return Err(e.context("HTTP server"));
         }
-        // Dropping the session detaches the eBPF programs and closes the netlink sockets.
-        drop(session);
-        Ok(())
-    })
+    }
+    result
 }

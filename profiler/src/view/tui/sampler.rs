@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::runner::{self, Consumer, Flow};
 use crate::sample::Counters;
 use crate::session::{Session, Snapshot};
+use crate::source::SourceError;
 
 /// One refresh, as the sampler sends it.
 #[derive(Clone, Debug)]
@@ -271,70 +272,100 @@ impl Drop for SamplerThread {
     }
 }
 
+/// The sampler as the tick loop's consumer: each refresh goes to the event loop, with the
+/// priorities of the rows on screen; commands change what the next refresh groups and sums.
+struct Sampler {
+    vmstat: Vmstat,
+    on_screen: Vec<u32>,
+    commands: UnboundedReceiver<SamplerCommand>,
+    events: UnboundedSender<SamplerEvent>,
+}
+
+impl Sampler {
+    /// Sends `event`; Stop once the event loop is gone.
+    fn send(&self, event: SamplerEvent) -> Flow {
+        match self.events.send(event) {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
+        }
+    }
+}
+
+impl Consumer for Sampler {
+    type Command = SamplerCommand;
+
+    fn refreshed(
+        &mut self,
+        session: &mut Session,
+        refresh: Result<Snapshot, SourceError>,
+        _: Duration,
+    ) -> anyhow::Result<Flow> {
+        let snapshot = match refresh {
+            Ok(snapshot) => snapshot,
+            Err(e) => return Ok(self.send(SamplerEvent::Failed(e.to_string()))),
+        };
+        let refresh = Refresh::new(
+            snapshot,
+            session.model_options.processes,
+            session.group_containers,
+            session.accumulated,
+            self.vmstat.next(),
+        );
+        if self.send(SamplerEvent::Refresh(Box::new(refresh))) == Flow::Stop {
+            return Ok(Flow::Stop);
+        }
+        // Priorities change rarely; the rows on screen get theirs with every refresh.
+        if self.on_screen.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        Ok(self.send(SamplerEvent::Prio(prio_of(&self.on_screen))))
+    }
+
+    fn command(&mut self) -> impl std::future::Future<Output = Option<SamplerCommand>> {
+        self.commands.recv()
+    }
+
+    fn on_command(
+        &mut self,
+        session: &mut Session,
+        command: SamplerCommand,
+    ) -> anyhow::Result<Flow> {
+        match command {
+            SamplerCommand::Processes(p) => session.model_options.processes = p,
+            SamplerCommand::Containers(c) => session.group_containers = c,
+            SamplerCommand::Accumulated(a) => session.accumulated = a,
+            SamplerCommand::Prio(ids) => {
+                self.on_screen = ids;
+                return Ok(self.send(SamplerEvent::Prio(prio_of(&self.on_screen))));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}
+
 /// Refreshes `session` every `delay` until the event loop hangs up.
 async fn run(
     mut session: Session,
     delay: Duration,
     proc_root: PathBuf,
-    mut commands: UnboundedReceiver<SamplerCommand>,
+    commands: UnboundedReceiver<SamplerCommand>,
     events: UnboundedSender<SamplerEvent>,
 ) {
-    // Absolute deadlines: a slow refresh delays the next one, never shifts the ones after it.
-    let mut ticks = tokio::time::interval_at(Instant::now() + delay, delay);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut vmstat = Vmstat::new(&proc_root);
     // Primes the baseline, as session.start() did for the counters.
     vmstat.next();
-    let mut on_screen: Vec<u32> = Vec::new();
-    loop {
-        let event = tokio::select! {
-            _ = ticks.tick() => match session.refresh() {
-                Ok(snapshot) => SamplerEvent::Refresh(Box::new(Refresh::new(
-                    snapshot,
-                    session.model_options.processes,
-                    session.group_containers,
-                    session.accumulated,
-                    vmstat.next(),
-                ))),
-                Err(e) => SamplerEvent::Failed(e.to_string()),
-            },
-            // Quitting drops the receiver at once; without this the sampler would learn of it
-            // only at its next send, up to `delay` later.
-            _ = events.closed() => break,
-            command = commands.recv() => match command {
-                None => break,
-                Some(SamplerCommand::Processes(p)) => {
-                    session.model_options.processes = p;
-                    continue;
-                }
-                Some(SamplerCommand::Containers(c)) => {
-                    session.group_containers = c;
-                    continue;
-                }
-                Some(SamplerCommand::Accumulated(a)) => {
-                    session.accumulated = a;
-                    continue;
-                }
-                Some(SamplerCommand::Prio(ids)) => {
-                    on_screen = ids;
-                    SamplerEvent::Prio(prio_of(&on_screen))
-                }
-            },
-        };
-        let refreshed = matches!(event, SamplerEvent::Refresh(_));
-        if events.send(event).is_err() {
-            break;
-        }
-        // Priorities change rarely; the rows on screen get theirs with every refresh.
-        if refreshed
-            && !on_screen.is_empty()
-            && events
-                .send(SamplerEvent::Prio(prio_of(&on_screen)))
-                .is_err()
-        {
-            break;
-        }
-    }
+    // Quitting drops the receiver at once; without this the sampler would learn of it only at
+    // its next send, up to `delay` later.
+    let hung_up = events.clone();
+    let mut sampler = Sampler {
+        vmstat,
+        on_screen: Vec::new(),
+        commands,
+        events,
+    };
+    let stop = async move { hung_up.closed().await };
+    // The sampler reports no errors of its own: a failed refresh is an event.
+    let _ = runner::run(&mut session, delay, &mut sampler, stop).await;
 }
 
 #[cfg(test)]
