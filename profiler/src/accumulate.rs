@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::model::Row;
+use crate::model::{Row, RowKind};
 use crate::sample::Counters;
 
 /// Refreshes a process's exited threads are remembered after its last row: one for a process
@@ -214,7 +214,7 @@ impl Accumulator {
     }
 
     /// Adds to each container row what its exited tasks did, and a row for each container
-    /// whose tasks have all exited (`pid`, the number of processes, is then 0).
+    /// whose tasks have all exited (with no processes).
     pub fn add_retired_to_containers(&self, containers: &mut Vec<Row>) {
         for row in containers.iter_mut() {
             if let Some(retired) = self.containers.get(&label(&row.container)) {
@@ -229,10 +229,11 @@ impl Accumulator {
         gone.sort_by(|a, b| a.0.cmp(b.0));
         for (l, retired) in gone {
             containers.push(Row {
+                kind: RowKind::Container { processes: 0 },
                 pid: 0,
                 tid: None,
                 uid: None,
-                command: l.clone(),
+                command: String::new(),
                 cgroup_id: None,
                 start_time: None,
                 container: Some(l.clone()),
@@ -251,6 +252,7 @@ mod tests {
 
     fn row(tid: u32, pid: u32, start: Option<u64>, wchar: u64, exited: bool) -> Row {
         Row {
+            kind: RowKind::Task,
             pid,
             tid: Some(tid),
             uid: Some(0),
@@ -361,8 +363,8 @@ mod tests {
         let (p, c) = refresh(&mut acc, vec![]);
         assert!(p.is_empty(), "both processes exited");
         assert_eq!(
-            (c.len(), c[0].pid, c[0].delta.wchar),
-            (1, 0, Some(12_004_100)),
+            (c.len(), c[0].processes(), c[0].delta.wchar),
+            (1, Some(0), Some(12_004_100)),
             "a container whose tasks all exited keeps its row"
         );
     }

@@ -12,9 +12,21 @@ pub struct ModelOptions {
     pub processes: bool,
 }
 
-/// One row: a thread, or a process with `tid == None`.
+/// What a row stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowKind {
+    /// A thread, or a process (`tid == None`).
+    Task,
+    /// The tasks labelled with one container (see [`group_by_container`]), summed: named by
+    /// `container`, with `processes` processes in it. Its `pid` (0), `tid` and `command` name
+    /// no task.
+    Container { processes: u32 },
+}
+
+/// One row: a thread, a process with `tid == None`, or a container (see [`RowKind`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
+    pub kind: RowKind,
     pub pid: u32,
     pub tid: Option<u32>,
     pub uid: Option<u32>,
@@ -35,6 +47,31 @@ pub struct Row {
 }
 
 impl Row {
+    /// The number shown in a view's id column: the TID, the PID of a process row, or how many
+    /// processes a container row holds.
+    pub fn id(&self) -> u32 {
+        match self.kind {
+            RowKind::Task => self.tid.unwrap_or(self.pid),
+            RowKind::Container { processes } => processes,
+        }
+    }
+
+    /// What a view calls the row: the command, or a container row's label.
+    pub fn name(&self) -> &str {
+        match self.kind {
+            RowKind::Task => &self.command,
+            RowKind::Container { .. } => self.container.as_deref().unwrap_or_default(),
+        }
+    }
+
+    /// How many processes a container row holds; None for a task.
+    pub fn processes(&self) -> Option<u32> {
+        match self.kind {
+            RowKind::Task => None,
+            RowKind::Container { processes } => Some(processes),
+        }
+    }
+
     /// Per second over `interval_s`.
     pub fn rate(&self, counter: Option<u64>, interval_s: f64) -> Option<f64> {
         counter
@@ -127,6 +164,7 @@ pub fn compute(base: Option<&Sample>, cur: &Sample, opts: ModelOptions) -> Model
         })
         .unwrap_or_default();
     let thread_rows = cur.tasks.iter().map(|t| Row {
+        kind: RowKind::Task,
         pid: t.pid,
         tid: Some(t.tid),
         uid: t.uid,
@@ -209,7 +247,7 @@ pub fn replaced_pids(threads: &[Row]) -> std::collections::HashSet<u32> {
 }
 
 /// One row per container: the sum of the rows labelled with it. Rows without a label are
-/// summed under `?`. The row's `command` is the container's label, `pid` the number of processes.
+/// summed under `?`.
 pub fn group_by_container(model: Model) -> Model {
     let mut order: Vec<String> = Vec::new();
     let mut groups: HashMap<String, (Row, std::collections::HashSet<u32>)> = HashMap::new();
@@ -226,11 +264,12 @@ pub fn group_by_container(model: Model) -> Model {
                 order.push(label.clone());
                 let pids = std::collections::HashSet::from([row.pid]);
                 let g = Row {
+                    pid: 0,
                     tid: None,
                     uid: None,
                     cgroup_id: None,
                     start_time: None,
-                    command: label.clone(),
+                    command: String::new(),
                     container: Some(label.clone()),
                     ..row
                 };
@@ -242,7 +281,9 @@ pub fn group_by_container(model: Model) -> Model {
         .into_iter()
         .filter_map(|label| groups.remove(&label))
         .map(|(g, pids)| Row {
-            pid: pids.len() as u32,
+            kind: RowKind::Container {
+                processes: pids.len() as u32,
+            },
             ..g
         })
         .collect();
@@ -421,19 +462,19 @@ mod tests {
         assert_eq!(g.rows.len(), 2);
         assert_eq!(
             (
-                g.rows[0].command.as_str(),
+                g.rows[0].name(),
                 g.rows[0].delta.wchar,
-                g.rows[0].pid
+                g.rows[0].processes()
             ),
-            ("host", Some(100), 1)
+            ("host", Some(100), Some(1))
         );
         assert_eq!(
             (
-                g.rows[1].command.as_str(),
+                g.rows[1].name(),
                 g.rows[1].delta.wchar,
-                g.rows[1].pid
+                g.rows[1].processes()
             ),
-            ("docker:abc", Some(37), 1)
+            ("docker:abc", Some(37), Some(1))
         );
         assert_eq!(g.rows[1].tid, None);
     }

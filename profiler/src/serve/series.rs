@@ -144,6 +144,7 @@ mod tests {
 
     fn row(pid: u32, total_wchar: u64, delta_wchar: Option<u64>) -> Row {
         Row {
+            kind: crate::model::RowKind::Task,
             pid,
             tid: None,
             uid: Some(0),

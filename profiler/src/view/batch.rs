@@ -123,7 +123,7 @@ pub fn render(
         let r = j.label();
         lines.push(format!(
             "{prefix}{:>7}  {:<8} {:>12} {:>12} {:>8} {:>8} {:>12} {:>12} {:>9} {:>9}  {}{}",
-            j.tid.unwrap_or(j.pid),
+            r.id(),
             user(r, users),
             amount(r.delta.read_bytes, interval, view, true),
             amount(r.delta.write_bytes, interval, view, true),
@@ -133,7 +133,7 @@ pub fn render(
             amount(r.delta.wchar, interval, view, true),
             amount(r.delta.syscr, interval, view, false),
             amount(r.delta.syscw, interval, view, false),
-            r.command,
+            r.name(),
             if r.exited { " <exited>" } else { "" },
         ));
     }
@@ -168,7 +168,7 @@ fn compare_lines(
     users: &mut UserNames,
 ) {
     let label = j.label();
-    let id = j.tid.unwrap_or(j.pid);
+    let id = label.id();
     let user = user(label, users);
     let pick = |c: &Counters| {
         [
@@ -184,7 +184,7 @@ fn compare_lines(
         let vals = j.per_source[i].map(|r| pick(&r.delta));
         let cell = |k: usize| vals.map_or_else(|| "-".to_string(), |v| exact(v[k]));
         let (shown_id, shown_user, cmd) = if i == 0 {
-            (id.to_string(), user.clone(), label.command.as_str())
+            (id.to_string(), user.clone(), label.name())
         } else {
             (String::new(), String::new(), "")
         };

@@ -90,13 +90,8 @@ fn entry<'a>(
         uid: task.then_some(label.uid),
         user: task.then(|| label.uid.and_then(|u| users.cached(u))),
         command: task.then_some(label.command.as_str()),
-        // A container entry is named by its label, which group_by_container also put in `command`.
-        container: if task {
-            label.container.as_deref()
-        } else {
-            Some(label.command.as_str())
-        },
-        processes: (!task).then_some(j.pid),
+        container: label.container.as_deref(),
+        processes: label.processes(),
         exited: label.exited,
         total: single.then_some(&label.total),
         delta: single.then_some(&label.delta),

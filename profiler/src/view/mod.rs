@@ -80,8 +80,15 @@ pub fn join<'a>(snapshot: &'a Snapshot, opts: &ViewOptions) -> Vec<Joined<'a>> {
     for (i, view) in snapshot.views.iter().enumerate() {
         let mut seen: HashMap<Ids<'a>, usize> = HashMap::new();
         for row in &view.model.rows {
-            let label = opts.by_container.then_some(row.command.as_str());
-            let ids = (row.pid, row.tid, label, row.exited);
+            let label = opts.by_container.then_some(row.name());
+            // A container's process count stays part of its key, as when it was kept in
+            // `pid`: sources that count a container's processes differently keep apart.
+            let ids = (
+                row.processes().unwrap_or(row.pid),
+                row.tid,
+                label,
+                row.exited,
+            );
             let nth = seen.entry(ids).or_default();
             let key = (ids, *nth);
             *nth += 1;
@@ -126,6 +133,7 @@ mod tests {
             ..ViewOptions::default()
         };
         let mut row = crate::model::Row {
+            kind: crate::model::RowKind::Task,
             pid: 1,
             tid: Some(1),
             uid: Some(0),
@@ -147,6 +155,7 @@ mod tests {
 
     fn task_row(tid: u32, start: u64, wchar: u64, exited: bool) -> Row {
         Row {
+            kind: crate::model::RowKind::Task,
             pid: tid,
             tid: Some(tid),
             uid: Some(0),

@@ -36,10 +36,8 @@ impl Rows<'_> {
     /// The TID (PID for process rows) of each row in `range`.
     fn ids(&self, range: std::ops::Range<usize>) -> Vec<u32> {
         match self {
-            Rows::Single { rows, .. } => {
-                rows[range].iter().map(|r| r.tid.unwrap_or(r.pid)).collect()
-            }
-            Rows::Compare(rows) => rows[range].iter().map(|j| j.tid.unwrap_or(j.pid)).collect(),
+            Rows::Single { rows, .. } => rows[range].iter().map(|r| r.id()).collect(),
+            Rows::Compare(rows) => rows[range].iter().map(|j| j.label().id()).collect(),
         }
     }
 }
@@ -672,8 +670,8 @@ fn single_columns(rows: &[&Row], view: usize, refresh: &Refresh, state: &ViewSta
             };
             for r in rows {
                 c.cells.push(match col {
-                    Column::Id => Span::raw(r.tid.unwrap_or(r.pid).to_string()),
-                    Column::Prio => match state.prio.get(&r.tid.unwrap_or(r.pid)) {
+                    Column::Id => Span::raw(r.id().to_string()),
+                    Column::Prio => match state.prio.get(&r.id()) {
                         Some(p) => Span::raw(p.to_string()),
                         None => Span::styled("?", Style::new().fg(Color::DarkGray)),
                     },
@@ -706,8 +704,8 @@ fn single_columns(rows: &[&Row], view: usize, refresh: &Refresh, state: &ViewSta
                         ),
                         Style::new().fg(Color::Cyan),
                     ),
-                    Column::Command if r.exited => Span::raw(format!("{} <exited>", r.command)),
-                    Column::Command => Span::raw(r.command.clone()),
+                    Column::Command if r.exited => Span::raw(format!("{} <exited>", r.name())),
+                    Column::Command => Span::raw(r.name().to_string()),
                 });
             }
             if col == Column::Container {
@@ -797,7 +795,7 @@ fn compare_columns(rows: &[Joined<'_>], refresh: &Refresh, state: &ViewState) ->
     );
     for j in rows {
         let label = j.label();
-        id.cells.push(Span::raw(j.tid.unwrap_or(j.pid).to_string()));
+        id.cells.push(Span::raw(label.id().to_string()));
         user.cells
             .push(match (label.uid, state.user_name(label.uid)) {
                 (Some(_), Some(name)) => Span::raw(name.chars().take(8).collect::<String>()),
@@ -805,7 +803,7 @@ fn compare_columns(rows: &[Joined<'_>], refresh: &Refresh, state: &ViewState) ->
                 (None, _) => na(),
             });
         container.cells.push(container_cell(label));
-        command.cells.push(Span::raw(label.command.clone()));
+        command.cells.push(Span::raw(label.name().to_string()));
         for (i, col) in per_source.iter_mut().enumerate() {
             let (full, compact) = match value(j, i) {
                 None => (dash(), dash()),

@@ -292,7 +292,7 @@ enum RowKey {
 impl RowKey {
     fn of(row: &Row, containers: bool) -> RowKey {
         if containers {
-            RowKey::Container(row.command.clone())
+            RowKey::Container(row.name().to_string())
         } else {
             RowKey::Task(row.pid, row.tid)
         }
@@ -444,7 +444,7 @@ impl ViewState {
     /// The `/` regex finds the command or the container label.
     pub fn matches_filter(&self, row: &Row) -> bool {
         self.filter.as_ref().is_none_or(|re| {
-            re.is_match(&row.command) || row.container.as_deref().is_some_and(|c| re.is_match(c))
+            re.is_match(row.name()) || row.container.as_deref().is_some_and(|c| re.is_match(c))
         })
     }
 
@@ -471,7 +471,7 @@ impl ViewState {
         counter_value: impl Fn(&T) -> Option<f64>,
     ) -> Ordering {
         let (ra, rb) = (label(a), label(b));
-        let id = |r: &Row| r.tid.unwrap_or(r.pid);
+        let id = |r: &Row| r.id();
         let (va, vb) = match self.sort {
             Column::Counter(_) => (counter_value(a), counter_value(b)),
             _ => (None, None),
@@ -484,7 +484,7 @@ impl ViewState {
             ),
             Column::User => both(self.user_name(ra.uid), self.user_name(rb.uid)),
             Column::Container => both(ra.container.as_deref(), rb.container.as_deref()),
-            Column::Command => Some(ra.command.cmp(&rb.command)),
+            Column::Command => Some(ra.name().cmp(rb.name())),
             Column::Counter(_) => va.zip(vb).map(|(x, y)| x.total_cmp(&y)),
         };
         let has = |r: &Row, v: Option<f64>| match self.sort {
@@ -502,11 +502,11 @@ impl ViewState {
         }
         .then_with(|| id(ra).cmp(&id(rb)))
         // Container rows with as many processes: by label, not by the session's order.
-        .then_with(|| ra.command.cmp(&rb.command))
+        .then_with(|| ra.name().cmp(rb.name()))
     }
 
     fn prio_of(&self, row: &Row) -> Option<IoPrio> {
-        self.prio.get(&row.tid.unwrap_or(row.pid)).copied()
+        self.prio.get(&row.id()).copied()
     }
 
     fn step_sort(&mut self, forward: bool) {
