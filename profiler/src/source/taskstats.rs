@@ -257,7 +257,9 @@ fn hears_exits(listener: &mut ExitListener) -> bool {
     let deadline = Instant::now() + EXIT_PROBE_WAIT;
     loop {
         let mut heard = false;
-        listener.drain(|reply| heard |= matches!(reply, Reply::Stats { pid, .. } if pid == tid));
+        listener.drain(|reply| {
+            heard |= matches!(reply, Reply::Stats { tid: about, .. } if about == tid)
+        });
         if heard {
             return true;
         }
@@ -512,7 +514,7 @@ impl IoSource for TaskstatsSource {
                 .query(tids, |i, reply| {
                     let (tid, pid) = (tids[i], tgids[i]);
                     match reply {
-                        Reply::Stats { pid: about, stats } if about == tid => {
+                        Reply::Stats { tid: about, stats } if about == tid => {
                             match decode::decode(stats) {
                                 Ok(t) => {
                                     // A process leader stays listed, and answers, until its

@@ -93,14 +93,14 @@ impl ExitReader {
                     // long this thread waited for a CPU, and a thread's start seem too late.)
                     let drain_began = micros(ClockId::Monotonic);
                     let overflows = listener.drain(|reply| match reply {
-                        Reply::Stats { pid, stats } => match decode::decode(stats) {
+                        Reply::Stats { tid, stats } => match decode::decode(stats) {
                             Ok(stats) => batch.push(ExitRecord {
-                                tid: pid,
+                                tid,
                                 stats,
                                 queued_after_us: empty_at,
                                 read_us: micros(ClockId::Monotonic),
                             }),
-                            Err(e) => log::debug!("taskstats: exit of {pid}: {e}"),
+                            Err(e) => log::debug!("taskstats: exit of {tid}: {e}"),
                         },
                         other => log::debug!("taskstats: exit message: {other:?}"),
                     });

@@ -97,9 +97,10 @@ fn attributes(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 /// What the kernel answered about one task.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reply<'a> {
-    /// The thread id the reply is about and its `struct taskstats`, undecoded.
+    /// The thread id the reply is about (TASKSTATS_TYPE_PID, which the kernel fills with a
+    /// TID) and its `struct taskstats`, undecoded.
     Stats {
-        pid: u32,
+        tid: u32,
         stats: &'a [u8],
     },
     /// The request failed with this errno.
@@ -140,16 +141,16 @@ fn parse_aggr_pid(attrs: &[u8]) -> Reply<'_> {
     else {
         return Reply::Malformed("no TASKSTATS_TYPE_AGGR_PID attribute");
     };
-    let (mut pid, mut stats) = (None, None);
+    let (mut tid, mut stats) = (None, None);
     for (kind, payload) in attributes(aggr) {
         match kind {
-            TASKSTATS_TYPE_PID => pid = u32_at(payload, 0),
+            TASKSTATS_TYPE_PID => tid = u32_at(payload, 0),
             TASKSTATS_TYPE_STATS => stats = Some(payload),
             _ => {}
         }
     }
-    match (pid, stats) {
-        (Some(pid), Some(stats)) => Reply::Stats { pid, stats },
+    match (tid, stats) {
+        (Some(tid), Some(stats)) => Reply::Stats { tid, stats },
         (None, _) => Reply::Malformed("no TASKSTATS_TYPE_PID in TASKSTATS_TYPE_AGGR_PID"),
         (_, None) => Reply::Malformed("no TASKSTATS_TYPE_STATS in TASKSTATS_TYPE_AGGR_PID"),
     }
@@ -641,7 +642,7 @@ mod tests {
             Some((
                 9,
                 Reply::Stats {
-                    pid: 4321,
+                    tid: 4321,
                     stats: &stats
                 }
             ))
