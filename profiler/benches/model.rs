@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use profiler::model::{self, ModelOptions};
 use profiler::sample::{Counters, Sample, TaskSample};
-use profiler::session::{Snapshot, SourceView};
+use profiler::session::{Snapshot, SourceModel};
 use profiler::source::SourceKind;
 use profiler::view::batch::{self, BatchOptions};
 use profiler::view::{json, UserNames, ViewOptions};
@@ -79,7 +79,7 @@ fn main() {
     let ms_containers = median_ms(|| drop(model::group_by_container(labelled())));
     let snapshot = Snapshot {
         time: std::time::SystemTime::now(),
-        views: vec![SourceView {
+        models: vec![SourceModel {
             kind: SourceKind::Procfs,
             model: threads(),
         }],

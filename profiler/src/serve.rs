@@ -192,7 +192,7 @@ impl Exporter {
     }
 
     fn sampled(&mut self, snapshot: &Snapshot, took: Duration) {
-        let Some(view) = snapshot.views.first() else {
+        let Some(view) = snapshot.models.first() else {
             return;
         };
         let model = &view.model;

@@ -13,7 +13,7 @@ use crate::source::{
 
 /// One source's part of a refresh.
 #[derive(Clone, Debug)]
-pub struct SourceView {
+pub struct SourceModel {
     pub kind: SourceKind,
     pub model: Model,
 }
@@ -23,12 +23,12 @@ pub struct SourceView {
 pub struct Snapshot {
     pub time: SystemTime,
     /// One per source; several in compare mode, in the order given.
-    pub views: Vec<SourceView>,
+    pub models: Vec<SourceModel>,
 }
 
 impl Snapshot {
     pub fn interval_s(&self) -> f64 {
-        self.views.first().map_or(0.0, |v| v.model.interval_s)
+        self.models.first().map_or(0.0, |v| v.model.interval_s)
     }
 }
 
@@ -180,7 +180,7 @@ impl Session {
     /// then summed since the start (accumulated mode), then grouped into processes or
     /// containers.
     pub fn refresh(&mut self) -> Result<Snapshot, SourceError> {
-        let mut views = Vec::with_capacity(self.sources.len());
+        let mut models = Vec::with_capacity(self.sources.len());
         let mut live = std::collections::HashSet::new();
         for s in &mut self.sources {
             let sample = s.source.sample()?;
@@ -233,7 +233,7 @@ impl Session {
                     s.accumulator.add_retired_to_containers(&mut model.rows);
                 }
             }
-            views.push(SourceView {
+            models.push(SourceModel {
                 kind: s.source.kind(),
                 model,
             });
@@ -242,7 +242,7 @@ impl Session {
         self.containers.retain_pids(|pid| live.contains(&pid));
         Ok(Snapshot {
             time: SystemTime::now(),
-            views,
+            models,
         })
     }
 }

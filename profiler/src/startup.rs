@@ -166,7 +166,7 @@ pub fn warn_unmatched_containers(snapshot: &crate::session::Snapshot, filters: &
         return;
     }
     let mut labels: Vec<&str> = snapshot
-        .views
+        .models
         .iter()
         .flat_map(|v| v.model.rows.iter())
         .filter_map(|r| r.container.as_deref())

@@ -68,9 +68,9 @@ pub fn render(
     let prefix = time_prefix(snapshot, opts);
     let interval = snapshot.interval_s();
     let mut lines = Vec::new();
-    let compare = snapshot.views.len() > 1;
+    let compare = snapshot.models.len() > 1;
     if opts.quiet < 3 {
-        for sv in &snapshot.views {
+        for sv in &snapshot.models {
             let t = sv.model.total_delta();
             let label = if compare {
                 format!("[{}] ", sv.kind)
@@ -180,7 +180,7 @@ fn compare_lines(
             c.syscw,
         ]
     };
-    for (i, sv) in snapshot.views.iter().enumerate() {
+    for (i, sv) in snapshot.models.iter().enumerate() {
         let vals = j.per_source[i].map(|r| pick(&r.delta));
         let cell = |k: usize| vals.map_or_else(|| "-".to_string(), |v| exact(v[k]));
         let (shown_id, shown_user, cmd) = if i == 0 {

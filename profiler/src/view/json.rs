@@ -11,8 +11,9 @@ use crate::sample::Counters;
 use crate::session::Snapshot;
 use crate::source::Fallback;
 
+/// One JSON line: a refresh as JSON shows it.
 #[derive(Serialize)]
-struct Refresh<'a> {
+struct Line<'a> {
     time: String,
     interval_s: f64,
     source: String,
@@ -74,9 +75,9 @@ fn entry<'a>(
     users: &'a UserNames,
 ) -> Entry<'a> {
     let label = j.label();
-    let by_source = (snapshot.views.len() > 1).then(|| {
+    let by_source = (snapshot.models.len() > 1).then(|| {
         snapshot
-            .views
+            .models
             .iter()
             .zip(&j.per_source)
             .map(|(sv, row)| (sv.kind.name(), row.map(both)))
@@ -113,13 +114,13 @@ pub fn render(
         }
     }
     let users: &UserNames = users;
-    let refresh = Refresh {
+    let refresh = Line {
         time: jiff::Timestamp::try_from(snapshot.time)
             .map(|t| t.to_string())
             .unwrap_or_default(),
         interval_s: snapshot.interval_s(),
         source: snapshot
-            .views
+            .models
             .iter()
             .map(|v| v.kind.name())
             .collect::<Vec<_>>()
@@ -132,7 +133,7 @@ pub fn render(
             })
             .collect(),
         lost_events: snapshot
-            .views
+            .models
             .iter()
             .filter_map(|v| v.model.lost_events)
             .reduce(|a, b| a + b),

@@ -71,13 +71,13 @@ impl Joined<'_> {
 /// joins the n-th of another, exit records with exit records, and none is dropped. Start times
 /// do not join rows, as each source counts them in its own unit.
 pub fn join<'a>(snapshot: &'a Snapshot, opts: &ViewOptions) -> Vec<Joined<'a>> {
-    let n = snapshot.views.len();
+    let n = snapshot.models.len();
     // Container rows are told apart by their label; task rows by pid and tid; then exit
     // records from the rest, and the n-th row with those from the one before.
     type Ids<'k> = (u32, Option<u32>, Option<&'k str>, bool);
     let mut index: HashMap<(Ids<'a>, usize), usize> = HashMap::new();
     let mut out: Vec<Joined<'a>> = Vec::new();
-    for (i, view) in snapshot.views.iter().enumerate() {
+    for (i, view) in snapshot.models.iter().enumerate() {
         let mut seen: HashMap<Ids<'a>, usize> = HashMap::new();
         for row in &view.model.rows {
             let label = opts.by_container.then_some(row.name());
@@ -175,9 +175,9 @@ mod tests {
     #[test]
     fn rows_with_the_same_ids_in_one_refresh_all_stay() {
         use crate::model::Model;
-        use crate::session::SourceView;
+        use crate::session::SourceModel;
         use crate::source::SourceKind;
-        let view = |kind, rows| SourceView {
+        let view = |kind, rows| SourceModel {
             kind,
             model: Model {
                 rows,
@@ -187,7 +187,7 @@ mod tests {
         // Thread 9 exited and its id went to a new thread; then that one exited too.
         let snapshot = Snapshot {
             time: std::time::SystemTime::now(),
-            views: vec![
+            models: vec![
                 view(
                     SourceKind::Ebpf,
                     vec![

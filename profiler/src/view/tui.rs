@@ -222,7 +222,7 @@ impl App {
 
     fn show(&mut self, refresh: Refresh) {
         // Names are looked up here, once per uid, so that drawing reads no files.
-        for view in &refresh.snapshot.views {
+        for view in &refresh.snapshot.models {
             for uid in view.model.rows.iter().filter_map(|r| r.uid) {
                 if !self.state.users.contains_key(&uid) {
                     let name = self.users.name(uid).to_string();

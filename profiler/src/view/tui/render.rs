@@ -44,7 +44,7 @@ impl Rows<'_> {
 
 /// Which source's table is shown, clamped to the snapshot.
 fn shown(refresh: &Refresh, state: &ViewState) -> Shown {
-    let n = refresh.snapshot.views.len();
+    let n = refresh.snapshot.models.len();
     match state.shown {
         Shown::Compare if n > 1 => Shown::Compare,
         Shown::Source(i) => Shown::Source(i.min(n.saturating_sub(1))),
@@ -57,7 +57,7 @@ fn rows<'a>(refresh: &'a Refresh, state: &ViewState) -> Rows<'a> {
     let accumulated = refresh.accumulated;
     match shown(refresh, state) {
         Shown::Source(view) => {
-            let Some(model) = snapshot.views.get(view).map(|v| &v.model) else {
+            let Some(model) = snapshot.models.get(view).map(|v| &v.model) else {
                 return Rows::Single {
                     view,
                     rows: Vec::new(),
@@ -86,9 +86,12 @@ fn rows<'a>(refresh: &'a Refresh, state: &ViewState) -> Rows<'a> {
             let focus = state.focus();
             // A counter sorts by the first source that measured it for the task.
             let value = |j: &Joined<'_>| {
-                j.per_source.iter().zip(&snapshot.views).find_map(|(r, v)| {
-                    focus.value(&r.as_ref()?.delta, v.model.interval_s, accumulated)
-                })
+                j.per_source
+                    .iter()
+                    .zip(&snapshot.models)
+                    .find_map(|(r, v)| {
+                        focus.value(&r.as_ref()?.delta, v.model.interval_s, accumulated)
+                    })
             };
             rows.sort_by(|a, b| state.order_by(a, b, |j| j.label(), value));
             Rows::Compare(rows)
@@ -341,7 +344,7 @@ fn header_lines(refresh: Option<&Refresh>, state: &ViewState, width: usize) -> V
         ))),
         Some(r) => {
             let rate = !r.accumulated;
-            for (sv, t) in r.snapshot.views.iter().zip(&r.totals) {
+            for (sv, t) in r.snapshot.models.iter().zip(&r.totals) {
                 let interval = sv.model.interval_s;
                 let value = |c: Counter| match c.value(t, interval, r.accumulated) {
                     // No task at all: nothing was done, if the source can measure it.
@@ -643,7 +646,7 @@ fn sparkline(values: &[f32]) -> String {
 }
 
 fn single_columns(rows: &[&Row], view: usize, refresh: &Refresh, state: &ViewState) -> Vec<Col> {
-    let model = &refresh.snapshot.views[view].model;
+    let model = &refresh.snapshot.models[view].model;
     let (rate, kb, grouping) = (
         !refresh.accumulated,
         state.view.kilobytes,
@@ -734,7 +737,7 @@ fn compare_columns(rows: &[Joined<'_>], refresh: &Refresh, state: &ViewState) ->
     );
     let focus = state.focus();
     let unit = focus.unit();
-    let views = &refresh.snapshot.views;
+    let views = &refresh.snapshot.models;
     let value = |j: &Joined<'_>, i: usize| {
         j.per_source[i]
             .map(|r| focus.value(&r.delta, views[i].model.interval_s, refresh.accumulated))

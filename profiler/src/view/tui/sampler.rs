@@ -41,7 +41,7 @@ impl Refresh {
         actual: Option<ActualIo>,
     ) -> Refresh {
         let totals = snapshot
-            .views
+            .models
             .iter()
             .map(|v| v.model.total_delta())
             .collect();

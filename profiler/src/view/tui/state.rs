@@ -426,11 +426,11 @@ impl ViewState {
 
     /// Takes a refresh in: history, and clears a past sampling error.
     pub fn record(&mut self, refresh: &Refresh) {
-        let n = refresh.snapshot.views.len();
+        let n = refresh.snapshot.models.len();
         if self.history.len() != n {
             self.history = vec![History::default(); n];
         }
-        for (h, v) in self.history.iter_mut().zip(&refresh.snapshot.views) {
+        for (h, v) in self.history.iter_mut().zip(&refresh.snapshot.models) {
             h.record(&v.model, refresh.accumulated, refresh.containers);
         }
         self.error = None;

@@ -13,7 +13,7 @@ use super::state::{Action, Column, Counter, Geometry, Shown, Sources, ViewState}
 use super::App;
 use crate::model::{self, Model, ModelOptions};
 use crate::sample::{Counters, Sample, TaskSample};
-use crate::session::{Snapshot, SourceView};
+use crate::session::{Snapshot, SourceModel};
 use crate::source::{SourceKind, Unavailable};
 use crate::view::{UserNames, ViewOptions};
 
@@ -66,9 +66,9 @@ fn model_of(tasks: &[Task], processes: bool) -> Model {
 fn refresh(views: Vec<(SourceKind, Model)>) -> Refresh {
     let snapshot = Snapshot {
         time: SystemTime::UNIX_EPOCH,
-        views: views
+        models: views
             .into_iter()
-            .map(|(kind, model)| SourceView { kind, model })
+            .map(|(kind, model)| SourceModel { kind, model })
             .collect(),
     };
     let actual = Some(ActualIo {
