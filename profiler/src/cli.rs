@@ -127,27 +127,63 @@ pub enum Group {
 /// above a day the interval timers would overflow long before it mattered.
 pub const DELAY_RANGE_S: (f64, f64) = (0.01, 86_400.0);
 
-pub(crate) fn parse_delay(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+/// Why a `-d` value is refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum DelayError {
+    #[error("`{text}` is not a number of seconds")]
+    NotANumber {
+        text: String,
+        #[source]
+        source: std::num::ParseFloatError,
+    },
+    #[error("the delay must be more than 0 seconds, not {0}")]
+    NotPositive(String),
+    #[error(
+        "the delay must be between {min} and {max} seconds (one day), not {text}",
+        min = DELAY_RANGE_S.0,
+        max = DELAY_RANGE_S.1
+    )]
+    OutOfRange { text: String },
+}
+
+pub(crate) fn parse_delay(s: &str) -> Result<Duration, DelayError> {
+    let secs: f64 = s.parse().map_err(|source| DelayError::NotANumber {
+        text: s.to_string(),
+        source,
+    })?;
     let (min, max) = DELAY_RANGE_S;
     if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("the delay must be more than 0 seconds, not {s}"));
+        return Err(DelayError::NotPositive(s.to_string()));
     }
     if !(min..=max).contains(&secs) {
-        return Err(format!(
-            "the delay must be between {min} and {max} seconds (one day), not {s}"
-        ));
+        return Err(DelayError::OutOfRange {
+            text: s.to_string(),
+        });
     }
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_iter(s: &str) -> Result<u64, String> {
+/// Why an `-n` value is refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum IterError {
+    #[error("the number of iterations must be at least 1")]
+    Zero,
+    #[error("`{text}` is not a positive whole number")]
+    NotANumber {
+        text: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+}
+
+fn parse_iter(s: &str) -> Result<u64, IterError> {
     match s.parse::<u64>() {
-        Ok(0) => Err("the number of iterations must be at least 1".into()),
+        Ok(0) => Err(IterError::Zero),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!("`{s}` is not a positive whole number")),
+        Err(source) => Err(IterError::NotANumber {
+            text: s.to_string(),
+            source,
+        }),
     }
 }
 
@@ -329,6 +365,15 @@ mod tests {
         }
         assert_eq!(parse_delay("86400"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_delay("0.01"), Ok(Duration::from_millis(10)));
+        // What clap prints after `invalid value ... for '--delay <DELAY>': `.
+        assert_eq!(
+            parse_delay("86401").unwrap_err().to_string(),
+            "the delay must be between 0.01 and 86400 seconds (one day), not 86401"
+        );
+        assert_eq!(
+            parse_delay("x").unwrap_err().to_string(),
+            "`x` is not a number of seconds"
+        );
         assert!(parse_iter("0").is_err());
         assert_eq!(parse_iter("3"), Ok(3));
     }

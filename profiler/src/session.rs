@@ -41,7 +41,8 @@ struct Opened {
     accumulator: Accumulator,
 }
 
-/// Why a session could not start: the reasons, per source tried.
+/// Why a session could not start: the reasons, per source tried. There is no one cause to
+/// chain: Display lists them all.
 #[derive(Debug)]
 pub struct OpenError {
     pub forced: bool,
@@ -60,6 +61,8 @@ impl std::fmt::Display for OpenError {
         Ok(())
     }
 }
+
+impl std::error::Error for OpenError {}
 
 pub struct Session {
     sources: Vec<Opened>,
