@@ -7,6 +7,8 @@ pub mod cli;
 pub mod container;
 pub mod fuzz;
 pub mod model;
+#[cfg(test)]
+mod module_graph;
 pub mod privileges;
 pub mod runner;
 pub mod sample;
