@@ -1,5 +1,6 @@
 //! Command line: iotop's options, plus source selection, JSON output and `serve`. Every
-//! option is declared here once; the rest of the crate takes plain values and knows no clap.
+//! option is declared here once, in the binary: the library takes plain values and knows no
+//! clap.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::source::SourceChoice;
+use profiler::source::SourceChoice;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -316,7 +317,7 @@ mod tests {
     /// parses is in range (so no timer can overflow), and what does not is one line.
     #[test]
     fn random_argument_vectors() {
-        let mut rng = crate::fuzz::Rng::from_env("command line");
+        let mut rng = profiler::fuzz::Rng::from_env("command line");
         for _ in 0..1_000 {
             let mut args = vec!["profiler".to_string()];
             for _ in 0..rng.below(8) {

@@ -3,7 +3,6 @@
 //! Data flows one way: source → Sample → model → view.
 
 pub mod accumulate;
-pub mod cli;
 pub mod container;
 pub mod fuzz;
 pub mod model;

@@ -3,8 +3,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+mod cli;
+
 use clap::Parser;
-use profiler::cli::{Cli, Command, ServeArgs};
+use cli::{Cli, Command, ServeArgs};
 use profiler::model::ModelOptions;
 use profiler::runner::{self, Consumer, Flow};
 use profiler::session::{Session, Snapshot};
@@ -64,7 +66,7 @@ fn parse_args() -> Result<Cli, ExitCode> {
             let _ = e.print();
             Err(ExitCode::SUCCESS)
         }
-        Err(e) => Err(startup::usage_error(&profiler::cli::one_line_error(&e))),
+        Err(e) => Err(startup::usage_error(&cli::one_line_error(&e))),
     }
 }
 
