@@ -6,6 +6,8 @@ pub mod accumulate;
 pub mod cli;
 pub mod container;
 pub mod fuzz;
+#[cfg(test)]
+mod golden;
 pub mod model;
 pub mod privileges;
 pub mod sample;

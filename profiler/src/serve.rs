@@ -3,9 +3,9 @@
 //! through a watch channel: a scrape never waits on the kernel, and a slow scrape never delays
 //! a sample.
 
-mod exposition;
+pub(crate) mod exposition;
 mod http;
-mod series;
+pub(crate) mod series;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
