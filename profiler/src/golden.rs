@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
+use crate::counter::{Counter, PerCounter};
 use crate::model::{self, Model, Row};
 use crate::sample::Counters;
 use crate::serve::exposition::{self, exported_name, Frame, SelfMetrics, TaskSeries};
@@ -314,11 +315,11 @@ const BOTH: &[SourceKind] = &[SourceKind::Taskstats, SourceKind::Ebpf];
 fn ebpf_unavailable() -> Vec<Unavailable> {
     vec![
         Unavailable {
-            counters: &["blkio_delay_ns", "swapin_delay_ns"],
+            counters: &[Counter::BlkioDelay, Counter::SwapinDelay],
             reason: "measured only with kernel BTF (task iterator)".into(),
         },
         Unavailable {
-            counters: &["cancelled_write_bytes"],
+            counters: &[Counter::CancelledWriteBytes],
             reason: "no tracepoint marks truncated dirty pages".into(),
         },
     ]
@@ -436,8 +437,12 @@ fn tui() {
 fn exposition_text(per_thread: bool, openmetrics: bool) -> String {
     let snapshot = snapshot(EBPF, !per_thread);
     let rows = &snapshot.views[0].model.rows;
-    let unavailable: Vec<usize> = vec![6, 7, 8];
-    let mut tracker = Tracker::new(2, std::array::from_fn(|i| !unavailable.contains(&i)));
+    let unavailable = [
+        Counter::CancelledWriteBytes,
+        Counter::BlkioDelay,
+        Counter::SwapinDelay,
+    ];
+    let mut tracker = Tracker::new(2, PerCounter::from_fn(|c| !unavailable.contains(&c)));
     let selection = tracker.update(rows);
     let frame = Frame {
         per_thread,
@@ -459,7 +464,7 @@ fn exposition_text(per_thread: bool, openmetrics: bool) -> String {
             fallbacks: vec![("taskstats".into(), "taskstats: refused".into())],
             unavailable: unavailable
                 .iter()
-                .map(|&i| (exported_name(i), format!("reason {i}")))
+                .map(|&c| (exported_name(c), format!("reason {}", c as usize)))
                 .collect(),
             misses_exits: None,
             samples: 2,

@@ -5,6 +5,7 @@
 pub mod accumulate;
 pub mod cli;
 pub mod container;
+pub mod counter;
 pub mod fuzz;
 #[cfg(test)]
 mod golden;

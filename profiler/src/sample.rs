@@ -3,83 +3,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use serde::Serialize;
-
-/// The nine counters every source is normalised into. `None` means the source cannot
-/// measure that counter (not that it measured zero).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Counters {
-    pub rchar: Option<u64>,
-    pub wchar: Option<u64>,
-    pub syscr: Option<u64>,
-    pub syscw: Option<u64>,
-    pub read_bytes: Option<u64>,
-    pub write_bytes: Option<u64>,
-    pub cancelled_write_bytes: Option<u64>,
-    pub blkio_delay_ns: Option<u64>,
-    pub swapin_delay_ns: Option<u64>,
-}
-
-/// Names of the counters, in the order of [`Counters::values`]; also their JSON keys.
-pub const COUNTER_NAMES: [&str; 9] = [
-    "rchar",
-    "wchar",
-    "syscr",
-    "syscw",
-    "read_bytes",
-    "write_bytes",
-    "cancelled_write_bytes",
-    "blkio_delay_ns",
-    "swapin_delay_ns",
-];
-
-impl Counters {
-    pub fn values(&self) -> [Option<u64>; 9] {
-        [
-            self.rchar,
-            self.wchar,
-            self.syscr,
-            self.syscw,
-            self.read_bytes,
-            self.write_bytes,
-            self.cancelled_write_bytes,
-            self.blkio_delay_ns,
-            self.swapin_delay_ns,
-        ]
-    }
-
-    pub fn from_values(v: [Option<u64>; 9]) -> Self {
-        Counters {
-            rchar: v[0],
-            wchar: v[1],
-            syscr: v[2],
-            syscw: v[3],
-            read_bytes: v[4],
-            write_bytes: v[5],
-            cancelled_write_bytes: v[6],
-            blkio_delay_ns: v[7],
-            swapin_delay_ns: v[8],
-        }
-    }
-
-    /// Field by field, `f(self, other)`.
-    pub fn zip_with(
-        &self,
-        other: &Counters,
-        f: impl Fn(Option<u64>, Option<u64>) -> Option<u64>,
-    ) -> Counters {
-        let (a, b) = (self.values(), other.values());
-        Counters::from_values(std::array::from_fn(|i| f(a[i], b[i])))
-    }
-
-    /// Sum where at least one side is measured.
-    pub fn add(&self, other: &Counters) -> Counters {
-        self.zip_with(other, |a, b| match (a, b) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
-        })
-    }
-}
+pub use crate::counter::Counters;
 
 /// One task (thread) in one sample.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,22 +84,5 @@ mod tests {
         assert_eq!(printable_command(b"a\xffb"), "a\\xffb");
         assert_eq!(printable_command(b"x\ty"), "x\\ty");
         assert_eq!(printable_command("héllo".as_bytes()), "héllo");
-    }
-
-    #[test]
-    fn add_keeps_unmeasured_counters_unmeasured() {
-        let a = Counters {
-            rchar: Some(1),
-            ..Default::default()
-        };
-        let b = Counters {
-            rchar: Some(2),
-            wchar: Some(5),
-            ..Default::default()
-        };
-        let s = a.add(&b);
-        assert_eq!(s.rchar, Some(3));
-        assert_eq!(s.wchar, Some(5));
-        assert_eq!(s.syscr, None);
     }
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::cli::{parse_delay, parse_sources, SourceChoice};
+use crate::counter::{Counter, PerCounter};
 use crate::model::{ModelOptions, Row};
-use crate::sample::COUNTER_NAMES;
 use crate::session::{Session, Snapshot};
 use crate::source::SourceError;
 use crate::startup::{self, usage_error, SignalRuntime};
@@ -161,18 +161,12 @@ impl Exporter {
         uids: Vec<u32>,
         token: Option<Arc<str>>,
     ) -> Exporter {
-        let unavailable: Vec<(usize, String)> = session
+        let unavailable: Vec<(Counter, String)> = session
             .unavailable()
             .into_iter()
-            .flat_map(|(_, u)| {
-                u.counters
-                    .iter()
-                    .filter_map(|c| COUNTER_NAMES.iter().position(|n| n == c))
-                    .map(move |i| (i, u.reason.clone()))
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|(_, u)| u.counters.iter().map(move |&c| (c, u.reason.clone())))
             .collect();
-        let measurable = std::array::from_fn(|i| unavailable.iter().all(|(u, _)| *u != i));
+        let measurable = PerCounter::from_fn(|c| unavailable.iter().all(|(u, _)| *u != c));
         Exporter {
             uids,
             tracker: Tracker::new(args.top, measurable),
@@ -188,7 +182,7 @@ impl Exporter {
                         .collect(),
                     unavailable: unavailable
                         .into_iter()
-                        .map(|(i, why)| (exported_name(i), why))
+                        .map(|(c, why)| (exported_name(c), why))
                         .collect(),
                     misses_exits: session
                         .misses_exits()

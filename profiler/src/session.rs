@@ -6,8 +6,9 @@ use std::time::{Instant, SystemTime};
 use crate::accumulate::Accumulator;
 use crate::cli::SourceChoice;
 use crate::container::Containers;
+use crate::counter::PerCounter;
 use crate::model::{self, Model, ModelOptions};
-use crate::sample::{Sample, COUNTER_NAMES};
+use crate::sample::Sample;
 use crate::source::{self, Fallback, IoSource, Scope, SourceError, SourceKind, Unavailable};
 
 /// One source's part of a refresh.
@@ -184,13 +185,10 @@ impl Session {
         for s in &mut self.sources {
             let sample = s.source.sample()?;
             let mut model = model::compute(s.prev.as_ref(), &sample, ModelOptions::default());
-            let unmeasured: Vec<&str> = s
-                .source
-                .unavailable()
-                .iter()
-                .flat_map(|u| u.counters.iter().copied())
-                .collect();
-            model.measured = Some(COUNTER_NAMES.map(|name| !unmeasured.contains(&name)));
+            let unmeasured = s.source.unavailable();
+            model.measured = Some(PerCounter::from_fn(|c| {
+                !unmeasured.iter().any(|u| u.counters.contains(&c))
+            }));
             // The cgroup id the probes captured outlives the task; /proc/PID/cgroup does not.
             // Live tasks first: they can teach a cgroup id's label to the exited ones.
             for exited in [false, true] {
