@@ -1,14 +1,14 @@
 //! A profiling session: the opened source(s), their previous samples, and one
 //! [`Snapshot`] per refresh. Shared by every view (batch, JSON, TUI).
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use crate::accumulate::Accumulator;
 use crate::cli::SourceChoice;
 use crate::container::Containers;
 use crate::counter::PerCounter;
 use crate::model::{self, Model, ModelOptions};
-use crate::sample::Sample;
+use crate::sample::{Monotonic, Sample};
 use crate::source::{self, Fallback, IoSource, Scope, SourceError, SourceKind, Unavailable};
 
 /// One source's part of a refresh.
@@ -35,7 +35,7 @@ impl Snapshot {
 struct Opened {
     source: Box<dyn IoSource>,
     /// When the first sample was taken: accumulated mode counts from there.
-    first_taken_at: Option<Instant>,
+    first_taken_at: Option<Monotonic>,
     prev: Option<Sample>,
     /// Sums since the first sample, kept in every mode so that the view can switch to them.
     accumulator: Accumulator,
