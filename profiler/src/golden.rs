@@ -29,17 +29,24 @@ fn fixed_time() -> SystemTime {
 /// Counters in the order rchar, wchar, syscr, syscw, read_bytes, write_bytes,
 /// cancelled_write_bytes, blkio_delay_ns, swapin_delay_ns.
 fn counters(v: [Option<u64>; 9]) -> Counters {
-    Counters {
-        rchar: v[0],
-        wchar: v[1],
-        syscr: v[2],
-        syscw: v[3],
-        read_bytes: v[4],
-        write_bytes: v[5],
-        cancelled_write_bytes: v[6],
-        blkio_delay_ns: v[7],
-        swapin_delay_ns: v[8],
+    use Counter::*;
+    let order = [
+        Rchar,
+        Wchar,
+        Syscr,
+        Syscw,
+        ReadBytes,
+        WriteBytes,
+        CancelledWriteBytes,
+        BlkioDelay,
+        SwapinDelay,
+    ];
+    // Counter by counter, so that one added later is None here rather than a compile error.
+    let mut c = Counters::default();
+    for (counter, v) in order.into_iter().zip(v) {
+        *c.get_mut(counter) = v;
     }
+    c
 }
 
 #[expect(

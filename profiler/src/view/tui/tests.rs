@@ -100,17 +100,22 @@ fn containers_refresh(model: Model) -> Refresh {
 /// Every counter the taskstats source measures, in the order of `Counter::TABLE`; delays in ms.
 fn all(v: [u64; 8]) -> Counters {
     let [read, write, swapin_ms, blkio_ms, syscr, syscw, rchar, wchar] = v;
-    Counters {
-        rchar: Some(rchar),
-        wchar: Some(wchar),
-        syscr: Some(syscr),
-        syscw: Some(syscw),
-        read_bytes: Some(read),
-        write_bytes: Some(write),
-        cancelled_write_bytes: Some(0),
-        blkio_delay_ns: Some(blkio_ms * 1_000_000),
-        swapin_delay_ns: Some(swapin_ms * 1_000_000),
+    // Counter by counter, so that one added later is None here rather than a compile error.
+    let mut c = Counters::default();
+    for (counter, value) in [
+        (Counter::Rchar, rchar),
+        (Counter::Wchar, wchar),
+        (Counter::Syscr, syscr),
+        (Counter::Syscw, syscw),
+        (Counter::ReadBytes, read),
+        (Counter::WriteBytes, write),
+        (Counter::CancelledWriteBytes, 0),
+        (Counter::BlkioDelay, blkio_ms * 1_000_000),
+        (Counter::SwapinDelay, swapin_ms * 1_000_000),
+    ] {
+        *c.get_mut(counter) = Some(value);
     }
+    c
 }
 
 /// As procfs without delay accounting measures them.
