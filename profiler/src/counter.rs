@@ -142,6 +142,10 @@ impl Counter {
         Counter::Syscw,
     ];
 
+    pub const fn unit(self) -> Unit {
+        self.spec().unit
+    }
+
     pub const fn spec(self) -> Spec {
         match self {
             Counter::Rchar => Spec {

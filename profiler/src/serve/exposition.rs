@@ -21,7 +21,7 @@ pub const OTHER: &str = "other";
 
 /// The unit a counter is exported in, which the encoder appends to its name.
 fn metric_unit(counter: Counter) -> Option<Unit> {
-    match counter.spec().unit {
+    match counter.unit() {
         CounterUnit::Bytes => Some(Unit::Bytes),
         CounterUnit::Calls => None,
         // Nanoseconds counted, seconds exported.

@@ -143,7 +143,7 @@ mod tests {
 
     /// What a source without delay accounting measures.
     fn all() -> PerCounter<bool> {
-        PerCounter::from_fn(|c| c.spec().unit != crate::counter::Unit::Nanoseconds)
+        PerCounter::from_fn(|c| c.unit() != crate::counter::Unit::Nanoseconds)
     }
 
     fn row(pid: u32, total_wchar: u64, delta_wchar: Option<u64>) -> Row {

@@ -140,7 +140,7 @@ pub fn render(
         );
         for &c in Counter::BATCH {
             let v = r.delta.get(c);
-            let cell = match c.spec().unit {
+            let cell = match c.unit() {
                 Unit::Bytes => amount(v, interval, view, true),
                 Unit::Calls => amount(v, interval, view, false),
                 Unit::Nanoseconds => percent(v, interval),
@@ -156,7 +156,7 @@ pub fn render(
 
 /// Column width in the per-task table, as `iotop -b` lays it out.
 fn width(c: Counter) -> usize {
-    match c.spec().unit {
+    match c.unit() {
         Unit::Bytes => 12,
         Unit::Calls => 9,
         Unit::Nanoseconds => 8,
@@ -165,7 +165,7 @@ fn width(c: Counter) -> usize {
 
 /// Column width when sources are compared: exact numbers, calls narrower.
 fn compare_width(c: Counter) -> usize {
-    match c.spec().unit {
+    match c.unit() {
         Unit::Bytes => 12,
         Unit::Calls | Unit::Nanoseconds => 8,
     }

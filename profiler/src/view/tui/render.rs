@@ -352,11 +352,10 @@ fn header_lines(refresh: Option<&Refresh>, state: &ViewState, width: usize) -> V
                     v => v,
                 };
                 let v = |c: Counter| {
-                    value(c).map_or_else(|| NA.into(), |v| format_value(c.spec().unit, v, rate, kb))
+                    value(c).map_or_else(|| NA.into(), |v| format_value(c.unit(), v, rate, kb))
                 };
                 let short = |c: Counter| {
-                    value(c)
-                        .map_or_else(|| NA.into(), |v| format_compact(c.spec().unit, v, rate, kb))
+                    value(c).map_or_else(|| NA.into(), |v| format_compact(c.unit(), v, rate, kb))
                 };
                 let (dr, dw) = (v(Counter::ReadBytes), v(Counter::WriteBytes));
                 let (cr, cw) = (short(Counter::ReadBytes), short(Counter::WriteBytes));
@@ -676,13 +675,9 @@ fn single_columns(rows: &[&Row], view: usize, refresh: &Refresh, state: &ViewSta
                     Column::Counter(k) => {
                         match k.value(&r.delta, model.interval_s, refresh.accumulated) {
                             Some(v) => {
-                                c.compact.push(Span::raw(format_compact(
-                                    k.spec().unit,
-                                    v,
-                                    rate,
-                                    kb,
-                                )));
-                                Span::raw(format_value(k.spec().unit, v, rate, kb))
+                                c.compact
+                                    .push(Span::raw(format_compact(k.unit(), v, rate, kb)));
+                                Span::raw(format_value(k.unit(), v, rate, kb))
                             }
                             None => {
                                 c.compact.push(na());
@@ -709,7 +704,7 @@ fn single_columns(rows: &[&Row], view: usize, refresh: &Refresh, state: &ViewSta
                 Column::Id => (PRIORITY_ALWAYS, 7),
                 Column::Command => (PRIORITY_ALWAYS, 0),
                 _ if c.sorted => (1, 0),
-                Column::Counter(k) => (k.spec().priority, value_min_width(k.spec().unit, rate, kb)),
+                Column::Counter(k) => (k.spec().priority, value_min_width(k.unit(), rate, kb)),
                 Column::User => (5, 8),
                 Column::Container => (container_priority.unwrap_or(PRIORITY_LAST), 0),
                 Column::Prio => (10, 4),
@@ -727,7 +722,7 @@ fn compare_columns(rows: &[Joined<'_>], refresh: &Refresh, state: &ViewState) ->
         grouping(refresh),
     );
     let focus = state.focus();
-    let unit = focus.spec().unit;
+    let unit = focus.unit();
     let views = &refresh.snapshot.views;
     let value = |j: &Joined<'_>, i: usize| {
         j.per_source[i]

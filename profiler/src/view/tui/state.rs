@@ -24,7 +24,7 @@ impl Counter {
     /// as a share of the interval either way (as the batch view does).
     pub fn value(self, counters: &Counters, interval_s: f64, accumulated: bool) -> Option<f64> {
         let raw = counters.get(self)? as f64;
-        Some(match self.spec().unit {
+        Some(match self.unit() {
             Unit::Nanoseconds if interval_s > 0.0 => raw / 1e9 / interval_s * 100.0,
             Unit::Nanoseconds => 0.0,
             _ if accumulated || interval_s <= 0.0 => raw,
