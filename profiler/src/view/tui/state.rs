@@ -249,8 +249,11 @@ impl History {
         let mut seen = HashMap::with_capacity(self.rows.len());
         for row in &model.rows {
             let key = RowKey::of(row, containers);
+            // Only what the table can show makes a row busy.
             let values = PerCounter::from_fn(|c| {
-                c.value(&row.delta, model.interval_s, accumulated)
+                Some(c)
+                    .filter(|c| Counter::TABLE.contains(c))
+                    .and_then(|c| c.value(&row.delta, model.interval_s, accumulated))
                     .map_or(f32::NAN, |v| v as f32)
             });
             let busy = values.iter().any(|(_, v)| *v > 0.0);
