@@ -34,8 +34,8 @@ fn sample(tick: u64) -> Sample {
                     read_bytes: Some(c / 4),
                     write_bytes: Some(c / 8),
                     cancelled_write_bytes: Some(0),
-                    blkio_delay_ns: None,
-                    swapin_delay_ns: None,
+                    // Unmeasured, as eBPF without BTF; so is any counter added later.
+                    ..Counters::default()
                 },
                 exited: false,
             }

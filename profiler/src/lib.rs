@@ -4,7 +4,10 @@
 
 pub mod accumulate;
 pub mod container;
+pub mod counter;
 pub mod fuzz;
+#[cfg(test)]
+mod golden;
 pub mod model;
 #[cfg(test)]
 mod module_graph;

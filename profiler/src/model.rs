@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::counter::{Counter, PerCounter};
 use crate::sample::{Counters, Sample, TaskSample};
 
 /// How to group and what to compare against.
@@ -81,11 +82,10 @@ impl Row {
 
     /// Did anything move in the interval (for `--only`)?
     pub fn active(&self) -> bool {
-        self.delta
-            .values()
-            .iter()
-            .take(7)
-            .any(|v| v.is_some_and(|v| v > 0))
+        Counter::ALL
+            .into_iter()
+            .filter(|c| c.spec().activity)
+            .any(|c| self.delta.get(c).is_some_and(|v| v > 0))
     }
 }
 
@@ -96,9 +96,9 @@ pub struct Model {
     pub interval_s: f64,
     pub lost_events: Option<u64>,
     pub skipped_tasks: u64,
-    /// Which counters (in `COUNTER_NAMES` order) the source measures, when known: lets a
-    /// refresh without rows total 0 for them instead of "unavailable".
-    pub measured: Option<[bool; 9]>,
+    /// Which counters the source measures, when known: lets a refresh without rows total 0
+    /// for them instead of "unavailable".
+    pub measured: Option<PerCounter<bool>>,
 }
 
 impl Model {
@@ -111,8 +111,9 @@ impl Model {
         match self.measured {
             // With a baseline, a measured counter that no row moved is a measured 0.
             Some(measured) if self.interval_s > 0.0 => {
-                let v = sum.values();
-                Counters::from_values(std::array::from_fn(|i| v[i].or(measured[i].then_some(0))))
+                Counters::from_values(PerCounter::from_fn(|c| {
+                    sum.get(c).or(measured[c].then_some(0))
+                }))
             }
             _ => sum,
         }
@@ -431,8 +432,8 @@ mod tests {
             None,
             "nothing known about the source"
         );
-        let mut measured = [true; 9];
-        measured[8] = false;
+        let mut measured = PerCounter::from_fn(|_| true);
+        measured[Counter::SwapinDelay] = false;
         m.measured = Some(measured);
         assert_eq!(m.total_delta().wchar, Some(0));
         assert_eq!(m.total_delta().swapin_delay_ns, None);

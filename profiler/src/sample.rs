@@ -1,88 +1,66 @@
 //! What a source returns: cumulative counters per task, raw, as the source counts them.
 //! Nothing here is derived; deltas and rates live in the model.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// The nine counters every source is normalised into. `None` means the source cannot
-/// measure that counter (not that it measured zero).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Counters {
-    pub rchar: Option<u64>,
-    pub wchar: Option<u64>,
-    pub syscr: Option<u64>,
-    pub syscw: Option<u64>,
-    pub read_bytes: Option<u64>,
-    pub write_bytes: Option<u64>,
-    pub cancelled_write_bytes: Option<u64>,
-    pub blkio_delay_ns: Option<u64>,
-    pub swapin_delay_ns: Option<u64>,
+pub use crate::counter::Counters;
+
+/// A reading of CLOCK_MONOTONIC in nanoseconds: what `Instant` reads, but a plain number, so
+/// that a recorded sample keeps it. Intervals between samples come from it, never from the
+/// wall clock, which can step.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Monotonic(pub u64);
+
+impl Monotonic {
+    pub fn now() -> Monotonic {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        // The monotonic clock counts from boot: never negative, and u64 nanoseconds last
+        // 584 years.
+        Monotonic(
+            u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000
+                + u64::try_from(t.tv_nsec).unwrap_or(0),
+        )
+    }
+
+    /// Zero when `earlier` is later, as `Instant::saturating_duration_since`.
+    pub fn saturating_duration_since(self, earlier: Monotonic) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
 }
 
-/// Names of the counters, in the order of [`Counters::values`]; also their JSON keys.
-pub const COUNTER_NAMES: [&str; 9] = [
-    "rchar",
-    "wchar",
-    "syscr",
-    "syscw",
-    "read_bytes",
-    "write_bytes",
-    "cancelled_write_bytes",
-    "blkio_delay_ns",
-    "swapin_delay_ns",
-];
-
-impl Counters {
-    pub fn values(&self) -> [Option<u64>; 9] {
-        [
-            self.rchar,
-            self.wchar,
-            self.syscr,
-            self.syscw,
-            self.read_bytes,
-            self.write_bytes,
-            self.cancelled_write_bytes,
-            self.blkio_delay_ns,
-            self.swapin_delay_ns,
-        ]
+impl std::ops::Add<Duration> for Monotonic {
+    type Output = Monotonic;
+    fn add(self, d: Duration) -> Monotonic {
+        Monotonic(
+            self.0
+                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        )
     }
+}
 
-    pub fn from_values(v: [Option<u64>; 9]) -> Self {
-        Counters {
-            rchar: v[0],
-            wchar: v[1],
-            syscr: v[2],
-            syscw: v[3],
-            read_bytes: v[4],
-            write_bytes: v[5],
-            cancelled_write_bytes: v[6],
-            blkio_delay_ns: v[7],
-            swapin_delay_ns: v[8],
-        }
+impl std::ops::Sub<Duration> for Monotonic {
+    type Output = Monotonic;
+    fn sub(self, d: Duration) -> Monotonic {
+        Monotonic(
+            self.0
+                .saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        )
     }
+}
 
-    /// Field by field, `f(self, other)`.
-    pub fn zip_with(
-        &self,
-        other: &Counters,
-        f: impl Fn(Option<u64>, Option<u64>) -> Option<u64>,
-    ) -> Counters {
-        let (a, b) = (self.values(), other.values());
-        Counters::from_values(std::array::from_fn(|i| f(a[i], b[i])))
-    }
-
-    /// Sum where at least one side is measured.
-    pub fn add(&self, other: &Counters) -> Counters {
-        self.zip_with(other, |a, b| match (a, b) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
-        })
+impl std::ops::SubAssign<Duration> for Monotonic {
+    fn sub_assign(&mut self, d: Duration) {
+        *self = *self - d;
     }
 }
 
 /// One task (thread) in one sample.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSample {
     /// Thread id and process id (TGID) as the profiler's pid namespace sees them.
     pub tid: u32,
@@ -100,10 +78,13 @@ pub struct TaskSample {
     pub exited: bool,
 }
 
-/// One reading of a source: every task it saw, with cumulative counters.
-#[derive(Clone, Debug)]
+/// One reading of a source: every task it saw, with cumulative counters. Serialisable, so
+/// that samples can be recorded and replayed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sample {
-    pub taken_at: Instant,
+    /// When it was taken, on the monotonic clock: the model's intervals.
+    pub taken_at: Monotonic,
+    /// When it was taken, on the wall clock: for people and for other machines.
     pub wall_time: SystemTime,
     pub tasks: Vec<TaskSample>,
     /// Events the source knows it lost since it started (eBPF map or ring full), if it can lose any.
@@ -117,7 +98,7 @@ pub struct Sample {
 impl Sample {
     pub fn new(tasks: Vec<TaskSample>) -> Self {
         Sample {
-            taken_at: Instant::now(),
+            taken_at: Monotonic::now(),
             wall_time: SystemTime::now(),
             tasks,
             lost_events: None,
@@ -163,19 +144,45 @@ mod tests {
     }
 
     #[test]
-    fn add_keeps_unmeasured_counters_unmeasured() {
-        let a = Counters {
-            rchar: Some(1),
-            ..Default::default()
-        };
-        let b = Counters {
-            rchar: Some(2),
-            wchar: Some(5),
-            ..Default::default()
-        };
-        let s = a.add(&b);
-        assert_eq!(s.rchar, Some(3));
-        assert_eq!(s.wchar, Some(5));
-        assert_eq!(s.syscr, None);
+    fn a_sample_survives_a_round_trip_through_json() {
+        let mut sample = Sample::new(vec![TaskSample {
+            tid: 7,
+            pid: 5,
+            uid: None,
+            command: "a \\x1b".into(),
+            start_time: Some(123),
+            cgroup_id: Some(u64::MAX),
+            counters: Counters {
+                rchar: Some(4096),
+                swapin_delay_ns: Some(0),
+                ..Counters::default()
+            },
+            exited: true,
+        }]);
+        sample.lost_events = Some(2);
+        sample.skipped_tasks = 3;
+        sample.denied_tasks = 4;
+        let json = serde_json::to_string(&sample).expect("serialises");
+        let back: Sample = serde_json::from_str(&json).expect("deserialises");
+        assert_eq!(back, sample);
+        assert_eq!(
+            back.taken_at.saturating_duration_since(sample.taken_at),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn the_monotonic_stamp_moves_forward_with_instant() {
+        let (a, i) = (Monotonic::now(), std::time::Instant::now());
+        std::thread::sleep(Duration::from_millis(5));
+        let (b, j) = (Monotonic::now(), std::time::Instant::now());
+        let ours = b.saturating_duration_since(a);
+        let std = j.duration_since(i);
+        assert!(ours >= Duration::from_millis(5), "{ours:?}");
+        assert!(
+            ours.abs_diff(std) < Duration::from_millis(5),
+            "{ours:?} vs {std:?}"
+        );
+        assert_eq!(a.saturating_duration_since(b), Duration::ZERO);
     }
 }

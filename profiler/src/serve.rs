@@ -3,9 +3,9 @@
 //! through a watch channel: a scrape never waits on the kernel, and a slow scrape never delays
 //! a sample.
 
-mod exposition;
+pub(crate) mod exposition;
 mod http;
-mod series;
+pub(crate) mod series;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::counter::{Counter, PerCounter};
 use crate::model::{ModelOptions, Row};
 use crate::runner::{self, Consumer, Flow};
-use crate::sample::COUNTER_NAMES;
 use crate::session::{Session, Snapshot};
 use crate::source::{SourceChoice, SourceError};
 use crate::startup::{self, chain, usage_error, SignalRuntime};
@@ -143,18 +143,12 @@ struct Exporter {
 
 impl Exporter {
     fn new(args: &Options, session: &Session, uids: Vec<u32>, token: Option<Arc<str>>) -> Exporter {
-        let unavailable: Vec<(usize, String)> = session
+        let unavailable: Vec<(Counter, String)> = session
             .unavailable()
             .into_iter()
-            .flat_map(|(_, u)| {
-                u.counters
-                    .iter()
-                    .filter_map(|c| COUNTER_NAMES.iter().position(|n| n == c))
-                    .map(move |i| (i, u.reason.clone()))
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|(_, u)| u.counters.iter().map(move |&c| (c, u.reason.clone())))
             .collect();
-        let measurable = std::array::from_fn(|i| unavailable.iter().all(|(u, _)| *u != i));
+        let measurable = PerCounter::from_fn(|c| unavailable.iter().all(|(u, _)| *u != c));
         Exporter {
             uids,
             tracker: Tracker::new(args.top, measurable),
@@ -170,7 +164,7 @@ impl Exporter {
                         .collect(),
                     unavailable: unavailable
                         .into_iter()
-                        .map(|(i, why)| (exported_name(i), why))
+                        .map(|(c, why)| (exported_name(c), why))
                         .collect(),
                     misses_exits: session
                         .misses_exits()

@@ -1,12 +1,13 @@
 //! A profiling session: the opened source(s), their previous samples, and one
 //! [`Snapshot`] per refresh. Shared by every view (batch, JSON, TUI).
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use crate::accumulate::Accumulator;
 use crate::container::Containers;
+use crate::counter::PerCounter;
 use crate::model::{self, Model, ModelOptions};
-use crate::sample::{Sample, COUNTER_NAMES};
+use crate::sample::{Monotonic, Sample};
 use crate::source::{
     self, Fallback, IoSource, Scope, SourceChoice, SourceError, SourceKind, Unavailable,
 };
@@ -35,7 +36,7 @@ impl Snapshot {
 struct Opened {
     source: Box<dyn IoSource>,
     /// When the first sample was taken: accumulated mode counts from there.
-    first_taken_at: Option<Instant>,
+    first_taken_at: Option<Monotonic>,
     prev: Option<Sample>,
     /// Sums since the first sample, kept in every mode so that the view can switch to them.
     accumulator: Accumulator,
@@ -188,13 +189,10 @@ impl Session {
         for s in &mut self.sources {
             let sample = s.source.sample()?;
             let mut model = model::compute(s.prev.as_ref(), &sample, ModelOptions::default());
-            let unmeasured: Vec<&str> = s
-                .source
-                .unavailable()
-                .iter()
-                .flat_map(|u| u.counters.iter().copied())
-                .collect();
-            model.measured = Some(COUNTER_NAMES.map(|name| !unmeasured.contains(&name)));
+            let unmeasured = s.source.unavailable();
+            model.measured = Some(PerCounter::from_fn(|c| {
+                !unmeasured.iter().any(|u| u.counters.contains(&c))
+            }));
             // The cgroup id the probes captured outlives the task; /proc/PID/cgroup does not.
             // Live tasks first: they can teach a cgroup id's label to the exited ones.
             for exited in [false, true] {

@@ -141,11 +141,7 @@ pub fn open_failed(choice: &SourceChoice, e: &OpenError) -> ExitCode {
 pub fn announce(session: &Session) {
     eprintln!("{}", session.source_line());
     for (kind, u) in session.unavailable() {
-        eprintln!(
-            "{kind}: {} unavailable: {}",
-            u.counters.join(", "),
-            u.reason
-        );
+        eprintln!("{kind}: {} unavailable: {}", u.counter_names(), u.reason);
     }
     for (kind, why) in session.misses_exits() {
         eprintln!("{kind}: {why}");

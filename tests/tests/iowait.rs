@@ -2,6 +2,7 @@
 //! of its own, so that no other test of this suite runs beside these: the comparison holds on
 //! a machine whose CPUs are not contended (see `io_wait_is_within_ten_percent_of_delay_accounting`).
 
+use profiler::counter::Counter;
 use profiler::sample::Counters;
 use profiler::source::ebpf::{EbpfSource, Probes};
 use profiler::source::taskstats::TaskstatsSource;
@@ -131,7 +132,7 @@ fn io_wait_is_measured_without_delay_accounting() {
         !ebpf
             .unavailable()
             .iter()
-            .any(|u| u.counters.contains(&"blkio_delay_ns")),
+            .any(|u| u.counters.contains(&Counter::BlkioDelay)),
         "IO wait is measured: {:?}",
         ebpf.unavailable()
     );

@@ -4,6 +4,7 @@
 
 use std::process::Command;
 
+use profiler::counter::Counter;
 use profiler::sample::{Counters, TaskSample};
 use profiler::source::procfs::DELAYACCT_OFF;
 use profiler::source::taskstats::{decode, TaskstatsError, TaskstatsSource};
@@ -239,7 +240,7 @@ fn delay_counters_follow_kernel_task_delayacct() {
             assert_eq!(unavailable.len(), 1, "{unavailable:?}");
             assert_eq!(
                 unavailable[0].counters,
-                &["blkio_delay_ns", "swapin_delay_ns"]
+                &[Counter::BlkioDelay, Counter::SwapinDelay]
             );
             assert_eq!(unavailable[0].reason, DELAYACCT_OFF);
             assert!(unavailable[0].reason.contains("kernel.task_delayacct=1"));

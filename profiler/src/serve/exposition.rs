@@ -10,7 +10,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::series::Values;
-use crate::sample::COUNTER_NAMES;
+use crate::counter::{Counter, Unit as CounterUnit};
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -19,79 +19,22 @@ pub const TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text
 /// The label values of the series that sums every task without a series of its own.
 pub const OTHER: &str = "other";
 
-/// One per counter, in the order of [`COUNTER_NAMES`].
-struct IoMetric {
-    /// Without the unit and `_total`, which the encoder appends.
-    name: &'static str,
-    unit: Option<Unit>,
-    help: &'static str,
-    /// Nanoseconds counted, seconds exported.
-    nanoseconds: bool,
+/// The unit a counter is exported in, which the encoder appends to its name.
+fn metric_unit(counter: Counter) -> Option<Unit> {
+    match counter.unit() {
+        CounterUnit::Bytes => Some(Unit::Bytes),
+        CounterUnit::Calls => None,
+        // Nanoseconds counted, seconds exported.
+        CounterUnit::Nanoseconds => Some(Unit::Seconds),
+    }
 }
 
-const IO_METRICS: [IoMetric; COUNTER_NAMES.len()] = [
-    IoMetric {
-        name: "profiler_read_chars",
-        unit: Some(Unit::Bytes),
-        help: "Bytes returned by read-like syscalls (rchar), from cache or storage",
-        nanoseconds: false,
-    },
-    IoMetric {
-        name: "profiler_write_chars",
-        unit: Some(Unit::Bytes),
-        help: "Bytes passed to write-like syscalls (wchar)",
-        nanoseconds: false,
-    },
-    IoMetric {
-        name: "profiler_read_syscalls",
-        unit: None,
-        help: "Read-like syscalls (syscr)",
-        nanoseconds: false,
-    },
-    IoMetric {
-        name: "profiler_write_syscalls",
-        unit: None,
-        help: "Write-like syscalls (syscw)",
-        nanoseconds: false,
-    },
-    IoMetric {
-        name: "profiler_storage_read",
-        unit: Some(Unit::Bytes),
-        help: "Bytes the task caused to be read from storage (read_bytes)",
-        nanoseconds: false,
-    },
-    IoMetric {
-        name: "profiler_storage_write",
-        unit: Some(Unit::Bytes),
-        help: "Bytes of page cache the task dirtied, to be written to storage (write_bytes)",
-        nanoseconds: false,
-    },
-    IoMetric {
-        name: "profiler_storage_cancelled_write",
-        unit: Some(Unit::Bytes),
-        help: "Dirty bytes truncated away before writeback (cancelled_write_bytes)",
-        nanoseconds: false,
-    },
-    IoMetric {
-        name: "profiler_blkio_delay",
-        unit: Some(Unit::Seconds),
-        help: "Time spent waiting for block I/O to complete (delay accounting)",
-        nanoseconds: true,
-    },
-    IoMetric {
-        name: "profiler_swapin_delay",
-        unit: Some(Unit::Seconds),
-        help: "Time spent waiting for pages to be swapped in (delay accounting)",
-        nanoseconds: true,
-    },
-];
-
 /// The name a counter is exported under, e.g. `profiler_write_chars_bytes_total`.
-pub fn exported_name(counter: usize) -> String {
-    let m = &IO_METRICS[counter];
-    match &m.unit {
-        Some(unit) => format!("{}_{}_total", m.name, unit.as_str()),
-        None => format!("{}_total", m.name),
+pub fn exported_name(counter: Counter) -> String {
+    let name = counter.spec().metric;
+    match metric_unit(counter) {
+        Some(unit) => format!("{name}_{}_total", unit.as_str()),
+        None => format!("{name}_total"),
     }
 }
 
@@ -171,33 +114,38 @@ impl Frame {
                 ("container", ""),
             ]
         };
-        for (i, m) in IO_METRICS.iter().enumerate() {
+        for c in Counter::ALL {
             let measured =
-                self.other[i].is_some() || self.tasks.iter().any(|t| t.values[i].is_some());
+                self.other[c].is_some() || self.tasks.iter().any(|t| t.values[c].is_some());
             if !measured {
                 continue;
             }
-            let mut metric =
-                encoder.encode_descriptor(m.name, m.help, m.unit.as_ref(), MetricType::Counter)?;
+            let (spec, unit) = (c.spec(), metric_unit(c));
+            let mut metric = encoder.encode_descriptor(
+                spec.metric,
+                spec.help,
+                unit.as_ref(),
+                MetricType::Counter,
+            )?;
             let encode = |metric: &mut prometheus_client::encoding::MetricEncoder,
                           labels: &Vec<(&str, &str)>,
                           v: u64| {
                 let family = metric.encode_family(labels)?;
-                if m.nanoseconds {
+                if spec.unit == CounterUnit::Nanoseconds {
                     ConstCounter::new(v as f64 / 1e9).encode(family)
                 } else {
                     ConstCounter::new(v).encode(family)
                 }
             };
             for t in &self.tasks {
-                let Some(v) = t.values[i] else { continue };
+                let Some(v) = t.values[c] else { continue };
                 let (pid, tid) = (
                     t.pid.to_string(),
                     t.tid.map(|t| t.to_string()).unwrap_or_default(),
                 );
                 encode(&mut metric, &self.labels(t, &pid, &tid), v)?;
             }
-            if let Some(v) = self.other[i] {
+            if let Some(v) = self.other[c] {
                 encode(&mut metric, &other_labels, v)?;
             }
         }
@@ -364,11 +312,11 @@ mod tests {
     use super::*;
 
     fn frame(per_thread: bool) -> Frame {
-        let mut values: Values = [None; 9];
-        values[1] = Some(4096);
-        values[7] = Some(1_500_000_000);
-        let mut other: Values = [None; 9];
-        other[1] = Some(10);
+        let mut values = Values::default();
+        values[Counter::Wchar] = Some(4096);
+        values[Counter::BlkioDelay] = Some(1_500_000_000);
+        let mut other = Values::default();
+        other[Counter::Wchar] = Some(10);
         Frame {
             per_thread,
             tasks: vec![TaskSeries {
@@ -387,7 +335,7 @@ mod tests {
                     "taskstats: no family\nsecond line".into(),
                 )],
                 unavailable: vec![(
-                    exported_name(8),
+                    exported_name(Counter::SwapinDelay),
                     "delay accounting is read through taskstats only".into(),
                 )],
                 misses_exits: Some("misses tasks that exit: no listener".into()),
@@ -510,20 +458,30 @@ mod tests {
 
     #[test]
     fn exported_names() {
-        let names: Vec<String> = (0..COUNTER_NAMES.len()).map(exported_name).collect();
-        assert_eq!(
-            names,
-            [
-                "profiler_read_chars_bytes_total",
-                "profiler_write_chars_bytes_total",
-                "profiler_read_syscalls_total",
-                "profiler_write_syscalls_total",
-                "profiler_storage_read_bytes_total",
-                "profiler_storage_write_bytes_total",
+        // Names scrapers already store: pinned one by one, so that a new counter adds a name
+        // without touching these.
+        for (counter, name) in [
+            (Counter::Rchar, "profiler_read_chars_bytes_total"),
+            (Counter::Wchar, "profiler_write_chars_bytes_total"),
+            (Counter::Syscr, "profiler_read_syscalls_total"),
+            (Counter::Syscw, "profiler_write_syscalls_total"),
+            (Counter::ReadBytes, "profiler_storage_read_bytes_total"),
+            (Counter::WriteBytes, "profiler_storage_write_bytes_total"),
+            (
+                Counter::CancelledWriteBytes,
                 "profiler_storage_cancelled_write_bytes_total",
-                "profiler_blkio_delay_seconds_total",
-                "profiler_swapin_delay_seconds_total",
-            ]
+            ),
+            (Counter::BlkioDelay, "profiler_blkio_delay_seconds_total"),
+            (Counter::SwapinDelay, "profiler_swapin_delay_seconds_total"),
+        ] {
+            assert_eq!(exported_name(counter), name);
+        }
+        let names: std::collections::HashSet<String> =
+            Counter::ALL.into_iter().map(exported_name).collect();
+        assert_eq!(
+            names.len(),
+            Counter::ALL.len(),
+            "every counter has its own metric"
         );
     }
 }

@@ -5,11 +5,12 @@
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 
+use crate::counter::{Counter, PerCounter};
 use crate::model::Row;
-use crate::sample::{Counters, COUNTER_NAMES};
+use crate::sample::Counters;
 
-/// The nine counters, in the order of [`COUNTER_NAMES`]; `None`: not measured.
-pub type Values = [Option<u64>; COUNTER_NAMES.len()];
+/// A value per counter; `None`: not measured.
+pub type Values = PerCounter<Option<u64>>;
 
 /// What identifies a task's series, apart from the container label (looked up only for the
 /// tasks that get a series). A changed command (exec) or a reused pid makes a new series.
@@ -53,9 +54,10 @@ pub struct Tracker {
 
 /// Bytes moved, the measure of "most I/O".
 fn io_bytes(c: &Counters) -> u64 {
-    [c.rchar, c.wchar, c.read_bytes, c.write_bytes]
+    Counter::ALL
         .into_iter()
-        .map(|v| v.unwrap_or(0))
+        .filter(|k| k.spec().ranks)
+        .map(|k| c.get(k).unwrap_or(0))
         .fold(0, u64::saturating_add)
 }
 
@@ -72,17 +74,16 @@ fn rank(row: &Row) -> (Reverse<u64>, Reverse<u64>, u32, Option<u32>) {
 
 /// Adds a delta to a running value. A counter first measured now starts from the task's total.
 fn advance(running: &Values, row: &Row) -> Values {
-    let (delta, total) = (row.delta.values(), row.total.values());
-    std::array::from_fn(|i| match running[i] {
-        Some(v) => Some(v.saturating_add(delta[i].unwrap_or(0))),
-        None => total[i],
+    PerCounter::from_fn(|c| match running[c] {
+        Some(v) => Some(v.saturating_add(row.delta.get(c).unwrap_or(0))),
+        None => row.total.get(c),
     })
 }
 
 impl Tracker {
     fn add_to_other(&mut self, row: &Row) {
-        for (acc, d) in self.other.iter_mut().zip(row.delta.values()) {
-            if let Some(d) = d {
+        for (c, acc) in self.other.iter_mut() {
+            if let Some(d) = row.delta.get(c) {
                 *acc = Some(acc.unwrap_or(0).saturating_add(d));
             }
         }
@@ -90,7 +91,7 @@ impl Tracker {
 
     /// `measurable`: the counters the source can measure, for which `other` is shown from the
     /// start (at 0) rather than from the first time a task falls into it.
-    pub fn new(top: usize, measurable: [bool; COUNTER_NAMES.len()]) -> Tracker {
+    pub fn new(top: usize, measurable: PerCounter<bool>) -> Tracker {
         Tracker {
             top,
             running: HashMap::new(),
@@ -140,7 +141,10 @@ impl Tracker {
 mod tests {
     use super::*;
 
-    const ALL: [bool; 9] = [true, true, true, true, true, true, true, false, false];
+    /// What a source without delay accounting measures.
+    fn all() -> PerCounter<bool> {
+        PerCounter::from_fn(|c| c.unit() != crate::counter::Unit::Nanoseconds)
+    }
 
     fn row(pid: u32, total_wchar: u64, delta_wchar: Option<u64>) -> Row {
         Row {
@@ -167,7 +171,7 @@ mod tests {
     }
 
     fn wchar(v: &Values) -> Option<u64> {
-        v[1]
+        v[Counter::Wchar]
     }
 
     fn top_pids(s: &Selection<'_>) -> Vec<u32> {
@@ -176,7 +180,7 @@ mod tests {
 
     #[test]
     fn the_busiest_in_the_interval_win_and_the_rest_is_other() {
-        let mut t = Tracker::new(2, ALL);
+        let mut t = Tracker::new(2, all());
         let rows = vec![
             row(1, 1000, Some(10)),
             row(2, 50, Some(50)),
@@ -196,21 +200,22 @@ mod tests {
             "other adds the rest's deltas, and those of the series that appear"
         );
         assert_eq!(
-            s.other[7], None,
+            s.other[Counter::BlkioDelay],
+            None,
             "what the source cannot measure stays unmeasured"
         );
     }
 
     #[test]
     fn idle_tasks_rank_by_total() {
-        let mut t = Tracker::new(1, ALL);
+        let mut t = Tracker::new(1, all());
         let rows = vec![row(1, 10, None), row(2, 99, None)];
         assert_eq!(top_pids(&t.update(&rows)), [2]);
     }
 
     #[test]
     fn other_never_decreases_and_every_delta_counts_once() {
-        let mut t = Tracker::new(1, ALL);
+        let mut t = Tracker::new(1, all());
         // pid 1 is top, then falls into other, then comes back; pid 2 the other way; pid 3
         // exits (its exit record is its last row) and is gone afterwards.
         let steps = [
@@ -262,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_process_whose_thread_exited_does_not_go_backwards() {
-        let mut t = Tracker::new(5, ALL);
+        let mut t = Tracker::new(5, all());
         t.update(&[row(1, 1000, Some(0))]);
         // The exited thread's counters left the process's sum: the total dropped by 600.
         let rows = [row(1, 400, Some(0))];
@@ -275,7 +280,7 @@ mod tests {
 
     #[test]
     fn duplicate_pids_go_to_other() {
-        let mut t = Tracker::new(5, ALL);
+        let mut t = Tracker::new(5, all());
         let mut old = row(7, 100, Some(20));
         old.exited = true;
         let rows = [old, row(7, 3, Some(3))];
@@ -287,7 +292,7 @@ mod tests {
 
     #[test]
     fn gone_tasks_are_forgotten() {
-        let mut t = Tracker::new(5, ALL);
+        let mut t = Tracker::new(5, all());
         t.update(&[row(1, 10, Some(10)), row(2, 10, Some(10))]);
         t.update(&[row(2, 11, Some(1))]);
         assert_eq!(t.running.len(), 1);
@@ -299,7 +304,7 @@ mod tests {
 
     #[test]
     fn top_zero_puts_everything_in_other() {
-        let mut t = Tracker::new(0, ALL);
+        let mut t = Tracker::new(0, all());
         let rows = [row(1, 10, Some(10)), row(2, 10, Some(5))];
         let s = t.update(&rows);
         assert!(s.top.is_empty());

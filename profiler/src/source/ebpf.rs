@@ -24,6 +24,7 @@ use profiler_common::{Stat, TaskIo, EXITED_MAP, NOT_MEASURED, STATS_MAP};
 
 use self::loading::{chain, kernel_version, release_freed_heap, take_map};
 use super::{IoSource, Scope, SourceError, SourceKind, Unavailable};
+use crate::counter::Counter;
 use crate::sample::{printable_command, Counters, Sample, TaskSample};
 
 #[derive(Debug, thiserror::Error)]
@@ -327,40 +328,40 @@ impl IoSource for EbpfSource {
         let mut out = Vec::new();
         if let Reader::Iterator { no_iowait, .. } = &self.reader {
             out.push(Unavailable {
-                counters: &["swapin_delay_ns"],
+                counters: &[Counter::SwapinDelay],
                 reason: "no tracepoint marks swap-in waits; taskstats has them with \
                          kernel.task_delayacct=1"
                     .into(),
             });
             if let Some(why) = no_iowait {
                 out.push(Unavailable {
-                    counters: &["blkio_delay_ns"],
+                    counters: &[Counter::BlkioDelay],
                     reason: format!("the scheduler probes that measure it: {why}"),
                 });
             }
         }
         if let Reader::Hook(hook) = &self.reader {
             out.push(Unavailable {
-                counters: &["blkio_delay_ns", "swapin_delay_ns"],
+                counters: &[Counter::BlkioDelay, Counter::SwapinDelay],
                 reason: "measured only with kernel BTF (task iterator), or by taskstats with \
                          kernel.task_delayacct=1"
                     .into(),
             });
             out.push(Unavailable {
-                counters: &["cancelled_write_bytes"],
+                counters: &[Counter::CancelledWriteBytes],
                 reason: "no kernel BTF to read it from, and no tracepoint marks truncated dirty \
                          pages"
                     .into(),
             });
             if let Some(why) = &hook.no_read_bytes {
                 out.push(Unavailable {
-                    counters: &["read_bytes"],
+                    counters: &[Counter::ReadBytes],
                     reason: why.clone(),
                 });
             }
             if let Some(why) = &hook.no_write_bytes {
                 out.push(Unavailable {
-                    counters: &["write_bytes"],
+                    counters: &[Counter::WriteBytes],
                     reason: why.clone(),
                 });
             }

@@ -9,6 +9,7 @@ pub mod taskstats;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::counter::Counter;
 use crate::privileges::{self, Privileges};
 use crate::sample::Sample;
 pub use choice::{ChoiceError, SourceChoice};
@@ -35,8 +36,16 @@ pub trait IoSource: Send {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unavailable {
-    pub counters: &'static [&'static str],
+    pub counters: &'static [Counter],
     pub reason: String,
+}
+
+impl Unavailable {
+    /// `blkio_delay_ns, swapin_delay_ns`: the counters as the JSON output names them.
+    pub fn counter_names(&self) -> String {
+        let names: Vec<&str> = self.counters.iter().map(|c| c.key()).collect();
+        names.join(", ")
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -15,6 +15,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use super::{IoSource, Scope, SourceError, SourceKind, Unavailable};
+use crate::counter::Counter;
 use crate::sample::{printable_command, Counters, Sample, TaskSample};
 
 /// USER_HZ: the unit of the tick counts in /proc/PID/stat.
@@ -250,12 +251,12 @@ impl IoSource for ProcfsSource {
 
     fn unavailable(&self) -> Vec<Unavailable> {
         let mut out = vec![Unavailable {
-            counters: &["swapin_delay_ns"],
+            counters: &[Counter::SwapinDelay],
             reason: "/proc has no swap-in delay; use the taskstats source".into(),
         }];
         if !self.delayacct {
             out.push(Unavailable {
-                counters: &["blkio_delay_ns"],
+                counters: &[Counter::BlkioDelay],
                 reason: DELAYACCT_OFF.into(),
             });
         }

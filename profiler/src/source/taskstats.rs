@@ -24,6 +24,7 @@ use rustix::time::{clock_gettime, ClockId};
 
 use super::procfs::{delayacct_enabled, DELAYACCT_OFF};
 use super::{IoSource, Scope, SourceError, SourceKind, Unavailable};
+use crate::counter::Counter;
 use crate::sample::{printable_command, Counters, Sample, TaskSample};
 use decode::Taskstats;
 use exits::{ExitReader, ExitRecord};
@@ -564,7 +565,7 @@ impl IoSource for TaskstatsSource {
             return Vec::new();
         }
         vec![Unavailable {
-            counters: &["blkio_delay_ns", "swapin_delay_ns"],
+            counters: &[Counter::BlkioDelay, Counter::SwapinDelay],
             reason: DELAYACCT_OFF.into(),
         }]
     }

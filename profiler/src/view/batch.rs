@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use super::{human_bytes, join, Joined, UserNames, ViewOptions};
+use crate::counter::{Counter, Unit};
 use crate::model::Row;
-use crate::sample::Counters;
 use crate::session::Snapshot;
 
 pub const NA: &str = "n/a";
@@ -103,10 +103,20 @@ pub fn render(
     let show_columns = opts.quiet == 0 || (opts.quiet == 1 && first);
     if compare {
         if show_columns {
-            lines.push(format!(
-                "{prefix}{id:>7}  {:<8} {:<10} {:>12} {:>12} {:>12} {:>12} {:>8} {:>8}  {name}",
-                "USER", "SOURCE", "DISK READ", "DISK WRITE", "RCHAR", "WCHAR", "SYSCR", "SYSCW"
-            ));
+            let mut line = format!("{prefix}{id:>7}  {:<8} {:<10}", "USER", "SOURCE");
+            for &c in Counter::COMPARE {
+                let w = compare_width(c);
+                // The long title where it fits the narrower compare columns.
+                let spec = c.spec();
+                let title = if spec.title.len() <= w {
+                    spec.title
+                } else {
+                    spec.short
+                };
+                let _ = write!(line, " {title:>w$}");
+            }
+            let _ = write!(line, "  {name}");
+            lines.push(line);
         }
         for j in join(snapshot, view) {
             compare_lines(&mut lines, &prefix, &j, snapshot, users);
@@ -114,30 +124,47 @@ pub fn render(
         return lines;
     }
     if show_columns {
-        lines.push(format!(
-            "{prefix}{id:>7}  {:<8} {:>12} {:>12} {:>8} {:>8} {:>12} {:>12} {:>9} {:>9}  {name}",
-            "USER", "DISK READ", "DISK WRITE", "SWAPIN", "IO>", "READ", "WRITE", "SYSCR", "SYSCW"
-        ));
+        let mut line = format!("{prefix}{id:>7}  {:<8}", "USER");
+        for &c in Counter::BATCH {
+            let _ = write!(line, " {:>w$}", c.spec().batch_title, w = width(c));
+        }
+        let _ = write!(line, "  {name}");
+        lines.push(line);
     }
     for j in join(snapshot, view) {
         let r = j.label();
-        lines.push(format!(
-            "{prefix}{:>7}  {:<8} {:>12} {:>12} {:>8} {:>8} {:>12} {:>12} {:>9} {:>9}  {}{}",
-            r.id(),
-            user(r, users),
-            amount(r.delta.read_bytes, interval, view, true),
-            amount(r.delta.write_bytes, interval, view, true),
-            percent(r.delta.swapin_delay_ns, interval),
-            percent(r.delta.blkio_delay_ns, interval),
-            amount(r.delta.rchar, interval, view, true),
-            amount(r.delta.wchar, interval, view, true),
-            amount(r.delta.syscr, interval, view, false),
-            amount(r.delta.syscw, interval, view, false),
-            r.name(),
-            if r.exited { " <exited>" } else { "" },
-        ));
+        let mut line = format!("{prefix}{:>7}  {:<8}", r.id(), user(r, users));
+        for &c in Counter::BATCH {
+            let v = r.delta.get(c);
+            let cell = match c.unit() {
+                Unit::Bytes => amount(v, interval, view, true),
+                Unit::Calls => amount(v, interval, view, false),
+                Unit::Nanoseconds => percent(v, interval),
+            };
+            let _ = write!(line, " {cell:>w$}", w = width(c));
+        }
+        let exited = if r.exited { " <exited>" } else { "" };
+        let _ = write!(line, "  {}{exited}", r.name());
+        lines.push(line);
     }
     lines
+}
+
+/// Column width in the per-task table, as `iotop -b` lays it out.
+fn width(c: Counter) -> usize {
+    match c.unit() {
+        Unit::Bytes => 12,
+        Unit::Calls => 9,
+        Unit::Nanoseconds => 8,
+    }
+}
+
+/// Column width when sources are compared: exact numbers, calls narrower.
+fn compare_width(c: Counter) -> usize {
+    match c.unit() {
+        Unit::Bytes => 12,
+        Unit::Calls | Unit::Nanoseconds => 8,
+    }
 }
 
 fn user(r: &Row, users: &mut UserNames) -> String {
@@ -170,61 +197,35 @@ fn compare_lines(
     let label = j.label();
     let id = label.id();
     let user = user(label, users);
-    let pick = |c: &Counters| {
-        [
-            c.read_bytes,
-            c.write_bytes,
-            c.rchar,
-            c.wchar,
-            c.syscr,
-            c.syscw,
-        ]
+    // The compare columns, each cell from `f`.
+    let cells = |f: &dyn Fn(Counter) -> String| {
+        let mut out = String::new();
+        for &c in Counter::COMPARE {
+            let _ = write!(out, " {:>w$}", f(c), w = compare_width(c));
+        }
+        out
     };
     for (i, sv) in snapshot.models.iter().enumerate() {
-        let vals = j.per_source[i].map(|r| pick(&r.delta));
-        let cell = |k: usize| vals.map_or_else(|| "-".to_string(), |v| exact(v[k]));
         let (shown_id, shown_user, cmd) = if i == 0 {
             (id.to_string(), user.clone(), label.name())
         } else {
             (String::new(), String::new(), "")
         };
+        let row = j.per_source[i];
+        let values = cells(&|c| row.map_or_else(|| "-".to_string(), |r| exact(r.delta.get(c))));
         lines.push(format!(
-            "{prefix}{shown_id:>7}  {shown_user:<8} {:<10} {:>12} {:>12} {:>12} {:>12} {:>8} {:>8}  {cmd}",
+            "{prefix}{shown_id:>7}  {shown_user:<8} {:<10}{values}  {cmd}",
             sv.kind.name(),
-            cell(0),
-            cell(1),
-            cell(2),
-            cell(3),
-            cell(4),
-            cell(5)
         ));
     }
-    let first = j
-        .per_source
-        .first()
-        .copied()
-        .flatten()
-        .map(|r| pick(&r.delta));
-    let last = j
-        .per_source
-        .last()
-        .copied()
-        .flatten()
-        .map(|r| pick(&r.delta));
-    let d = |k: usize| match (first, last) {
-        (Some(a), Some(b)) => diff(a[k], b[k]),
+    let first = j.per_source.first().copied().flatten();
+    let last = j.per_source.last().copied().flatten();
+    let diffs = cells(&|c| match (first, last) {
+        (Some(a), Some(b)) => diff(a.delta.get(c), b.delta.get(c)),
         _ => "-".into(),
-    };
+    });
     lines.push(format!(
-        "{prefix}{:>7}  {:<8} {:<10} {:>12} {:>12} {:>12} {:>12} {:>8} {:>8}",
-        "",
-        "",
-        "diff",
-        d(0),
-        d(1),
-        d(2),
-        d(3),
-        d(4),
-        d(5)
+        "{prefix}{:>7}  {:<8} {:<10}{diffs}",
+        "", "", "diff"
     ));
 }

@@ -3,9 +3,9 @@
 //! taken; drawing is a pure function of the last refresh and that state. The terminal is given
 //! back on quit, on SIGINT/SIGTERM/SIGHUP and on panic.
 
-mod render;
-mod sampler;
-mod state;
+pub(crate) mod render;
+pub(crate) mod sampler;
+pub(crate) mod state;
 #[cfg(test)]
 mod tests;
 

@@ -9,10 +9,9 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::sampler::Refresh;
-use super::state::{
-    Column, Counter, Geometry, Grouping, InputKind, Shown, Unit, ViewState, HISTORY_LEN,
-};
+use super::state::{Column, Geometry, Grouping, InputKind, Shown, ViewState, HISTORY_LEN};
 use crate::container::HOST;
+use crate::counter::{Counter, Unit};
 use crate::model::Row;
 use crate::view::batch::NA;
 use crate::view::{human_bytes, join, Joined, ViewOptions};
@@ -295,8 +294,8 @@ pub fn format_value(unit: Unit, v: f64, rate: bool, kilobytes: bool) -> String {
             human_bytes(v, kilobytes),
             if rate { "/s" } else { "" }
         ),
-        Unit::Percent => format!("{:.2} %", v.min(99.99)),
-        Unit::Count => format!("{v:.0}"),
+        Unit::Nanoseconds => format!("{:.2} %", v.min(99.99)),
+        Unit::Calls => format!("{v:.0}"),
     }
 }
 
@@ -314,8 +313,8 @@ pub fn format_compact(unit: Unit, v: f64, rate: bool, kilobytes: bool) -> String
             let digits = if v < 10.0 && v != 0.0 { 1 } else { 0 };
             format!("{v:.digits$}{}{}", units[at], if rate { "/s" } else { "" })
         }
-        Unit::Percent => format!("{:.0}%", v.min(99.99)),
-        Unit::Count => format!("{v:.0}"),
+        Unit::Nanoseconds => format!("{:.0}%", v.min(99.99)),
+        Unit::Calls => format!("{v:.0}"),
     }
 }
 
@@ -324,8 +323,8 @@ fn format_diff(unit: Unit, d: f64, rate: bool, kilobytes: bool) -> String {
     let sign = if d < 0.0 { '-' } else { '+' };
     match unit {
         Unit::Bytes => format!("{sign}{}", format_value(unit, d.abs(), rate, kilobytes)),
-        Unit::Percent => format!("{sign}{:.2} %", d.abs()),
-        Unit::Count => format!("{sign}{:.0}", d.abs()),
+        Unit::Nanoseconds => format!("{sign}{:.2} %", d.abs()),
+        Unit::Calls => format!("{sign}{:.0}", d.abs()),
     }
 }
 
@@ -359,10 +358,10 @@ fn header_lines(refresh: Option<&Refresh>, state: &ViewState, width: usize) -> V
                 let short = |c: Counter| {
                     value(c).map_or_else(|| NA.into(), |v| format_compact(c.unit(), v, rate, kb))
                 };
-                let (dr, dw) = (v(Counter::DiskRead), v(Counter::DiskWrite));
-                let (cr, cw) = (short(Counter::DiskRead), short(Counter::DiskWrite));
+                let (dr, dw) = (v(Counter::ReadBytes), v(Counter::WriteBytes));
+                let (cr, cw) = (short(Counter::ReadBytes), short(Counter::WriteBytes));
                 let per = if rate { "/s" } else { "" };
-                let (sr, sw) = (v(Counter::ReadSyscalls), v(Counter::WriteSyscalls));
+                let (sr, sw) = (v(Counter::Syscr), v(Counter::Syscw));
                 let label = if compare {
                     format!("[{}] ", sv.kind)
                 } else {
@@ -506,9 +505,10 @@ fn notes(refresh: &Refresh, state: &ViewState) -> Vec<String> {
     let shown = shown(refresh, state);
     let counters: Vec<Counter> = match shown {
         Shown::Compare => vec![state.focus()],
-        Shown::Source(_) => Counter::ALL
-            .into_iter()
-            .filter(|&c| state.char_columns || !matches!(c, Counter::Rchar | Counter::Wchar))
+        Shown::Source(_) => Counter::TABLE
+            .iter()
+            .copied()
+            .filter(|&c| state.char_columns || !c.spec().on_request)
             .collect(),
     };
     let compare = state.sources.compare();
@@ -523,9 +523,9 @@ fn notes(refresh: &Refresh, state: &ViewState) -> Vec<String> {
             Shown::Source(i) => state.sources.kinds.get(i) == Some(kind),
         })
         .filter_map(|(_, (kind, u))| {
-            let names: Vec<&str> = counters
+            let names: Vec<_> = counters
                 .iter()
-                .filter(|c| u.counters.contains(&c.field()))
+                .filter(|c| u.counters.contains(c))
                 .map(|&c| Column::Counter(c).headers(grouping, refresh.accumulated).0)
                 .collect();
             if names.is_empty() {
@@ -568,19 +568,6 @@ fn dash() -> Span<'static> {
     Span::styled("-", Style::new().fg(Color::DarkGray))
 }
 
-fn counter_priority(c: Counter) -> u8 {
-    match c {
-        Counter::DiskRead => 2,
-        Counter::DiskWrite => 3,
-        Counter::IoWait => 4,
-        Counter::ReadSyscalls => 7,
-        Counter::WriteSyscalls => 8,
-        Counter::Swapin => 9,
-        Counter::Rchar => 12,
-        Counter::Wchar => 13,
-    }
-}
-
 /// Widest a container label gets in the CONTAINER column: `docker:` and a 12-digit id fit;
 /// longer labels (kubernetes pod/container, cgroup paths) end in `…`. The per-container view
 /// shows them whole.
@@ -621,8 +608,8 @@ fn value_min_width(unit: Unit, rate: bool, kilobytes: bool) -> usize {
     match unit {
         // "1023.99 K/s"; in kilobytes, up to a GiB/s.
         Unit::Bytes => (if kilobytes { 13 } else { 9 }) + if rate { 2 } else { 0 },
-        Unit::Percent => 7,
-        Unit::Count => 5,
+        Unit::Nanoseconds => 7,
+        Unit::Calls => 5,
     }
 }
 
@@ -718,7 +705,7 @@ fn single_columns(rows: &[&Row], view: usize, refresh: &Refresh, state: &ViewSta
                 Column::Id => (PRIORITY_ALWAYS, 7),
                 Column::Command => (PRIORITY_ALWAYS, 0),
                 _ if c.sorted => (1, 0),
-                Column::Counter(k) => (counter_priority(k), value_min_width(k.unit(), rate, kb)),
+                Column::Counter(k) => (k.spec().priority, value_min_width(k.unit(), rate, kb)),
                 Column::User => (5, 8),
                 Column::Container => (container_priority.unwrap_or(PRIORITY_LAST), 0),
                 Column::Prio => (10, 4),
@@ -756,7 +743,13 @@ fn compare_columns(rows: &[Joined<'_>], refresh: &Refresh, state: &ViewState) ->
         min_long,
         sorted: false,
     };
-    let mut id = base(id_header.into(), id_header.into(), true, PRIORITY_ALWAYS, 7);
+    let mut id = base(
+        id_header.to_string(),
+        id_header.into(),
+        true,
+        PRIORITY_ALWAYS,
+        7,
+    );
     id.sorted = state.sort == Column::Id;
     let user_priority = 50;
     let mut user = base("USER".into(), "USER".into(), false, user_priority, 8);
@@ -767,7 +760,7 @@ fn compare_columns(rows: &[Joined<'_>], refresh: &Refresh, state: &ViewState) ->
     let container_priority = container_priority(rows.iter().map(Joined::label), container.sorted);
     let command_header = Column::Command.headers(grouping, false).0;
     let mut command = base(
-        command_header.into(),
+        command_header.to_string(),
         command_header.into(),
         false,
         PRIORITY_ALWAYS,
@@ -1085,13 +1078,11 @@ fn draw_help(frame: &mut Frame<'_>, state: &ViewState) {
         String::new(),
         state.sources.line.clone(),
     ];
-    let reasons = state.sources.unavailable.iter().map(|(kind, u)| {
-        format!(
-            "{kind}: {} unavailable: {}",
-            u.counters.join(", "),
-            u.reason
-        )
-    });
+    let reasons = state
+        .sources
+        .unavailable
+        .iter()
+        .map(|(kind, u)| format!("{kind}: {} unavailable: {}", u.counter_names(), u.reason));
     text.extend(reasons);
     for t in text {
         lines.extend(wrap(&t, inner, usize::MAX).into_iter().map(Line::raw));
@@ -1137,10 +1128,13 @@ mod tests {
     fn values_format_like_the_batch_view() {
         assert_eq!(format_value(Unit::Bytes, 1536.0, true, false), "1.50 K/s");
         assert_eq!(format_value(Unit::Bytes, 1536.0, false, true), "1.50 K");
-        assert_eq!(format_value(Unit::Percent, 150.0, true, false), "99.99 %");
-        assert_eq!(format_value(Unit::Count, 12.4, true, false), "12");
+        assert_eq!(
+            format_value(Unit::Nanoseconds, 150.0, true, false),
+            "99.99 %"
+        );
+        assert_eq!(format_value(Unit::Calls, 12.4, true, false), "12");
         assert_eq!(format_diff(Unit::Bytes, -2048.0, true, false), "-2.00 K/s");
-        assert_eq!(format_diff(Unit::Count, 3.0, true, false), "+3");
+        assert_eq!(format_diff(Unit::Calls, 3.0, true, false), "+3");
         assert_eq!(format_compact(Unit::Bytes, 0.0, true, false), "0B/s");
         assert_eq!(format_compact(Unit::Bytes, 1536.0, true, false), "1.5K/s");
         assert_eq!(
@@ -1151,6 +1145,6 @@ mod tests {
             format_compact(Unit::Bytes, 3.0 * 1048576.0, false, true),
             "3072K"
         );
-        assert_eq!(format_compact(Unit::Percent, 12.4, true, false), "12%");
+        assert_eq!(format_compact(Unit::Nanoseconds, 12.4, true, false), "12%");
     }
 }

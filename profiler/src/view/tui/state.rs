@@ -2,6 +2,7 @@
 //! it learnt along the way (history, I/O priorities, user names). Keys change it here, without
 //! touching the terminal, so every transition can be tested.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{HashMap, VecDeque};
 
@@ -9,6 +10,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use regex::Regex;
 
 use super::sampler::{IoPrio, Refresh, SamplerCommand};
+use crate::counter::{Counter, PerCounter, Unit};
 use crate::model::{Model, Row};
 use crate::sample::Counters;
 use crate::source::{SourceKind, Unavailable};
@@ -17,88 +19,14 @@ use crate::view::ViewOptions;
 /// How many refreshes the per-row history keeps.
 pub const HISTORY_LEN: usize = 8;
 
-/// A per-task quantity the table shows, sorts by and charts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Counter {
-    DiskRead,
-    DiskWrite,
-    Swapin,
-    IoWait,
-    ReadSyscalls,
-    WriteSyscalls,
-    Rchar,
-    Wchar,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unit {
-    Bytes,
-    /// Share of the interval spent waiting (delay accounting).
-    Percent,
-    Count,
-}
-
 impl Counter {
-    pub const ALL: [Counter; 8] = [
-        Counter::DiskRead,
-        Counter::DiskWrite,
-        Counter::Swapin,
-        Counter::IoWait,
-        Counter::ReadSyscalls,
-        Counter::WriteSyscalls,
-        Counter::Rchar,
-        Counter::Wchar,
-    ];
-
-    pub fn index(self) -> usize {
-        Counter::ALL
-            .iter()
-            .position(|&c| c == self)
-            .expect("every counter is in ALL")
-    }
-
-    pub fn raw(self, c: &Counters) -> Option<u64> {
-        match self {
-            Counter::DiskRead => c.read_bytes,
-            Counter::DiskWrite => c.write_bytes,
-            Counter::Swapin => c.swapin_delay_ns,
-            Counter::IoWait => c.blkio_delay_ns,
-            Counter::ReadSyscalls => c.syscr,
-            Counter::WriteSyscalls => c.syscw,
-            Counter::Rchar => c.rchar,
-            Counter::Wchar => c.wchar,
-        }
-    }
-
-    /// Its name in [`Counters`] and in the sources' [`Unavailable`] lists.
-    pub fn field(self) -> &'static str {
-        match self {
-            Counter::DiskRead => "read_bytes",
-            Counter::DiskWrite => "write_bytes",
-            Counter::Swapin => "swapin_delay_ns",
-            Counter::IoWait => "blkio_delay_ns",
-            Counter::ReadSyscalls => "syscr",
-            Counter::WriteSyscalls => "syscw",
-            Counter::Rchar => "rchar",
-            Counter::Wchar => "wchar",
-        }
-    }
-
-    pub fn unit(self) -> Unit {
-        match self {
-            Counter::Swapin | Counter::IoWait => Unit::Percent,
-            Counter::ReadSyscalls | Counter::WriteSyscalls => Unit::Count,
-            _ => Unit::Bytes,
-        }
-    }
-
     /// What a cell shows, as a number: per second, or the amount in accumulated mode; delays
     /// as a share of the interval either way (as the batch view does).
     pub fn value(self, counters: &Counters, interval_s: f64, accumulated: bool) -> Option<f64> {
-        let raw = self.raw(counters)? as f64;
+        let raw = counters.get(self)? as f64;
         Some(match self.unit() {
-            Unit::Percent if interval_s > 0.0 => raw / 1e9 / interval_s * 100.0,
-            Unit::Percent => 0.0,
+            Unit::Nanoseconds if interval_s > 0.0 => raw / 1e9 / interval_s * 100.0,
+            Unit::Nanoseconds => 0.0,
             _ if accumulated || interval_s <= 0.0 => raw,
             _ => raw / interval_s,
         })
@@ -145,10 +73,10 @@ impl Column {
             cols.extend([Column::Prio, Column::User, Column::Container]);
         }
         cols.extend(
-            Counter::ALL
+            Counter::TABLE
                 .iter()
                 .copied()
-                .filter(|c| char_columns || !c.is_char())
+                .filter(|c| char_columns || !c.spec().on_request)
                 .map(Column::Counter),
         );
         cols.extend([Column::History, Column::Command]);
@@ -170,49 +98,46 @@ impl Column {
 
     /// The header, and a shorter one for narrow terminals. `grouping` names the id and the
     /// command; `accumulated` drops the per-second of syscall counts.
-    pub fn headers(self, grouping: Grouping, accumulated: bool) -> (&'static str, &'static str) {
+    pub fn headers(
+        self,
+        grouping: Grouping,
+        accumulated: bool,
+    ) -> (Cow<'static, str>, Cow<'static, str>) {
         let id = match grouping {
             Grouping::Threads => "TID",
             Grouping::Processes => "PID",
             Grouping::Containers => "PROCS",
         };
-        match self {
+        let (long, short) = match self {
             Column::Id => (id, id),
             Column::Prio => ("PRIO", "PRIO"),
             Column::User => ("USER", "USER"),
             Column::Container => ("CONTAINER", "CONT"),
-            Column::Counter(c) => match (c, accumulated) {
-                (Counter::DiskRead, _) => ("DISK READ", "READ"),
-                (Counter::DiskWrite, _) => ("DISK WRITE", "WRITE"),
-                (Counter::Swapin, _) => ("SWAPIN", "SWAP"),
-                (Counter::IoWait, _) => ("IO>", "IO>"),
-                (Counter::ReadSyscalls, false) => ("READ SYSCALLS/s", "SYSCR/s"),
-                (Counter::ReadSyscalls, true) => ("READ SYSCALLS", "SYSCR"),
-                (Counter::WriteSyscalls, false) => ("WRITE SYSCALLS/s", "SYSCW/s"),
-                (Counter::WriteSyscalls, true) => ("WRITE SYSCALLS", "SYSCW"),
-                (Counter::Rchar, _) => ("RCHAR", "RCHAR"),
-                (Counter::Wchar, _) => ("WCHAR", "WCHAR"),
-            },
+            Column::Counter(c) => {
+                let spec = c.spec();
+                // Byte amounts say their rate in each cell; counts of calls in the heading.
+                return if spec.unit == Unit::Calls && !accumulated {
+                    (
+                        format!("{}/s", spec.title).into(),
+                        format!("{}/s", spec.short).into(),
+                    )
+                } else {
+                    (spec.title.into(), spec.short.into())
+                };
+            }
             Column::History => ("HISTORY", "HIST"),
             Column::Command if grouping == Grouping::Containers => ("CONTAINER", "CONTAINER"),
             Column::Command => ("COMMAND", "COMMAND"),
-        }
+        };
+        (long.into(), short.into())
     }
 
     /// The name the header line uses for the sort key.
-    pub fn name(self, grouping: Grouping) -> &'static str {
+    pub fn name(self, grouping: Grouping) -> Cow<'static, str> {
         match self {
-            Column::Counter(Counter::ReadSyscalls) => "READ SYSCALLS",
-            Column::Counter(Counter::WriteSyscalls) => "WRITE SYSCALLS",
+            Column::Counter(c) => c.spec().title.into(),
             c => c.headers(grouping, false).0,
         }
-    }
-}
-
-impl Counter {
-    /// rchar/wchar: optional columns (`x`).
-    fn is_char(self) -> bool {
-        matches!(self, Counter::Rchar | Counter::Wchar)
     }
 }
 
@@ -245,7 +170,7 @@ impl Sources {
         !self
             .unavailable
             .iter()
-            .any(|(k, u)| *k == kind && u.counters.contains(&counter.field()))
+            .any(|(k, u)| *k == kind && u.counters.contains(&counter))
     }
 }
 
@@ -304,7 +229,7 @@ impl RowKey {
 /// is all zeros or it is gone.
 #[derive(Clone, Debug, Default)]
 pub struct History {
-    rows: HashMap<RowKey, VecDeque<[f32; 8]>>,
+    rows: HashMap<RowKey, VecDeque<PerCounter<f32>>>,
 }
 
 impl History {
@@ -313,18 +238,20 @@ impl History {
         let mut seen = HashMap::with_capacity(self.rows.len());
         for row in &model.rows {
             let key = RowKey::of(row, containers);
-            let values: [f32; 8] = std::array::from_fn(|i| {
-                Counter::ALL[i]
-                    .value(&row.delta, model.interval_s, accumulated)
+            // Only what the table can show makes a row busy.
+            let values = PerCounter::from_fn(|c| {
+                Some(c)
+                    .filter(|c| Counter::TABLE.contains(c))
+                    .and_then(|c| c.value(&row.delta, model.interval_s, accumulated))
                     .map_or(f32::NAN, |v| v as f32)
             });
-            let busy = values.iter().any(|v| *v > 0.0);
+            let busy = values.iter().any(|(_, v)| *v > 0.0);
             if let Some(mut window) = self.rows.remove(&key).or_else(|| busy.then(VecDeque::new)) {
                 if window.len() == HISTORY_LEN {
                     window.pop_front();
                 }
                 window.push_back(values);
-                if window.iter().flatten().any(|v| *v > 0.0) {
+                if window.iter().any(|w| w.iter().any(|(_, v)| *v > 0.0)) {
                     seen.insert(key, window);
                 }
             }
@@ -336,7 +263,7 @@ impl History {
     pub fn values(&self, row: &Row, containers: bool, counter: Counter) -> Vec<f32> {
         self.rows
             .get(&RowKey::of(row, containers))
-            .map_or_else(Vec::new, |w| w.iter().map(|v| v[counter.index()]).collect())
+            .map_or_else(Vec::new, |w| w.iter().map(|v| v[counter]).collect())
     }
 
     pub fn clear(&mut self) {
@@ -420,7 +347,7 @@ impl ViewState {
     pub fn focus(&self) -> Counter {
         match self.sort {
             Column::Counter(c) => c,
-            _ => Counter::DiskWrite,
+            _ => Counter::WriteBytes,
         }
     }
 
@@ -582,8 +509,10 @@ impl ViewState {
             }
             KeyCode::Char('x' | 'X') => {
                 self.char_columns = !self.char_columns;
-                if !self.char_columns && matches!(self.sort, Column::Counter(c) if c.is_char()) {
-                    self.sort = Column::Counter(Counter::DiskWrite);
+                if !self.char_columns
+                    && matches!(self.sort, Column::Counter(c) if c.spec().on_request)
+                {
+                    self.sort = Column::Counter(Counter::WriteBytes);
                     self.reverse = false;
                 }
             }
@@ -717,11 +646,11 @@ fn default_sort(sources: &Sources) -> Column {
     let io_wait = sources
         .kinds
         .first()
-        .is_some_and(|&k| sources.measures(k, Counter::IoWait));
+        .is_some_and(|&k| sources.measures(k, Counter::BlkioDelay));
     Column::Counter(if io_wait {
-        Counter::IoWait
+        Counter::BlkioDelay
     } else {
-        Counter::DiskWrite
+        Counter::WriteBytes
     })
 }
 

@@ -9,8 +9,9 @@ use ratatui::Terminal;
 
 use super::render::{draw, geometry};
 use super::sampler::{ActualIo, IoPrio, Refresh, SamplerCommand, SamplerEvent};
-use super::state::{Action, Column, Counter, Geometry, Shown, Sources, ViewState};
+use super::state::{Action, Column, Geometry, Shown, Sources, ViewState};
 use super::App;
+use crate::counter::Counter;
 use crate::model::{self, Model, ModelOptions};
 use crate::sample::{Counters, Sample, TaskSample};
 use crate::session::{Snapshot, SourceModel};
@@ -96,20 +97,25 @@ fn containers_refresh(model: Model) -> Refresh {
     r
 }
 
-/// Every counter the taskstats source measures, in the order of `Counter::ALL`; delays in ms.
+/// Every counter the taskstats source measures, in the order of `Counter::TABLE`; delays in ms.
 fn all(v: [u64; 8]) -> Counters {
     let [read, write, swapin_ms, blkio_ms, syscr, syscw, rchar, wchar] = v;
-    Counters {
-        rchar: Some(rchar),
-        wchar: Some(wchar),
-        syscr: Some(syscr),
-        syscw: Some(syscw),
-        read_bytes: Some(read),
-        write_bytes: Some(write),
-        cancelled_write_bytes: Some(0),
-        blkio_delay_ns: Some(blkio_ms * 1_000_000),
-        swapin_delay_ns: Some(swapin_ms * 1_000_000),
+    // Counter by counter, so that one added later is None here rather than a compile error.
+    let mut c = Counters::default();
+    for (counter, value) in [
+        (Counter::Rchar, rchar),
+        (Counter::Wchar, wchar),
+        (Counter::Syscr, syscr),
+        (Counter::Syscw, syscw),
+        (Counter::ReadBytes, read),
+        (Counter::WriteBytes, write),
+        (Counter::CancelledWriteBytes, 0),
+        (Counter::BlkioDelay, blkio_ms * 1_000_000),
+        (Counter::SwapinDelay, swapin_ms * 1_000_000),
+    ] {
+        *c.get_mut(counter) = Some(value);
     }
+    c
 }
 
 /// As procfs without delay accounting measures them.
@@ -273,32 +279,32 @@ fn rows_sort_by_each_column_both_ways() {
         (Column::User, "USER ▲", [102, 103, 104, 101]),
         (Column::Container, "CONTAINER ▲", [103, 101, 104, 102]),
         (
-            Column::Counter(Counter::DiskRead),
+            Column::Counter(Counter::ReadBytes),
             "DISK READ ▼",
             [101, 103, 104, 102],
         ),
         (
-            Column::Counter(Counter::DiskWrite),
+            Column::Counter(Counter::WriteBytes),
             "DISK WRITE ▼",
             [102, 104, 103, 101],
         ),
         (
-            Column::Counter(Counter::Swapin),
+            Column::Counter(Counter::SwapinDelay),
             "SWAPIN ▼",
             [103, 101, 102, 104],
         ),
         (
-            Column::Counter(Counter::IoWait),
+            Column::Counter(Counter::BlkioDelay),
             "IO> ▼",
             [104, 101, 102, 103],
         ),
         (
-            Column::Counter(Counter::ReadSyscalls),
+            Column::Counter(Counter::Syscr),
             "READ SYSCALLS ▼",
             [102, 101, 104, 103],
         ),
         (
-            Column::Counter(Counter::WriteSyscalls),
+            Column::Counter(Counter::Syscw),
             "WRITE SYSCALLS ▼",
             [101, 103, 102, 104],
         ),
@@ -352,7 +358,7 @@ fn rows_sort_by_each_column_both_ways() {
 #[test]
 fn unmeasured_values_sort_last_both_ways() {
     let mut state = state_for(sources(&[SourceKind::Procfs], Vec::new()));
-    state.sort = Column::Counter(Counter::IoWait);
+    state.sort = Column::Counter(Counter::BlkioDelay);
     let mut tasks = four_tasks();
     tasks[1].delta.blkio_delay_ns = None;
     let r = refresh(vec![(SourceKind::Procfs, model_of(&tasks, false))]);
@@ -372,14 +378,14 @@ fn procfs_unavailable() -> Vec<(SourceKind, Unavailable)> {
         (
             SourceKind::Procfs,
             Unavailable {
-                counters: &["swapin_delay_ns"],
+                counters: &[Counter::SwapinDelay],
                 reason: "/proc has no swap-in delay; use the taskstats source".into(),
             },
         ),
         (
             SourceKind::Procfs,
             Unavailable {
-                counters: &["blkio_delay_ns"],
+                counters: &[Counter::BlkioDelay],
                 reason: "delay accounting is off: `sysctl -w kernel.task_delayacct=1`".into(),
             },
         ),
@@ -425,7 +431,7 @@ fn compare_mode_shows_sources_side_by_side_and_s_cycles() {
     let unavailable = vec![(
         SourceKind::Ebpf,
         Unavailable {
-            counters: &["blkio_delay_ns", "swapin_delay_ns"],
+            counters: &[Counter::BlkioDelay, Counter::SwapinDelay],
             reason: "delay accounting is read through taskstats only".into(),
         },
     )];
@@ -438,7 +444,7 @@ fn compare_mode_shows_sources_side_by_side_and_s_cycles() {
         Shown::Compare,
         "compare mode starts side by side"
     );
-    state.sort = Column::Counter(Counter::DiskWrite);
+    state.sort = Column::Counter(Counter::WriteBytes);
     let ts = [
         task(
             300,
@@ -497,7 +503,7 @@ fn compare_mode_shows_sources_side_by_side_and_s_cycles() {
         ],
     );
     // On IO>, the source that cannot measure it says so, and its cells are n/a.
-    state.sort = Column::Counter(Counter::IoWait);
+    state.sort = Column::Counter(Counter::BlkioDelay);
     let lines = screen(100, 12, Some(&r), &state);
     assert!(
         lines.contains(&format!(
@@ -605,7 +611,7 @@ fn terminal_80x24() {
 #[test]
 fn terminal_20x10_keeps_id_sort_column_and_command() {
     let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
-    state.sort = Column::Counter(Counter::DiskWrite);
+    state.sort = Column::Counter(Counter::WriteBytes);
     let r = refresh(vec![(SourceKind::Taskstats, busy_model())]);
     assert_screen(
         &screen(20, 10, Some(&r), &state),
@@ -627,7 +633,7 @@ fn terminal_20x10_keeps_id_sort_column_and_command() {
 #[test]
 fn history_charts_the_sort_column() {
     let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
-    state.sort = Column::Counter(Counter::DiskWrite);
+    state.sort = Column::Counter(Counter::WriteBytes);
     for write in [1u64, 2, 4, 8] {
         let r = refresh(vec![(
             SourceKind::Taskstats,
@@ -1126,12 +1132,12 @@ fn container_view_from_the_options_and_its_sort_columns() {
         seen,
         [
             Column::Id,
-            Column::Counter(Counter::DiskRead),
-            Column::Counter(Counter::DiskWrite),
-            Column::Counter(Counter::Swapin),
-            Column::Counter(Counter::IoWait),
-            Column::Counter(Counter::ReadSyscalls),
-            Column::Counter(Counter::WriteSyscalls),
+            Column::Counter(Counter::ReadBytes),
+            Column::Counter(Counter::WriteBytes),
+            Column::Counter(Counter::SwapinDelay),
+            Column::Counter(Counter::BlkioDelay),
+            Column::Counter(Counter::Syscr),
+            Column::Counter(Counter::Syscw),
             Column::Command,
         ]
     );
@@ -1156,7 +1162,7 @@ fn container_view_from_the_options_and_its_sort_columns() {
     state.on_key(key(KeyCode::Char('c')), Geometry::default());
     state.sort = Column::User;
     state.on_key(key(KeyCode::Char('c')), Geometry::default());
-    assert_eq!(state.sort, Column::Counter(Counter::IoWait));
+    assert_eq!(state.sort, Column::Counter(Counter::BlkioDelay));
     state.on_key(key(KeyCode::Char('c')), Geometry::default());
     state.sort = Column::Container;
     state.on_key(key(KeyCode::Char('c')), Geometry::default());
@@ -1167,7 +1173,7 @@ fn container_view_from_the_options_and_its_sort_columns() {
 fn container_history_is_keyed_by_label() {
     let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
     state.view.by_container = true;
-    state.sort = Column::Counter(Counter::DiskWrite);
+    state.sort = Column::Counter(Counter::WriteBytes);
     // One process each: PROCS is 1 for both, so only the label tells them apart.
     let mut r = containers_refresh(containers_model());
     for (a, b) in [(1u64, 8u64), (2, 4), (4, 2), (8, 1)] {
@@ -1276,7 +1282,7 @@ fn x_shows_rchar_and_wchar() {
     assert!(!header(&state).contains("RCHAR"), "{}", header(&state));
     assert_eq!(
         state.sort,
-        Column::Counter(Counter::DiskWrite),
+        Column::Counter(Counter::WriteBytes),
         "a hidden column sorts no more"
     );
 }
@@ -1288,7 +1294,7 @@ fn compare_mode_joins_containers_by_label() {
         Vec::new(),
     ));
     state.view.by_container = true;
-    state.sort = Column::Counter(Counter::DiskWrite);
+    state.sort = Column::Counter(Counter::WriteBytes);
     let mut r = refresh(vec![
         (
             SourceKind::Taskstats,
