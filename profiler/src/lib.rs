@@ -8,6 +8,7 @@ pub mod container;
 pub mod fuzz;
 pub mod model;
 pub mod privileges;
+pub mod record;
 pub mod sample;
 pub mod serve;
 pub mod session;
