@@ -8,8 +8,9 @@ use super::format::{Header, UnavailableCounters};
 use crate::sample::{Counters, Sample, TaskSample, COUNTER_NAMES};
 use crate::source::{IoSource, Unavailable};
 
-/// A sample as the file stores it; `anchor` is the instant monotonic stamps count from.
-pub fn record_from_sample(s: &Sample, anchor: Instant) -> Record {
+/// A sample as the file stores it; `anchor` is the instant monotonic stamps count from, and
+/// `fields[i]` is where the file's counter `i` is in `COUNTER_NAMES` (see `fields`).
+pub fn record_from_sample(s: &Sample, anchor: Instant, fields: &[Option<usize>]) -> Record {
     Record {
         wall_ns: s
             .wall_time
@@ -31,7 +32,10 @@ pub fn record_from_sample(s: &Sample, anchor: Instant) -> Record {
                     start_time: t.start_time,
                     cgroup_id: t.cgroup_id,
                 },
-                values: t.counters.values().to_vec(),
+                values: {
+                    let v = t.counters.values();
+                    fields.iter().map(|f| f.and_then(|f| v[f])).collect()
+                },
                 exited: t.exited,
             })
             .collect(),
@@ -76,6 +80,14 @@ pub fn columns(file_counters: &[String]) -> Vec<Option<usize>> {
     COUNTER_NAMES
         .iter()
         .map(|n| file_counters.iter().position(|f| f == n))
+        .collect()
+}
+
+/// For each counter a file names, where it is in `COUNTER_NAMES`.
+pub fn fields(file_counters: &[String]) -> Vec<Option<usize>> {
+    file_counters
+        .iter()
+        .map(|f| COUNTER_NAMES.iter().position(|n| n == f))
         .collect()
 }
 

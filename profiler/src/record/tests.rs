@@ -514,3 +514,61 @@ fn a_file_with_other_counters_maps_them_by_name() {
     let c = ok[0].tasks[0].counters;
     assert_eq!((c.rchar, c.wchar, c.syscr), (Some(1), Some(2), None));
 }
+
+/// A source as a recorder meets it: only what `header_for` asks of it.
+struct Fake;
+
+impl IoSource for Fake {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Ebpf
+    }
+    fn sample(&mut self) -> Result<Sample, SourceError> {
+        unreachable!("not sampled")
+    }
+    fn unavailable(&self) -> Vec<crate::source::Unavailable> {
+        vec![crate::source::Unavailable {
+            counters: &["cancelled_write_bytes", "swapin_delay_ns"],
+            reason: "no tracepoint for these".into(),
+        }]
+    }
+    fn totals_since(&self) -> &'static str {
+        "probes attached"
+    }
+    fn method(&self) -> Option<&'static str> {
+        Some("classic tracepoints")
+    }
+}
+
+#[test]
+fn a_replay_tells_what_the_recorded_source_told() {
+    let proc_root = tmp("proc");
+    fs::create_dir_all(proc_root.join("sys/kernel")).expect("mkdir");
+    fs::write(proc_root.join("sys/kernel/hostname"), "db1\n").expect("write");
+    fs::write(proc_root.join("sys/kernel/osrelease"), "5.10.0-28-amd64\n").expect("write");
+    let h = header_for(&Fake, &proc_root);
+    assert_eq!(
+        (h.host_name.as_str(), h.kernel_release.as_str()),
+        ("db1", "5.10.0-28-amd64")
+    );
+
+    // A header that records only some counters takes them from samples by name.
+    let mut h = h;
+    h.counters = vec!["wchar".into(), "rchar".into()];
+    let path = tmp("told");
+    let anchor = Instant::now();
+    let mut w = Recorder::create(&path, &h).expect("create");
+    w.append(&sample(anchor, 1)).expect("append");
+    w.finish().expect("finish");
+    let mut replay = ReplaySource::open(std::slice::from_ref(&path), None, None).expect("open");
+    assert_eq!(replay.kind(), SourceKind::Ebpf);
+    assert_eq!(replay.method(), Some("classic tracepoints"));
+    assert_eq!(replay.totals_since(), "probes attached");
+    assert_eq!(replay.unavailable(), Fake.unavailable());
+    let s = replay.sample().expect("sample");
+    let t = s.tasks.iter().find(|t| t.tid == 110).expect("task 110");
+    let want = task(110, 1).counters;
+    assert_eq!(
+        (t.counters.rchar, t.counters.wchar, t.counters.syscr),
+        (want.rchar, want.wchar, None)
+    );
+}

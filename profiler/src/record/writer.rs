@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::block::{BlockEncoder, Record};
-use super::convert::record_from_sample;
-use super::format::{Codec, Frame, Header, FRAME_LEN};
+use super::convert::{fields, record_from_sample};
+use super::format::{Codec, Frame, Header, FRAME_LEN, MAX_COUNTERS};
 use super::RecordError;
 use crate::sample::Sample;
 
@@ -49,6 +49,8 @@ impl Rotation {
 pub struct Recorder {
     path: PathBuf,
     header: Vec<u8>,
+    /// Where each counter the header names is in a sample.
+    fields: Vec<Option<usize>>,
     file: File,
     file_len: u64,
     block: BlockEncoder,
@@ -61,15 +63,22 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts a recording at `path`, replacing what was there.
+    /// Starts a recording at `path`, replacing what was there. Samples are recorded with the
+    /// counters `header` names, in its order (usually every counter, see `header_for`).
     pub fn create(path: impl AsRef<Path>, header: &Header) -> Result<Recorder, RecordError> {
+        assert!(
+            header.counters.len() <= MAX_COUNTERS,
+            "a recording holds at most {MAX_COUNTERS} counters"
+        );
         let path = path.as_ref().to_path_buf();
+        let fields = fields(&header.counters);
         let header = header.encode();
         let file = start_file(&path, &header)?;
         Ok(Recorder {
             path,
             file_len: header.len() as u64,
             header,
+            fields,
             file,
             block: BlockEncoder::default(),
             limits: BlockLimits::default(),
@@ -97,11 +106,17 @@ impl Recorder {
 
     pub fn append(&mut self, sample: &Sample) -> Result<(), RecordError> {
         let anchor = *self.anchor.get_or_insert(sample.taken_at);
-        self.append_record(&record_from_sample(sample, anchor))
+        self.append_record(&record_from_sample(sample, anchor, &self.fields))
     }
 
-    /// Appends a record as the file stores it; closes the block when it reaches a limit.
+    /// Appends a record as the file stores it (its tasks' values in the order of the header's
+    /// counters); closes the block when it reaches a limit.
     pub fn append_record(&mut self, record: &Record) -> Result<(), RecordError> {
+        let counters = self.fields.len();
+        assert!(
+            record.tasks.iter().all(|t| t.values.len() == counters),
+            "every task of a record has the {counters} counters the header names"
+        );
         self.block.push(record);
         let span_ns = self.block.last_wall_ns - self.block.first_wall_ns;
         if self.block.count >= self.limits.records
