@@ -380,8 +380,15 @@ fn damaged_recordings_never_panic_and_errors_say_where() {
     let bad = tmp("fuzz");
     for case in 0..300 {
         let mut bytes = good.clone();
+        // With a cut only, every block before it replays whole.
+        let mut whole = None;
         match rng.below(3) {
-            0 => bytes.truncate(rng.below(good.len() + 1)),
+            0 => {
+                bytes.truncate(rng.below(good.len() + 1));
+                let blocks = block_offsets(&good);
+                let ends = blocks.iter().skip(1).copied().chain([good.len()]);
+                whole = Some(6 * ends.filter(|&e| e <= bytes.len()).count());
+            }
             1 => {
                 for _ in 0..1 + rng.below(4) {
                     let i = rng.below(bytes.len());
@@ -409,10 +416,20 @@ fn damaged_recordings_never_panic_and_errors_say_where() {
         match RecordingReader::open(&bad) {
             Err(e) => check(&e),
             Ok(reader) => {
+                let mut samples = 0;
                 for r in reader.take(1000) {
-                    if let Err(e) = r {
-                        check(&e);
+                    match r {
+                        Ok(_) => samples += 1,
+                        Err(e) => check(&e),
                     }
+                }
+                if let Some(whole) = whole {
+                    assert_eq!(
+                        samples,
+                        whole.min(40),
+                        "case {case}: cut at {}",
+                        bytes.len()
+                    );
                 }
             }
         }
