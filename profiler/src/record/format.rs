@@ -13,7 +13,8 @@
 //! for a u64); `zigzag` is a signed value mapped to unsigned (`(n << 1) ^ (n >> 63)`) then
 //! written as a varint; `string` is a varint byte length then that many bytes of UTF-8;
 //! `opt` is a varint 0 for "none", else the value plus one. Times are nanoseconds: wall time
-//! since the Unix epoch, monotonic time since the recorder started.
+//! since the Unix epoch, monotonic time since the recorder's first sample. (`opt` stores
+//! values up to 2^64 - 2; larger ones are stored as that.)
 //!
 //! # File header
 //!
@@ -51,6 +52,10 @@
 //! 36  4  payload_crc   CRC-32 of the stored payload
 //! 40  4  frame_crc     CRC-32 of bytes 0..40 of this frame
 //! ```
+//!
+//! LZ4 rather than zstd: measured on these payloads (`cargo bench --bench record`), the pure
+//! Rust zstd encoder (ruzstd, fastest level) saved 3% to 15% more for 15 to 30 times the CPU;
+//! the varint deltas leave little for either to find.
 //!
 //! A reader seeks by time from frames alone: it skips a block whose `last_wall` is before the
 //! range and stops at one whose `first_wall` is after it, without reading its payload. Each
@@ -103,8 +108,9 @@
 //! With a size bound of SIZE and K kept files, each file holds at most SIZE / (K + 1) bytes
 //! (a single block larger than that still goes in whole): before a block that would pass that
 //! bound, FILE.K is deleted, FILE.(K-1) … FILE.1 become FILE.K … FILE.2, FILE becomes FILE.1,
-//! and a new FILE starts with the same header. Recording never takes more than SIZE on disk,
-//! and keeps the newest history. Every file reads on its own.
+//! and a new FILE starts with the same header (with K = 0, FILE starts over). So recording
+//! takes at most SIZE on disk while a block fits in SIZE / (K + 1), and keeps the newest
+//! history. Every file reads on its own; `record::series` lists them oldest first.
 //!
 //! # Compatibility
 //!
