@@ -2,7 +2,7 @@
 //! the file, or the rotated files, within a size bound.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -161,7 +161,13 @@ impl Recorder {
             .write_all(&frame.encode())
             .and_then(|()| self.file.write_all(&stored))
             .and_then(|()| self.file.sync_data());
-        wrote.map_err(|e| RecordError::io(&self.path, at, "writing a block", e))?;
+        if let Err(e) = wrote {
+            // A partial block (disk full) would hide every later one from readers: cut it off,
+            // so that recording can go on once there is room again.
+            let _ = self.file.set_len(at);
+            let _ = self.file.seek(SeekFrom::Start(at));
+            return Err(RecordError::io(&self.path, at, "writing a block", e));
+        }
         self.file_len += len;
         Ok(())
     }
