@@ -99,8 +99,9 @@
 //!
 //! # Blocks close
 //!
-//! after 60 records, or once they span 10 minutes of wall time, or hold 4 MiB uncompressed,
-//! whichever comes first (`BlockLimits`), and on `Recorder::finish`. The writer writes and
+//! after 60 records, or once they span 10 minutes of wall time, or their records take 4 MiB
+//! uncompressed, whichever comes first (`BlockLimits`), and on `Recorder::finish` (or when
+//! the recorder is dropped). The writer writes and
 //! fsyncs a block when it closes it.
 //!
 //! # Size bound and rotation
@@ -116,7 +117,8 @@
 //!
 //! `version` changes only when a version 1 reader would misread the file; such a file is
 //! refused with its version named. Adding counters, header fields at the end of the header
-//! body, or codecs (refused per block, by name) keep version 1.
+//! body, or codecs (an unknown one costs its blocks, each refused with its number) keep
+//! version 1.
 
 use std::io::{self, Read, Write};
 
