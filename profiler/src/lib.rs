@@ -11,6 +11,7 @@ pub mod fuzz;
 mod golden;
 pub mod model;
 pub mod privileges;
+pub mod record;
 pub mod sample;
 pub mod serve;
 pub mod session;
