@@ -18,6 +18,11 @@ impl Rng {
         Rng(seed | 1)
     }
 
+    /// The same sequence every run, for benchmarks that must measure one workload.
+    pub fn from_seed(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
     /// xorshift64*.
     pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;

@@ -12,6 +12,7 @@ pub mod model;
 #[cfg(test)]
 mod module_graph;
 pub mod privileges;
+pub mod record;
 pub mod runner;
 pub mod sample;
 pub mod serve;

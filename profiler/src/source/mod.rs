@@ -135,6 +135,9 @@ pub enum SourceError {
     /// `auto` skipped a source that opened because it misses exited tasks and another does not.
     #[error("{kind}: {why}")]
     MissesExits { kind: SourceKind, why: String },
+    /// A recording played back as a source: damaged, or at its end (`RecordError::is_end`).
+    #[error("replay: {0}")]
+    Replay(#[from] crate::record::RecordError),
 }
 
 /// A permission error, with advice from what this process holds in place of generic advice.

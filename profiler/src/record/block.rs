@@ -1,0 +1,373 @@
+//! One block's payload: the task dictionary and the records that refer to it, encoded as the
+//! format says (see `format`), and decoded back. Works on `Record`, the format's own view of
+//! a sample, so nothing here depends on `Sample`'s shape.
+
+use std::collections::HashMap;
+
+use super::format::{
+    put_opt, put_str, put_varint, put_zigzag, Cursor, KIND_DELTA, KIND_GONE, KIND_SET, TAG_EXITED,
+};
+
+/// What names a task within a block.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Labels {
+    pub tid: u32,
+    pub pid: u32,
+    pub uid: Option<u32>,
+    pub command: String,
+    pub start_time: Option<u64>,
+    pub cgroup_id: Option<u64>,
+}
+
+/// One task in one record; `values` in the order of the header's counter names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskRecord {
+    pub labels: Labels,
+    pub values: Vec<Option<u64>>,
+    pub exited: bool,
+}
+
+/// One sample as the file stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub wall_ns: u64,
+    pub mono_ns: u64,
+    pub lost_events: Option<u64>,
+    pub skipped_tasks: u64,
+    pub denied_tasks: u64,
+    pub tasks: Vec<TaskRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct State {
+    values: Vec<Option<u64>>,
+    exited: bool,
+}
+
+/// The open block: its dictionary, the state of every task as of the last record, and the
+/// records encoded so far.
+#[derive(Default)]
+pub struct BlockEncoder {
+    dict: Vec<Labels>,
+    index: HashMap<Labels, u32>,
+    /// Per dictionary entry: its counters in the last record, `None` when it was not in it.
+    state: Vec<Option<State>>,
+    /// Per dictionary entry: the last record that used it, to catch a task listed twice.
+    used_in: Vec<u64>,
+    present: Vec<u32>,
+    records: Vec<u8>,
+    pub count: u32,
+    pub first_wall_ns: u64,
+    pub last_wall_ns: u64,
+    last_record_wall_ns: u64,
+    last_mono_ns: u64,
+}
+
+impl BlockEncoder {
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Encoded bytes so far, dictionary labels not counted.
+    pub fn records_len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn push(&mut self, rec: &Record) {
+        if self.count == 0 {
+            self.first_wall_ns = rec.wall_ns;
+            self.last_wall_ns = rec.wall_ns;
+        }
+        self.count += 1;
+        let stamp = u64::from(self.count);
+        self.first_wall_ns = self.first_wall_ns.min(rec.wall_ns);
+        self.last_wall_ns = self.last_wall_ns.max(rec.wall_ns);
+
+        let mut current: Vec<(u32, &TaskRecord)> = Vec::with_capacity(rec.tasks.len());
+        for t in &rec.tasks {
+            let found = self.index.get(&t.labels).copied();
+            let idx = match found {
+                Some(i) if self.used_in[i as usize] != stamp => i,
+                // New, or a second task with the same labels in one sample: an entry of its own.
+                _ => {
+                    let i = self.dict.len() as u32;
+                    self.dict.push(t.labels.clone());
+                    self.index.insert(t.labels.clone(), i);
+                    self.state.push(None);
+                    self.used_in.push(0);
+                    i
+                }
+            };
+            self.used_in[idx as usize] = stamp;
+            current.push((idx, t));
+        }
+        current.sort_unstable_by_key(|&(i, _)| i);
+
+        let out = &mut self.records;
+        put_zigzag(
+            out,
+            rec.wall_ns.wrapping_sub(self.last_record_wall_ns) as i64,
+        );
+        put_zigzag(out, rec.mono_ns.wrapping_sub(self.last_mono_ns) as i64);
+        self.last_record_wall_ns = rec.wall_ns;
+        self.last_mono_ns = rec.mono_ns;
+        put_opt(out, rec.lost_events);
+        put_varint(out, rec.skipped_tasks);
+        put_varint(out, rec.denied_tasks);
+
+        // Entries, merged in index order from the tasks of the last record and of this one.
+        let mut entries = Vec::new();
+        let mut prev_idx: Option<u32> = None;
+        let mut entry = |entries: &mut Vec<u8>, idx: u32| {
+            put_varint(entries, u64::from(idx - prev_idx.map_or(0, |p| p + 1)));
+            prev_idx = Some(idx);
+        };
+        let mut n_entries = 0u64;
+        let (mut a, mut b) = (0, 0);
+        let gone = |present: &[u32], a: usize, cur: Option<u32>| {
+            present.get(a).is_some_and(|&p| cur.is_none_or(|c| p < c))
+        };
+        loop {
+            let cur = current.get(b).map(|&(i, _)| i);
+            if gone(&self.present, a, cur) {
+                let idx = self.present[a];
+                self.state[idx as usize] = None;
+                entry(&mut entries, idx);
+                entries.push(KIND_GONE);
+                n_entries += 1;
+                a += 1;
+                continue;
+            }
+            let Some(idx) = cur else { break };
+            if self.present.get(a) == Some(&idx) {
+                a += 1;
+            }
+            let t = current[b].1;
+            b += 1;
+            let exited = if t.exited { TAG_EXITED } else { 0 };
+            let slot = &mut self.state[idx as usize];
+            match slot {
+                Some(s) if s.values == t.values && s.exited == t.exited => continue,
+                Some(s) if same_shape(&s.values, &t.values) => {
+                    entry(&mut entries, idx);
+                    entries.push(KIND_DELTA | exited);
+                    let mut mask = 0u64;
+                    for (i, (new, old)) in t.values.iter().zip(&s.values).enumerate() {
+                        if new != old {
+                            mask |= 1 << i;
+                        }
+                    }
+                    put_varint(&mut entries, mask);
+                    for (new, old) in t.values.iter().zip(&s.values) {
+                        if let (Some(n), Some(o)) = (new, old) {
+                            if n != o {
+                                put_zigzag(&mut entries, n.wrapping_sub(*o) as i64);
+                            }
+                        }
+                    }
+                    s.values.clone_from(&t.values);
+                    s.exited = t.exited;
+                }
+                _ => {
+                    entry(&mut entries, idx);
+                    entries.push(KIND_SET | exited);
+                    let mask = t
+                        .values
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| v.is_some())
+                        .fold(0u64, |m, (i, _)| m | 1 << i);
+                    put_varint(&mut entries, mask);
+                    for v in t.values.iter().flatten() {
+                        put_varint(&mut entries, *v);
+                    }
+                    *slot = Some(State {
+                        values: t.values.clone(),
+                        exited: t.exited,
+                    });
+                }
+            }
+            n_entries += 1;
+        }
+        put_varint(out, n_entries);
+        out.extend_from_slice(&entries);
+        self.present.clear();
+        self.present.extend(current.iter().map(|&(i, _)| i));
+    }
+
+    /// The payload (dictionary then records), and the encoder ready for the next block.
+    pub fn take(&mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.dict.len() * 16 + self.records.len() + 8);
+        put_varint(&mut out, self.dict.len() as u64);
+        let mut prev_tid = 0u32;
+        for l in &self.dict {
+            put_zigzag(&mut out, i64::from(l.tid) - i64::from(prev_tid));
+            put_zigzag(&mut out, i64::from(l.pid) - i64::from(l.tid));
+            prev_tid = l.tid;
+            let flags = u8::from(l.uid.is_some())
+                | u8::from(l.start_time.is_some()) << 1
+                | u8::from(l.cgroup_id.is_some()) << 2;
+            out.push(flags);
+            if let Some(uid) = l.uid {
+                put_varint(&mut out, u64::from(uid));
+            }
+            put_str(&mut out, &l.command);
+            if let Some(s) = l.start_time {
+                put_varint(&mut out, s);
+            }
+            if let Some(c) = l.cgroup_id {
+                put_varint(&mut out, c);
+            }
+        }
+        out.extend_from_slice(&self.records);
+        *self = BlockEncoder::default();
+        out
+    }
+}
+
+/// Both measure the same counters: a change between them fits in a delta.
+fn same_shape(a: &[Option<u64>], b: &[Option<u64>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.is_some() == y.is_some())
+}
+
+/// Decodes a block's payload into its records. `counters` is the number of counters the
+/// header names. The error says what was malformed and in which record.
+pub fn decode(payload: &[u8], records: u32, counters: usize) -> Result<Vec<Record>, String> {
+    let mut c = Cursor::new(payload);
+    let at = |what: &str, rec: Option<u32>| match rec {
+        None => format!("task dictionary: {what}"),
+        Some(r) => format!("record {} of {records} in the block: {what}", r + 1),
+    };
+    let n = c.count(4).map_err(|e| at(e, None))?;
+    let mut dict = Vec::with_capacity(n);
+    let mut prev_tid = 0i64;
+    for _ in 0..n {
+        let labels = (|| {
+            let tid = prev_tid + c.zigzag()?;
+            let pid = tid + c.zigzag()?;
+            let flags = c.byte()?;
+            if flags & !7 != 0 {
+                return Err("unknown label flags");
+            }
+            let uid = if flags & 1 != 0 {
+                Some(u32::try_from(c.varint()?).map_err(|_| "uid out of range")?)
+            } else {
+                None
+            };
+            let command = c.string()?;
+            let start_time = if flags & 2 != 0 {
+                Some(c.varint()?)
+            } else {
+                None
+            };
+            let cgroup_id = if flags & 4 != 0 {
+                Some(c.varint()?)
+            } else {
+                None
+            };
+            prev_tid = tid;
+            Ok(Labels {
+                tid: u32::try_from(tid).map_err(|_| "tid out of range")?,
+                pid: u32::try_from(pid).map_err(|_| "pid out of range")?,
+                uid,
+                command,
+                start_time,
+                cgroup_id,
+            })
+        })()
+        .map_err(|e| at(e, None))?;
+        dict.push(labels);
+    }
+
+    let mut state: Vec<Option<State>> = vec![None; dict.len()];
+    let mut out = Vec::with_capacity(records as usize);
+    let (mut wall, mut mono) = (0u64, 0u64);
+    let all = if counters == 64 {
+        u64::MAX
+    } else {
+        (1u64 << counters) - 1
+    };
+    for r in 0..records {
+        let rec = (|| {
+            wall = wall.wrapping_add(c.zigzag()? as u64);
+            mono = mono.wrapping_add(c.zigzag()? as u64);
+            let lost_events = c.opt()?;
+            let skipped_tasks = c.varint()?;
+            let denied_tasks = c.varint()?;
+            let entries = c.count(2)?;
+            let mut next = 0u64;
+            for _ in 0..entries {
+                let idx = next
+                    .checked_add(c.varint()?)
+                    .filter(|&i| i < dict.len() as u64)
+                    .ok_or("task index outside the dictionary")?;
+                next = idx + 1;
+                let slot = &mut state[idx as usize];
+                let tag = c.byte()?;
+                let exited = tag & TAG_EXITED != 0;
+                match tag & !TAG_EXITED {
+                    KIND_GONE if slot.is_some() && !exited => *slot = None,
+                    KIND_SET => {
+                        let mask = c.varint()?;
+                        if mask & !all != 0 {
+                            return Err("counter mask names more counters than the header");
+                        }
+                        let values = (0..counters)
+                            .map(|i| {
+                                if mask & 1 << i != 0 {
+                                    c.varint().map(Some)
+                                } else {
+                                    Ok(None)
+                                }
+                            })
+                            .collect::<Result<_, _>>()?;
+                        *slot = Some(State { values, exited });
+                    }
+                    KIND_DELTA => {
+                        let s = slot.as_mut().ok_or("delta for a task not in the sample")?;
+                        let mask = c.varint()?;
+                        for (i, v) in s.values.iter_mut().enumerate() {
+                            if mask & 1 << i != 0 {
+                                let old = v.ok_or("delta for an unmeasured counter")?;
+                                *v = Some(old.wrapping_add(c.zigzag()? as u64));
+                            }
+                        }
+                        if mask & !all != 0 {
+                            return Err("counter mask names more counters than the header");
+                        }
+                        s.exited = exited;
+                    }
+                    _ => return Err("entry kind unknown or not valid here"),
+                }
+            }
+            let tasks = state
+                .iter()
+                .zip(&dict)
+                .filter_map(|(s, l)| {
+                    s.as_ref().map(|s| TaskRecord {
+                        labels: l.clone(),
+                        values: s.values.clone(),
+                        exited: s.exited,
+                    })
+                })
+                .collect();
+            Ok(Record {
+                wall_ns: wall,
+                mono_ns: mono,
+                lost_events,
+                skipped_tasks,
+                denied_tasks,
+                tasks,
+            })
+        })()
+        .map_err(|e: &str| at(e, Some(r)))?;
+        out.push(rec);
+    }
+    if !c.at_end() {
+        return Err(format!(
+            "{} bytes after the last record",
+            payload.len() - c.pos
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,148 @@
+//! The only code that knows the shape of `Sample`, `TaskSample`, `Counters` and
+//! `Unavailable`: the rest of `record` works on `Record` and `Header`, and counters by name.
+
+use crate::sample::Monotonic;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::block::{Labels, Record, TaskRecord};
+use super::format::{Header, UnavailableCounters};
+use crate::counter::{Counter, Counters};
+use crate::sample::{Sample, TaskSample};
+use crate::source::{IoSource, Unavailable};
+
+/// A sample as the file stores it; `anchor` is the instant monotonic stamps count from, and
+/// `fields[i]` is the counter the file's column `i` holds, if this build knows it (see `fields`).
+pub fn record_from_sample(s: &Sample, anchor: Monotonic, fields: &[Option<Counter>]) -> Record {
+    Record {
+        wall_ns: s
+            .wall_time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        mono_ns: s.taken_at.saturating_duration_since(anchor).as_nanos() as u64,
+        lost_events: s.lost_events,
+        skipped_tasks: s.skipped_tasks,
+        denied_tasks: s.denied_tasks,
+        tasks: s
+            .tasks
+            .iter()
+            .map(|t| TaskRecord {
+                labels: Labels {
+                    tid: t.tid,
+                    pid: t.pid,
+                    uid: t.uid,
+                    command: t.command.clone(),
+                    start_time: t.start_time,
+                    cgroup_id: t.cgroup_id,
+                },
+                values: fields
+                    .iter()
+                    .map(|f| f.and_then(|c| t.counters.get(c)))
+                    .collect(),
+                exited: t.exited,
+            })
+            .collect(),
+    }
+}
+
+/// A stored sample back; `columns[c]` is where the file keeps counter `Counter::ALL[c]`.
+pub fn sample_from_record(r: Record, columns: &[Option<usize>], anchor: Monotonic) -> Sample {
+    let tasks = r
+        .tasks
+        .into_iter()
+        .map(|t| TaskSample {
+            tid: t.labels.tid,
+            pid: t.labels.pid,
+            uid: t.labels.uid,
+            command: t.labels.command,
+            start_time: t.labels.start_time,
+            cgroup_id: t.labels.cgroup_id,
+            counters: {
+                let mut counters = Counters::default();
+                for (counter, column) in Counter::ALL.iter().zip(columns) {
+                    *counters.get_mut(*counter) = column.and_then(|c| t.values[c]);
+                }
+                counters
+            },
+            exited: t.exited,
+        })
+        .collect();
+    Sample {
+        taken_at: anchor + Duration::from_nanos(r.mono_ns),
+        wall_time: UNIX_EPOCH + Duration::from_nanos(r.wall_ns),
+        tasks,
+        lost_events: r.lost_events,
+        skipped_tasks: r.skipped_tasks,
+        denied_tasks: r.denied_tasks,
+    }
+}
+
+/// The counters this build records, in record order.
+pub fn counter_names() -> Vec<String> {
+    Counter::ALL.iter().map(|c| c.key().to_string()).collect()
+}
+
+fn by_name(name: &str) -> Option<Counter> {
+    Counter::ALL.into_iter().find(|c| c.key() == name)
+}
+
+/// For each counter this build knows (in `Counter::ALL` order), where a file with these
+/// counter names keeps it.
+pub fn columns(file_counters: &[String]) -> Vec<Option<usize>> {
+    Counter::ALL
+        .iter()
+        .map(|c| file_counters.iter().position(|f| f == c.key()))
+        .collect()
+}
+
+/// For each counter a file names, which counter of this build it is.
+pub fn fields(file_counters: &[String]) -> Vec<Option<Counter>> {
+    file_counters.iter().map(|f| by_name(f)).collect()
+}
+
+/// The recorded source's unavailable counters, as a replay reports them. Names this build
+/// does not know are left out (it cannot show them anyway). The names are leaked once per
+/// replay opened, since `Unavailable` holds `'static` ones.
+pub fn unavailable(header: &Header) -> Vec<Unavailable> {
+    header
+        .unavailable
+        .iter()
+        .map(|u| Unavailable {
+            counters: Box::leak(
+                u.counters
+                    .iter()
+                    .filter_map(|c| by_name(c))
+                    .collect::<Vec<_>>()
+                    .into_boxed_slice(),
+            ),
+            reason: u.reason.clone(),
+        })
+        .collect()
+}
+
+/// The header for recording `source` on this machine (`proc_root` is usually `/proc`).
+pub fn header_for(source: &dyn IoSource, proc_root: &std::path::Path) -> Header {
+    let read = |name: &str| {
+        std::fs::read_to_string(proc_root.join("sys/kernel").join(name))
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_default()
+    };
+    Header {
+        host_name: read("hostname"),
+        kernel_release: read("osrelease"),
+        source: source.kind().name().to_string(),
+        method: source.method().map(str::to_string),
+        totals_since: source.totals_since().to_string(),
+        created_wall_ns: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        counters: counter_names(),
+        unavailable: source
+            .unavailable()
+            .into_iter()
+            .map(|u| UnavailableCounters {
+                counters: u.counters.iter().map(|c| c.key().to_string()).collect(),
+                reason: u.reason,
+            })
+            .collect(),
+    }
+}

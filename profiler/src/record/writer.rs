@@ -1,0 +1,228 @@
+//! `Recorder`: appends samples to a recording, one block at a time (see `format`), and keeps
+//! the file, or the rotated files, within a size bound.
+
+use crate::sample::Monotonic;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::block::{BlockEncoder, Record};
+use super::convert::{fields, record_from_sample};
+use super::format::{Codec, Frame, Header, FRAME_LEN, MAX_COUNTERS};
+use super::RecordError;
+use crate::sample::Sample;
+
+/// When the open block is closed (written, flushed and fsynced): whichever comes first.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockLimits {
+    pub records: u32,
+    /// Wall time between the block's earliest and latest record.
+    pub span: Duration,
+    /// Encoded records, before compression.
+    pub raw_bytes: usize,
+}
+
+impl Default for BlockLimits {
+    fn default() -> Self {
+        BlockLimits {
+            records: 60,
+            span: Duration::from_secs(600),
+            raw_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Bounds the disk a recording takes: at most `max_bytes` over the file and `keep` older
+/// ones (FILE.1 the newest … FILE.keep the oldest); the oldest is dropped when FILE rotates.
+#[derive(Clone, Copy, Debug)]
+pub struct Rotation {
+    pub max_bytes: u64,
+    pub keep: u32,
+}
+
+impl Rotation {
+    fn file_bound(self) -> u64 {
+        self.max_bytes / (u64::from(self.keep) + 1)
+    }
+}
+
+pub struct Recorder {
+    path: PathBuf,
+    header: Vec<u8>,
+    /// Where each counter the header names is in a sample.
+    fields: Vec<Option<crate::counter::Counter>>,
+    file: File,
+    file_len: u64,
+    block: BlockEncoder,
+    limits: BlockLimits,
+    rotation: Option<Rotation>,
+    codec: Codec,
+    /// Monotonic stamps count from the first sample's `taken_at`.
+    anchor: Option<Monotonic>,
+    finished: bool,
+}
+
+impl Recorder {
+    /// Starts a recording at `path`, replacing what was there. Samples are recorded with the
+    /// counters `header` names, in its order (usually every counter, see `header_for`).
+    pub fn create(path: impl AsRef<Path>, header: &Header) -> Result<Recorder, RecordError> {
+        assert!(
+            header.counters.len() <= MAX_COUNTERS,
+            "a recording holds at most {MAX_COUNTERS} counters"
+        );
+        let path = path.as_ref().to_path_buf();
+        let fields = fields(&header.counters);
+        let header = header.encode();
+        let file = start_file(&path, &header)?;
+        Ok(Recorder {
+            path,
+            file_len: header.len() as u64,
+            header,
+            fields,
+            file,
+            block: BlockEncoder::default(),
+            limits: BlockLimits::default(),
+            rotation: None,
+            codec: Codec::Lz4,
+            anchor: None,
+            finished: false,
+        })
+    }
+
+    pub fn with_limits(mut self, limits: BlockLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn with_rotation(mut self, rotation: Rotation) -> Self {
+        self.rotation = Some(rotation);
+        self
+    }
+
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    pub fn append(&mut self, sample: &Sample) -> Result<(), RecordError> {
+        let anchor = *self.anchor.get_or_insert(sample.taken_at);
+        self.append_record(&record_from_sample(sample, anchor, &self.fields))
+    }
+
+    /// Appends a record as the file stores it (its tasks' values in the order of the header's
+    /// counters); closes the block when it reaches a limit.
+    pub fn append_record(&mut self, record: &Record) -> Result<(), RecordError> {
+        let counters = self.fields.len();
+        assert!(
+            record.tasks.iter().all(|t| t.values.len() == counters),
+            "every task of a record has the {counters} counters the header names"
+        );
+        self.block.push(record);
+        let span_ns = self.block.last_wall_ns - self.block.first_wall_ns;
+        if self.block.count >= self.limits.records
+            || u128::from(span_ns) >= self.limits.span.as_nanos()
+            || self.block.records_len() >= self.limits.raw_bytes
+        {
+            self.close_block()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the open block, if any, and fsyncs it.
+    pub fn close_block(&mut self) -> Result<(), RecordError> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let (records, first_wall_ns, last_wall_ns) = (
+            self.block.count,
+            self.block.first_wall_ns,
+            self.block.last_wall_ns,
+        );
+        let raw = self.block.take();
+        let stored = self.codec.compress(&raw);
+        let frame = Frame {
+            codec: self.codec as u8,
+            stored_len: stored.len() as u32,
+            raw_len: raw.len() as u32,
+            records,
+            first_wall_ns,
+            last_wall_ns,
+            payload_crc: crc32fast::hash(&stored),
+        };
+        let len = (FRAME_LEN + stored.len()) as u64;
+        if let Some(r) = self.rotation {
+            if self.file_len > self.header.len() as u64 && self.file_len + len > r.file_bound() {
+                self.rotate(r.keep)?;
+            }
+        }
+        let at = self.file_len;
+        let wrote = self
+            .file
+            .write_all(&frame.encode())
+            .and_then(|()| self.file.write_all(&stored))
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = wrote {
+            // A partial block (disk full) would hide every later one from readers: cut it off,
+            // so that recording can go on once there is room again.
+            let _ = self.file.set_len(at);
+            let _ = self.file.seek(SeekFrom::Start(at));
+            return Err(RecordError::io(&self.path, at, "writing a block", e));
+        }
+        self.file_len += len;
+        Ok(())
+    }
+
+    /// Closes the open block; what was appended is then all on disk.
+    pub fn finish(mut self) -> Result<(), RecordError> {
+        self.finished = true;
+        self.close_block()
+    }
+
+    fn rotate(&mut self, keep: u32) -> Result<(), RecordError> {
+        let numbered = |n: u32| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{n}"));
+            PathBuf::from(p)
+        };
+        let err = |e| RecordError::io(&self.path, self.file_len, "rotating", e);
+        let gone = |r: std::io::Result<()>| match r {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+        // With nothing kept, the file starts over.
+        if keep > 0 {
+            gone(fs::remove_file(numbered(keep))).map_err(err)?;
+            for n in (1..keep).rev() {
+                gone(fs::rename(numbered(n), numbered(n + 1))).map_err(err)?;
+            }
+            fs::rename(&self.path, numbered(1)).map_err(err)?;
+        }
+        self.file = start_file(&self.path, &self.header)?;
+        self.file_len = self.header.len() as u64;
+        Ok(())
+    }
+}
+
+impl Drop for Recorder {
+    /// Keeps what was appended when the recorder goes away without `finish` (an error
+    /// path, a panic); errors can no longer be told to anyone here.
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.close_block();
+        }
+    }
+}
+
+fn start_file(path: &Path, header: &[u8]) -> Result<File, RecordError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| RecordError::io(path, 0, "creating the recording", e))?;
+    file.write_all(header)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| RecordError::io(path, 0, "writing the header", e))?;
+    Ok(file)
+}
