@@ -17,6 +17,7 @@ pub mod runner;
 pub mod sample;
 pub mod serve;
 pub mod session;
+pub mod settings;
 pub mod source;
 pub mod startup;
 pub mod users;
