@@ -3,6 +3,7 @@
 //! Data flows one way: source → Sample → model → view.
 
 pub mod accumulate;
+pub mod config;
 pub mod container;
 pub mod counter;
 pub mod fuzz;

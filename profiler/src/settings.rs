@@ -3,7 +3,7 @@
 //! no terminal; parsing a column name or a graph type is here, so that every layer spells them
 //! the same way.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -25,8 +25,10 @@ pub struct Settings {
     pub amounts: Amounts,
     /// `-c`: the full command line (`/proc/PID/cmdline`) instead of the 15-character name.
     pub full_command: bool,
-    /// `-1` … `-9` and `--hide-…`: columns not shown.
-    pub hidden: BTreeSet<Column>,
+    /// `-1` … `-9`, `--hide-…` and `--show-…`: columns shown (true) or hidden (false) by
+    /// choice. A column not named here is as the view has it by default (batch mode leaves out
+    /// PRIO, the full-screen view the chars columns).
+    pub columns: BTreeMap<Column, bool>,
     /// `-x`: how a task that exited is marked.
     pub exited: ExitedMark,
     /// `-e`: tasks that exited are not shown at all.
@@ -57,7 +59,7 @@ impl Default for Settings {
             kilobytes: false,
             amounts: Amounts::Current,
             full_command: false,
-            hidden: BTreeSet::new(),
+            columns: BTreeMap::new(),
             exited: ExitedMark::Background,
             hide_exited: false,
             graph: GraphSource::SortColumn,
@@ -73,20 +75,20 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn shows(&self, column: Column) -> bool {
-        !self.hidden.contains(&column)
+    /// Whether a column is shown, in a view that shows it by default or not.
+    pub fn shows(&self, column: Column, by_default: bool) -> bool {
+        self.columns.get(&column).copied().unwrap_or(by_default)
     }
 
-    /// iotop-c's `0` key: every column back.
+    /// iotop-c's `0` key: every column shown.
     pub fn show_all_columns(&mut self) {
-        self.hidden.clear();
+        self.columns = Column::ALL.into_iter().map(|c| (c, true)).collect();
     }
 
     /// iotop-c's `1` … `9` keys: hide the column if shown, show it if hidden.
-    pub fn toggle_column(&mut self, column: Column) {
-        if !self.hidden.remove(&column) {
-            self.hidden.insert(column);
-        }
+    pub fn toggle_column(&mut self, column: Column, by_default: bool) {
+        let shown = self.shows(column, by_default);
+        self.columns.insert(column, !shown);
     }
 
     /// Whether to colour, given the `NO_COLOR` variable: any non-empty value turns colour off
@@ -546,12 +548,15 @@ mod tests {
     #[test]
     fn toggling_a_column_twice_shows_it_again() {
         let mut s = Settings::default();
-        s.toggle_column(Column::Prio);
-        assert!(!s.shows(Column::Prio));
-        s.toggle_column(Column::Prio);
-        assert!(s.shows(Column::Prio));
-        s.toggle_column(Column::Graph);
+        assert!(s.shows(Column::Prio, true) && !s.shows(Column::Prio, false));
+        s.toggle_column(Column::Prio, true);
+        assert!(!s.shows(Column::Prio, true));
+        s.toggle_column(Column::Prio, true);
+        assert!(s.shows(Column::Prio, true));
+        s.toggle_column(Column::Chars, false);
+        assert!(s.shows(Column::Chars, false), "shown on request");
+        s.toggle_column(Column::Graph, true);
         s.show_all_columns();
-        assert!(s.shows(Column::Graph));
+        assert!(Column::ALL.iter().all(|&c| s.shows(c, false)));
     }
 }
