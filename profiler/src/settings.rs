@@ -28,6 +28,7 @@ pub struct Settings {
     /// `-1` … `-9`, `--hide-…` and `--show-…`: columns shown (true) or hidden (false) by
     /// choice. A column not named here is as the view has it by default (batch mode leaves out
     /// PRIO, the full-screen view the chars columns).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub columns: BTreeMap<Column, bool>,
     /// `-x`: how a task that exited is marked.
     pub exited: ExitedMark,
@@ -101,9 +102,35 @@ impl Settings {
         }
     }
 
+    /// How amounts are scaled to units.
+    pub fn units(&self) -> Units {
+        Units {
+            si: self.si,
+            threshold: self.threshold,
+        }
+    }
+
     /// [`Settings::colored`] with this process's `NO_COLOR`.
     pub fn colored_here(&self) -> bool {
         self.colored(std::env::var_os("NO_COLOR").as_deref())
+    }
+}
+
+/// How amounts are scaled: the base (1024, or 1000 with `--si`) and when to move to the next
+/// unit (see [`Threshold`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Units {
+    pub si: bool,
+    pub threshold: Threshold,
+}
+
+impl Units {
+    pub fn base(self) -> f64 {
+        if self.si {
+            1000.0
+        } else {
+            1024.0
+        }
     }
 }
 
