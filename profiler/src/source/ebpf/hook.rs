@@ -63,7 +63,7 @@ pub(super) fn open_hook(scope: &Scope) -> Result<(Ebpf, Reader), EbpfError> {
         tasks: profiler_common::MAX_TASKS,
         iowait: 1,
     };
-    let mut ebpf = load_object(&config, sizes, None)?;
+    let mut ebpf = load_object(&config, sizes)?;
     tracefs::check_sys_exit_format(root)
         .map_err(attach_error(SYS_EXIT_PROG, "raw_syscalls/sys_exit"))?;
     for (program, category, name) in [

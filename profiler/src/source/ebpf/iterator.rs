@@ -4,19 +4,28 @@
 use std::io::Read;
 
 use aya::programs::Iter;
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
 use profiler_common::{
     TaskIo, IOWAIT_SWITCH_PROG, IOWAIT_WAKEUP_PROG, MAX_TIDS, TASK_EXIT_PROG, TASK_ITER_PROG,
 };
 
+use super::kernel_btf::{self, AttachKind};
 use super::loading::{
     attach_btf, attach_error, base_config, chain, load_object, permission_or, pid_max, MapSizes,
 };
-use super::{kernel_btf, EbpfError, Reader};
+use super::{EbpfError, Reader};
 use crate::source::Scope;
 
 /// Bytes read from the task iterator per read(2); the kernel fills at most a few pages a call.
 pub(super) const ITER_READ_BYTES: usize = 64 << 10;
+
+/// What the programs of this path attach to, as aya looks them up in the kernel's BTF.
+const ATTACH_POINTS: &[(&str, AttachKind)] = &[
+    ("bpf_iter_task", AttachKind::Func),
+    ("btf_trace_sched_process_exit", AttachKind::Typedef),
+    ("btf_trace_sched_switch", AttachKind::Typedef),
+    ("btf_trace_sched_waking", AttachKind::Typedef),
+];
 
 /// Loads the task iterator, its exit probe and the I/O wait probes (their failure costs only
 /// IO>, and says why). Needs the kernel's BTF for both the offsets and the attach points.
@@ -24,13 +33,14 @@ pub(super) fn open_iterator(scope: &Scope) -> Result<(Ebpf, Reader), EbpfError> 
     if !std::path::Path::new(kernel_btf::VMLINUX).exists() {
         return Err(EbpfError::NoBtf(format!("no {}", kernel_btf::VMLINUX)));
     }
-    let btf = Btf::from_sys_fs()
-        .map_err(|e| EbpfError::NoBtf(format!("{}: {e}", kernel_btf::VMLINUX)))?;
     let mut config = base_config(scope);
-    // The parsed BTF (tens of MB) is dropped as soon as the offsets are known.
-    config.task = kernel_btf::load()
-        .and_then(|vmlinux| kernel_btf::task_layout(&vmlinux))
-        .map_err(EbpfError::Load)?;
+    // The kernel's BTF is mapped, not parsed: what is needed is taken from it, and it is closed
+    // before anything is loaded.
+    let btf = {
+        let vmlinux = kernel_btf::load().map_err(EbpfError::Load)?;
+        config.task = kernel_btf::task_layout(&vmlinux).map_err(EbpfError::Load)?;
+        kernel_btf::attach_points(&vmlinux, ATTACH_POINTS).map_err(EbpfError::Load)?
+    };
     config.iowait = 1;
     // The syscall-hook maps are not used on this path: the smallest size the kernel takes.
     let sizes = MapSizes {
@@ -38,7 +48,7 @@ pub(super) fn open_iterator(scope: &Scope) -> Result<(Ebpf, Reader), EbpfError> 
         tasks: 1,
         iowait: pid_max(scope).clamp(1, MAX_TIDS),
     };
-    let mut ebpf = load_object(&config, sizes, Some(&btf))?;
+    let mut ebpf = load_object(&config, sizes)?;
     let err = attach_error(TASK_ITER_PROG, "iter/task");
     let prog: &mut Iter = ebpf
         .program_mut(TASK_ITER_PROG)

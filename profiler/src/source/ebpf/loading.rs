@@ -97,15 +97,11 @@ pub(super) fn pid_max(scope: &Scope) -> u32 {
         .unwrap_or(PID_MAX_DEFAULT)
 }
 
-/// Loads the object; `btf` is the kernel's, parsed once by the caller (the loader would parse
-/// it again on its own otherwise), or None where no program needs it.
-pub(super) fn load_object(
-    config: &Config,
-    sizes: MapSizes,
-    btf: Option<&Btf>,
-) -> Result<Ebpf, EbpfError> {
-    EbpfLoader::new()
-        .btf(btf)
+/// Loads the object. The probes read kernel structs at offsets given in `config`, not through
+/// CO-RE relocations, so the loader is given no kernel BTF.
+pub(super) fn load_object(config: &Config, sizes: MapSizes) -> Result<Ebpf, EbpfError> {
+    loader_without_kernel_btf()
+        .btf(None)
         .override_global(CONFIG_GLOBAL, config, true)
         .map_max_entries(TIDS_MAP, sizes.tids)
         .map_max_entries(TASKS_MAP, sizes.tasks)
@@ -172,6 +168,35 @@ pub(super) fn attach_classic(
     prog.attach(category, name)
         .map_err(|e| permission_or(&e, err(chain(&e))))?;
     Ok(())
+}
+
+/// An aya loader that has not parsed the kernel's BTF. `EbpfLoader::new` parses the whole of
+/// /sys/kernel/btf/vmlinux (about 19 MB of heap at its peak for a 5.5 MB file), for CO-RE
+/// relocations these probes do not have, and there is no other way to make a loader. Made on a
+/// thread of its own whose root directory is /sys/kernel/btf (the file's own directory, which
+/// holds no `sys/kernel/btf/vmlinux` below it), it finds no BTF. A thread that cannot have a
+/// root of its own (no CAP_SYS_CHROOT, or unshare refused by a seccomp filter) makes the loader
+/// as usual: only memory is lost.
+fn loader_without_kernel_btf<'a>() -> EbpfLoader<'a> {
+    let made = std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: unshare(CLONE_FS) gives this thread its own root and working directory; it
+            // touches no memory. chroot, done only once that succeeded, then changes this
+            // thread's root alone, and the thread ends right after making the loader.
+            let own_root = unsafe {
+                libc::unshare(libc::CLONE_FS) == 0 && libc::chroot(c"/sys/kernel/btf".as_ptr()) == 0
+            };
+            if !own_root {
+                log::debug!(
+                    "ebpf: the loader parses the kernel BTF: no root of its own ({})",
+                    std::io::Error::last_os_error()
+                );
+            }
+            EbpfLoader::new()
+        })
+        .join()
+    });
+    made.unwrap_or_else(|_| EbpfLoader::new())
 }
 
 /// (major, minor) of a kernel release string such as `5.10.0-46-cloud-amd64`.
