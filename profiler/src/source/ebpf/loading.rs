@@ -68,7 +68,7 @@ pub fn report(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A refusal of the kernel's as such, anything else as `other`.
-pub(super) fn permission_or(e: Cause, other: impl FnOnce(Cause) -> EbpfError) -> EbpfError {
+fn permission_or(e: Cause, other: impl FnOnce(Cause) -> EbpfError) -> EbpfError {
     if is_permission_error(&*e) {
         EbpfError::PermissionDenied { cause: e }
     } else {
