@@ -28,6 +28,61 @@ pub(super) struct Col {
     pub(super) sorted: bool,
 }
 
+impl Col {
+    /// A column without cells yet, kept first (see [`Col::priority`]), with no minimum width.
+    pub(super) fn new(long: String, short: String, right: bool, sorted: bool, rows: usize) -> Col {
+        Col {
+            long,
+            short,
+            right,
+            cells: Vec::with_capacity(rows),
+            compact: Vec::new(),
+            priority: PRIORITY_ALWAYS,
+            min_long: 0,
+            sorted,
+        }
+    }
+
+    /// Adds a row's cell and its compact form.
+    pub(super) fn push(&mut self, (full, compact): (Span<'static>, Span<'static>)) {
+        self.cells.push(full);
+        self.compact.push(compact);
+    }
+}
+
+/// How a counter's values are written: its unit, per second or not, in kilobytes or not.
+#[derive(Clone, Copy)]
+pub(super) struct Number {
+    pub(super) unit: Unit,
+    pub(super) rate: bool,
+    pub(super) kilobytes: bool,
+}
+
+impl Number {
+    pub(super) fn new(unit: Unit, refresh: &Refresh, state: &ViewState) -> Number {
+        Number {
+            unit,
+            rate: !refresh.accumulated,
+            kilobytes: state.view.kilobytes,
+        }
+    }
+
+    /// The cell and its compact form; `n/a` when the source cannot measure it.
+    pub(super) fn cells(self, v: Option<f64>) -> (Span<'static>, Span<'static>) {
+        match v {
+            Some(v) => (
+                Span::raw(format_value(self.unit, v, self.rate, self.kilobytes)),
+                Span::raw(format_compact(self.unit, v, self.rate, self.kilobytes)),
+            ),
+            None => (na(), na()),
+        }
+    }
+
+    pub(super) fn min_width(self) -> usize {
+        value_min_width(self.unit, self.rate, self.kilobytes)
+    }
+}
+
 pub(super) const PRIORITY_ALWAYS: u8 = 0;
 const PRIORITY_LAST: u8 = u8::MAX;
 
@@ -38,6 +93,15 @@ pub(super) fn na() -> Span<'static> {
 /// No row for the task in that source.
 pub(super) fn dash() -> Span<'static> {
     Span::styled("-", Style::new().fg(Color::DarkGray))
+}
+
+/// The user's name, cut to 8 characters as iotop does, else the uid.
+pub(super) fn user_cell(uid: Option<u32>, state: &ViewState) -> Span<'static> {
+    match (uid, state.user_name(uid)) {
+        (Some(_), Some(name)) => Span::raw(name.chars().take(8).collect::<String>()),
+        (Some(uid), None) => Span::raw(uid.to_string()),
+        (None, _) => na(),
+    }
 }
 
 /// Widest a container label gets in the CONTAINER column: `docker:` and a 12-digit id fit;
@@ -79,7 +143,7 @@ pub(super) fn widen_header(col: &mut Col) {
     }
 }
 
-pub(super) fn value_min_width(unit: Unit, rate: bool, kilobytes: bool) -> usize {
+fn value_min_width(unit: Unit, rate: bool, kilobytes: bool) -> usize {
     match unit {
         // "1023.99 K/s"; in kilobytes, up to a GiB/s.
         Unit::Bytes => (if kilobytes { 13 } else { 9 }) + if rate { 2 } else { 0 },
@@ -113,14 +177,7 @@ pub(super) fn single_columns(
     refresh: &Refresh,
     state: &ViewState,
 ) -> Vec<Col> {
-    let model = &refresh.snapshot.models[view].model;
-    let (rate, kb, grouping) = (
-        !refresh.accumulated,
-        state.view.kilobytes,
-        grouping(refresh),
-    );
-    let history = state.history.get(view);
-    let focus = state.focus();
+    let grouping = grouping(refresh);
     let container_priority =
         container_priority(rows.iter().copied(), state.sort == Column::Container);
     Column::display_order(state.char_columns, grouping)
@@ -128,55 +185,19 @@ pub(super) fn single_columns(
         .filter(|&col| col != Column::Container || container_priority.is_some())
         .map(|col| {
             let (long, short) = col.headers(grouping, refresh.accumulated);
-            let mut c = Col {
-                long: long.into(),
-                short: short.into(),
-                right: matches!(col, Column::Id | Column::Counter(_)),
-                cells: Vec::with_capacity(rows.len()),
-                compact: Vec::new(),
-                priority: PRIORITY_ALWAYS,
-                min_long: 0,
-                sorted: col == state.sort,
-            };
+            let right = matches!(col, Column::Id | Column::Counter(_));
+            let mut c = Col::new(
+                long.into(),
+                short.into(),
+                right,
+                col == state.sort,
+                rows.len(),
+            );
             for r in rows {
-                c.cells.push(match col {
-                    Column::Id => Span::raw(r.id().to_string()),
-                    Column::Prio => match state.prio.get(&r.id()) {
-                        Some(p) => Span::raw(p.to_string()),
-                        None => Span::styled("?", Style::new().fg(Color::DarkGray)),
-                    },
-                    Column::User => match (r.uid, state.user_name(r.uid)) {
-                        (Some(_), Some(name)) => {
-                            Span::raw(name.chars().take(8).collect::<String>())
-                        }
-                        (Some(uid), None) => Span::raw(uid.to_string()),
-                        (None, _) => na(),
-                    },
-                    Column::Container => container_cell(r),
-                    Column::Counter(k) => {
-                        match k.value(&r.delta, model.interval_s, refresh.accumulated) {
-                            Some(v) => {
-                                c.compact
-                                    .push(Span::raw(format_compact(k.unit(), v, rate, kb)));
-                                Span::raw(format_value(k.unit(), v, rate, kb))
-                            }
-                            None => {
-                                c.compact.push(na());
-                                na()
-                            }
-                        }
-                    }
-                    Column::History => Span::styled(
-                        sparkline(
-                            &history
-                                .map(|h| h.values(r, refresh.containers, focus))
-                                .unwrap_or_default(),
-                        ),
-                        Style::new().fg(Color::Cyan),
-                    ),
-                    Column::Command if r.exited => Span::raw(format!("{} <exited>", r.name())),
-                    Column::Command => Span::raw(r.name().to_string()),
-                });
+                match single_cell(col, r, view, refresh, state) {
+                    (full, Some(compact)) => c.push((full, compact)),
+                    (full, None) => c.cells.push(full),
+                }
             }
             if col == Column::Container {
                 widen_header(&mut c);
@@ -185,7 +206,10 @@ pub(super) fn single_columns(
                 Column::Id => (PRIORITY_ALWAYS, 7),
                 Column::Command => (PRIORITY_ALWAYS, 0),
                 _ if c.sorted => (1, 0),
-                Column::Counter(k) => (k.spec().priority, value_min_width(k.unit(), rate, kb)),
+                Column::Counter(k) => (
+                    k.spec().priority,
+                    Number::new(k.unit(), refresh, state).min_width(),
+                ),
                 Column::User => (5, 8),
                 Column::Container => (container_priority.unwrap_or(PRIORITY_LAST), 0),
                 Column::Prio => (10, 4),
@@ -194,6 +218,44 @@ pub(super) fn single_columns(
             c
         })
         .collect()
+}
+
+/// A row's cell in `col` of source `view`'s table, and a compact form for counters.
+fn single_cell(
+    col: Column,
+    r: &Row,
+    view: usize,
+    refresh: &Refresh,
+    state: &ViewState,
+) -> (Span<'static>, Option<Span<'static>>) {
+    let full = match col {
+        Column::Id => Span::raw(r.id().to_string()),
+        Column::Prio => match state.prio.get(&r.id()) {
+            Some(p) => Span::raw(p.to_string()),
+            None => Span::styled("?", Style::new().fg(Color::DarkGray)),
+        },
+        Column::User => user_cell(r.uid, state),
+        Column::Container => container_cell(r),
+        Column::Counter(k) => {
+            let interval_s = refresh.snapshot.models[view].model.interval_s;
+            let value = k.value(&r.delta, interval_s, refresh.accumulated);
+            let (full, compact) = Number::new(k.unit(), refresh, state).cells(value);
+            return (full, Some(compact));
+        }
+        Column::History => Span::styled(
+            sparkline(
+                &state
+                    .history
+                    .get(view)
+                    .map(|h| h.values(r, refresh.containers, state.focus()))
+                    .unwrap_or_default(),
+            ),
+            Style::new().fg(Color::Cyan),
+        ),
+        Column::Command if r.exited => Span::raw(format!("{} <exited>", r.name())),
+        Column::Command => Span::raw(r.name().to_string()),
+    };
+    (full, None)
 }
 
 #[cfg(test)]

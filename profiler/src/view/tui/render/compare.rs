@@ -4,11 +4,10 @@ use ratatui::style::{Color, Style};
 use ratatui::text::Span;
 
 use super::columns::{
-    container_cell, container_priority, dash, na, value_min_width, widen_header, Col,
-    PRIORITY_ALWAYS,
+    container_cell, container_priority, dash, na, user_cell, widen_header, Col, Number,
 };
 use super::grouping;
-use super::text::{format_compact, format_diff, format_value};
+use super::text::{format_compact, format_diff};
 use crate::view::tui::sampler::Refresh;
 use crate::view::tui::state::{Column, Grouping, ViewState};
 use crate::view::Joined;
@@ -18,129 +17,79 @@ pub(super) fn compare_columns(
     refresh: &Refresh,
     state: &ViewState,
 ) -> Vec<Col> {
-    let (rate, kb, grouping) = (
-        !refresh.accumulated,
-        state.view.kilobytes,
-        grouping(refresh),
-    );
+    let grouping = grouping(refresh);
     let focus = state.focus();
-    let unit = focus.unit();
+    let number = Number::new(focus.unit(), refresh, state);
     let views = &refresh.snapshot.models;
+    // None: the source has no row for the task; Some(None): it cannot measure the counter.
     let value = |j: &Joined<'_>, i: usize| {
         j.per_source[i]
             .map(|r| focus.value(&r.delta, views[i].model.interval_s, refresh.accumulated))
     };
-    let id_header = Column::Id.headers(grouping, false).0;
-    let short = Column::Counter(focus)
-        .headers(grouping, refresh.accumulated)
-        .1;
-    let base = |long: String, short: String, right: bool, priority: u8, min_long: usize| Col {
-        long,
-        short,
-        right,
-        cells: Vec::with_capacity(rows.len()),
-        compact: Vec::new(),
-        priority,
-        min_long,
-        sorted: false,
-    };
-    let mut id = base(
+    let n = rows.len();
+    let sorted = |c: Column| state.sort == c;
+    let (id_header, _) = Column::Id.headers(grouping, false);
+    let mut id = Col::new(
         id_header.to_string(),
         id_header.into(),
         true,
-        PRIORITY_ALWAYS,
-        7,
+        sorted(Column::Id),
+        n,
     );
-    id.sorted = state.sort == Column::Id;
-    let user_priority = 50;
-    let mut user = base("USER".into(), "USER".into(), false, user_priority, 8);
-    user.sorted = state.sort == Column::User;
-    let (long, short_container) = Column::Container.headers(grouping, false);
-    let mut container = base(long.into(), short_container.into(), false, 55, 0);
-    container.sorted = state.sort == Column::Container;
+    id.min_long = 7;
+    let mut user = Col::new("USER".into(), "USER".into(), false, sorted(Column::User), n);
+    user.min_long = 8;
+    let (long, short) = Column::Container.headers(grouping, false);
+    let mut container = Col::new(
+        long.into(),
+        short.into(),
+        false,
+        sorted(Column::Container),
+        n,
+    );
     let container_priority = container_priority(rows.iter().map(Joined::label), container.sorted);
-    let command_header = Column::Command.headers(grouping, false).0;
-    let mut command = base(
+    let (command_header, _) = Column::Command.headers(grouping, false);
+    let mut command = Col::new(
         command_header.to_string(),
         command_header.into(),
         false,
-        PRIORITY_ALWAYS,
-        0,
+        sorted(Column::Command),
+        n,
     );
-    command.sorted = state.sort == Column::Command;
+    let (_, counter_header) = Column::Counter(focus).headers(grouping, refresh.accumulated);
     let mut per_source: Vec<Col> = views
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let mut c = base(
-                format!("{} {short}", v.kind),
-                v.kind.name().into(),
-                true,
-                i as u8 + 1,
-                value_min_width(unit, rate, kb),
-            );
-            c.sorted = i == 0 && matches!(state.sort, Column::Counter(_));
+            let first_sorted = i == 0 && matches!(state.sort, Column::Counter(_));
+            let long = format!("{} {counter_header}", v.kind);
+            let mut c = Col::new(long, v.kind.name().into(), true, first_sorted, n);
+            (c.priority, c.min_long) = (i as u8 + 1, number.min_width());
             c
         })
         .collect();
-    let mut diff = base(
-        "DIFF".into(),
-        "DIFF".into(),
-        true,
-        40,
-        value_min_width(unit, rate, kb) + 1,
-    );
+    let mut diff = Col::new("DIFF".into(), "DIFF".into(), true, false, n);
+    (diff.priority, diff.min_long) = (DIFF_PRIORITY, number.min_width() + 1);
+    let last = views.len().saturating_sub(1);
     for j in rows {
         let label = j.label();
         id.cells.push(Span::raw(label.id().to_string()));
-        user.cells
-            .push(match (label.uid, state.user_name(label.uid)) {
-                (Some(_), Some(name)) => Span::raw(name.chars().take(8).collect::<String>()),
-                (Some(uid), None) => Span::raw(uid.to_string()),
-                (None, _) => na(),
-            });
+        user.cells.push(user_cell(label.uid, state));
         container.cells.push(container_cell(label));
         command.cells.push(Span::raw(label.name().to_string()));
         for (i, col) in per_source.iter_mut().enumerate() {
-            let (full, compact) = match value(j, i) {
-                None => (dash(), dash()),
-                Some(None) => (na(), na()),
-                Some(Some(v)) => (
-                    Span::raw(format_value(unit, v, rate, kb)),
-                    Span::raw(format_compact(unit, v, rate, kb)),
-                ),
-            };
-            col.cells.push(full);
-            col.compact.push(compact);
+            col.push(value(j, i).map_or_else(|| (dash(), dash()), |v| number.cells(v)));
         }
-        let last = views.len().saturating_sub(1);
-        let (full, compact) = match (value(j, 0), value(j, last)) {
-            (Some(Some(a)), Some(Some(b))) => {
-                let style = if (b - a).abs() > f64::EPSILON {
-                    Style::new().fg(Color::Yellow)
-                } else {
-                    Style::new()
-                };
-                let sign = if b < a { "-" } else { "+" };
-                let compact = format_compact(unit, (b - a).abs(), rate, kb);
-                (
-                    Span::styled(format_diff(unit, b - a, rate, kb), style),
-                    Span::styled(format!("{sign}{compact}"), style),
-                )
-            }
-            (Some(_), Some(_)) => (na(), na()),
-            _ => (dash(), dash()),
-        };
-        diff.cells.push(full);
-        diff.compact.push(compact);
+        diff.push(diff_cells(value(j, 0), value(j, last), number));
     }
     widen_header(&mut container);
     let mut cols = vec![id];
     if grouping != Grouping::Containers {
+        user.priority = USER_PRIORITY;
         cols.push(user);
         if let Some(p) = container_priority {
             // Behind the user, as in the single-source table.
-            container.priority = p.max(user_priority + 1);
+            container.priority = p.max(USER_PRIORITY + 1);
             cols.push(container);
         }
     }
@@ -148,4 +97,38 @@ pub(super) fn compare_columns(
     cols.push(diff);
     cols.push(command);
     cols
+}
+
+/// Kept after every source's value, and the user after the difference.
+const DIFF_PRIORITY: u8 = 40;
+const USER_PRIORITY: u8 = 50;
+
+/// The last source's value less the first's, yellow where they differ.
+fn diff_cells(
+    first: Option<Option<f64>>,
+    last: Option<Option<f64>>,
+    number: Number,
+) -> (Span<'static>, Span<'static>) {
+    let Number {
+        unit,
+        rate,
+        kilobytes: kb,
+    } = number;
+    match (first, last) {
+        (Some(Some(a)), Some(Some(b))) => {
+            let style = if (b - a).abs() > f64::EPSILON {
+                Style::new().fg(Color::Yellow)
+            } else {
+                Style::new()
+            };
+            let sign = if b < a { "-" } else { "+" };
+            let compact = format_compact(unit, (b - a).abs(), rate, kb);
+            (
+                Span::styled(format_diff(unit, b - a, rate, kb), style),
+                Span::styled(format!("{sign}{compact}"), style),
+            )
+        }
+        (Some(_), Some(_)) => (na(), na()),
+        _ => (dash(), dash()),
+    }
 }

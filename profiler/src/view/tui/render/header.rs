@@ -7,6 +7,8 @@ use ratatui::text::Line;
 use super::text::{fit, format_compact, format_value, truncate, wrap};
 use super::{grouping, shown};
 use crate::counter::{Counter, Unit};
+use crate::sample::Counters;
+use crate::session::SourceModel;
 use crate::view::batch::NA;
 use crate::view::tui::sampler::Refresh;
 use crate::view::tui::state::{Column, Grouping, Shown, ViewState};
@@ -16,9 +18,7 @@ pub(super) fn header_lines(
     state: &ViewState,
     width: usize,
 ) -> Vec<Line<'static>> {
-    let kb = state.view.kilobytes;
     let mut lines = Vec::new();
-    let compare = state.sources.compare();
     let grouping = refresh.map_or(state.grouping(), grouping);
     match refresh {
         None => lines.push(Line::raw(fit(
@@ -29,67 +29,10 @@ pub(super) fn header_lines(
             ],
         ))),
         Some(r) => {
-            let rate = !r.accumulated;
-            for (sv, t) in r.snapshot.models.iter().zip(&r.totals) {
-                let interval = sv.model.interval_s;
-                let value = |c: Counter| match c.value(t, interval, r.accumulated) {
-                    // No task at all: nothing was done, if the source can measure it.
-                    None if sv.model.rows.is_empty() && state.sources.measures(sv.kind, c) => {
-                        Some(0.0)
-                    }
-                    v => v,
-                };
-                let v = |c: Counter| {
-                    value(c).map_or_else(|| NA.into(), |v| format_value(c.unit(), v, rate, kb))
-                };
-                let short = |c: Counter| {
-                    value(c).map_or_else(|| NA.into(), |v| format_compact(c.unit(), v, rate, kb))
-                };
-                let (dr, dw) = (v(Counter::ReadBytes), v(Counter::WriteBytes));
-                let (cr, cw) = (short(Counter::ReadBytes), short(Counter::WriteBytes));
-                let per = if rate { "/s" } else { "" };
-                let (sr, sw) = (v(Counter::Syscr), v(Counter::Syscw));
-                let label = if compare {
-                    format!("[{}] ", sv.kind)
-                } else {
-                    String::new()
-                };
-                let lost = match sv.model.lost_events {
-                    Some(n) if n > 0 => format!(" | LOST EVENTS: {n}"),
-                    _ => String::new(),
-                };
-                lines.push(Line::raw(fit(
-                    width,
-                    &[
-                        format!(
-                            "{label}Total DISK READ: {dr} | Total DISK WRITE: {dw} | READ SYSCALLS: {sr}{per} | \
-                             WRITE SYSCALLS: {sw}{per}{lost}"
-                        ),
-                        format!("{label}Total DISK READ: {dr} | Total DISK WRITE: {dw}{lost}"),
-                        format!("{label}Total R: {dr} W: {dw}"),
-                        format!("{label}R {dr} W {dw}"),
-                        format!("{label}R {cr} W {cw}"),
-                    ],
-                )));
+            for (sv, totals) in r.snapshot.models.iter().zip(&r.totals) {
+                lines.push(Line::raw(total_line(r, sv, totals, state, width)));
             }
-            let actual = |f: fn(f64, bool, bool) -> String| match r.actual {
-                Some(a) => (
-                    f(a.read_bytes_per_s, true, kb),
-                    f(a.write_bytes_per_s, true, kb),
-                ),
-                None => (NA.to_string(), NA.to_string()),
-            };
-            let (ar, aw) = actual(|v, rate, kb| format_value(Unit::Bytes, v, rate, kb));
-            let (cr, cw) = actual(|v, rate, kb| format_compact(Unit::Bytes, v, rate, kb));
-            lines.push(Line::raw(fit(
-                width,
-                &[
-                    format!("Actual DISK READ: {ar} | Actual DISK WRITE: {aw}"),
-                    format!("Actual R: {ar} W: {aw}"),
-                    format!("Act R {ar} W {aw}"),
-                    format!("Act R {cr} W {cw}"),
-                ],
-            )));
+            lines.push(Line::raw(actual_line(r, state.view.kilobytes, width)));
         }
     }
     lines.push(Line::styled(
@@ -102,33 +45,101 @@ pub(super) fn header_lines(
             Style::new().fg(Color::Red),
         ));
     }
-    let mut source = state.sources.line.clone();
-    if let Some(r) = refresh {
-        if shown(r, state) == Shown::Compare {
-            let kinds = &state.sources.kinds;
-            if let (Some(first), Some(last)) = (kinds.first(), kinds.last()) {
-                source.push_str(&format!(
-                    " | compare {} per source, DIFF = {last} - {first}",
-                    Column::Counter(state.focus()).name(grouping)
-                ));
-            }
-        }
-    }
+    let source = source_line(refresh, state, grouping);
     lines.extend(wrap(&source, width, 2).into_iter().map(Line::raw));
-    let notes: Vec<String> = refresh
-        .map(|r| notes(r, state))
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|n| wrap(&n, width, 3))
-        .collect();
-    let shown_notes = notes.len().min(3);
     lines.extend(
-        notes
+        refresh
+            .map(|r| notes(r, state))
+            .unwrap_or_default()
             .into_iter()
-            .take(shown_notes)
+            .flat_map(|n| wrap(&n, width, 3))
+            .take(3)
             .map(|n| Line::styled(n, Style::new().fg(Color::Yellow))),
     );
     lines
+}
+
+/// One source's totals: disk and syscalls, and the events it lost.
+fn total_line(
+    refresh: &Refresh,
+    sv: &SourceModel,
+    totals: &Counters,
+    state: &ViewState,
+    width: usize,
+) -> String {
+    let (rate, kb) = (!refresh.accumulated, state.view.kilobytes);
+    let value = |c: Counter| match c.value(totals, sv.model.interval_s, refresh.accumulated) {
+        // No task at all: nothing was done, if the source can measure it.
+        None if sv.model.rows.is_empty() && state.sources.measures(sv.kind, c) => Some(0.0),
+        v => v,
+    };
+    let v =
+        |c: Counter| value(c).map_or_else(|| NA.into(), |v| format_value(c.unit(), v, rate, kb));
+    let short =
+        |c: Counter| value(c).map_or_else(|| NA.into(), |v| format_compact(c.unit(), v, rate, kb));
+    let (dr, dw) = (v(Counter::ReadBytes), v(Counter::WriteBytes));
+    let (cr, cw) = (short(Counter::ReadBytes), short(Counter::WriteBytes));
+    let per = if rate { "/s" } else { "" };
+    let (sr, sw) = (v(Counter::Syscr), v(Counter::Syscw));
+    let label = if state.sources.compare() {
+        format!("[{}] ", sv.kind)
+    } else {
+        String::new()
+    };
+    let lost = match sv.model.lost_events {
+        Some(n) if n > 0 => format!(" | LOST EVENTS: {n}"),
+        _ => String::new(),
+    };
+    fit(
+        width,
+        &[
+            format!(
+                "{label}Total DISK READ: {dr} | Total DISK WRITE: {dw} | READ SYSCALLS: {sr}{per} | \
+                 WRITE SYSCALLS: {sw}{per}{lost}"
+            ),
+            format!("{label}Total DISK READ: {dr} | Total DISK WRITE: {dw}{lost}"),
+            format!("{label}Total R: {dr} W: {dw}"),
+            format!("{label}R {dr} W {dw}"),
+            format!("{label}R {cr} W {cw}"),
+        ],
+    )
+}
+
+/// What the disks did, from /proc/vmstat: always a rate.
+fn actual_line(refresh: &Refresh, kb: bool, width: usize) -> String {
+    let actual = |f: fn(Unit, f64, bool, bool) -> String| match refresh.actual {
+        Some(a) => (
+            f(Unit::Bytes, a.read_bytes_per_s, true, kb),
+            f(Unit::Bytes, a.write_bytes_per_s, true, kb),
+        ),
+        None => (NA.to_string(), NA.to_string()),
+    };
+    let (ar, aw) = actual(format_value);
+    let (cr, cw) = actual(format_compact);
+    fit(
+        width,
+        &[
+            format!("Actual DISK READ: {ar} | Actual DISK WRITE: {aw}"),
+            format!("Actual R: {ar} W: {aw}"),
+            format!("Act R {ar} W {aw}"),
+            format!("Act R {cr} W {cw}"),
+        ],
+    )
+}
+
+/// The sources in use, and in compare mode what the table compares.
+fn source_line(refresh: Option<&Refresh>, state: &ViewState, grouping: Grouping) -> String {
+    let mut source = state.sources.line.clone();
+    if refresh.is_some_and(|r| shown(r, state) == Shown::Compare) {
+        let kinds = &state.sources.kinds;
+        if let (Some(first), Some(last)) = (kinds.first(), kinds.last()) {
+            source.push_str(&format!(
+                " | compare {} per source, DIFF = {last} - {first}",
+                Column::Counter(state.focus()).name(grouping)
+            ));
+        }
+    }
+    source
 }
 
 /// Sort, modes and filters: the state the keys change.
