@@ -105,6 +105,14 @@ fn pad(span: Span<'static>, width: usize, right: bool) -> Span<'static> {
     Span::styled(content, span.style)
 }
 
+/// The table as lines: the header, then a line per row on screen, or why there is none.
+///
+/// Laid out by hand rather than with ratatui's `Table`: `pick` already fixes every width from
+/// the cells, and `Table` would change what is drawn. It styles a whole row (an exited task's
+/// DIM would cover the blank cells after the command), and on a terminal narrower than the id
+/// and the command its layout solver shrinks columns where these lines are cut at the edge.
+/// Only the rows on screen are formatted, so scrolling is an offset into the rows (see
+/// `Screen`) rather than a `TableState` over cells built for every task.
 pub(super) fn table_lines(
     screen: &Screen<'_>,
     refresh: &Refresh,
@@ -117,6 +125,40 @@ pub(super) fn table_lines(
         Rows::Compare(rows) => compare_columns(&rows[range.clone()], refresh, state),
     };
     let layout = pick(&cols, width);
+    let mut lines = vec![header_line(&cols, &layout, width)];
+    if range.is_empty() {
+        lines.push(empty_line(screen, refresh, state));
+        return lines;
+    }
+    let exited: Vec<bool> = match &screen.rows {
+        Rows::Single { rows, .. } => rows[range].iter().map(|r| r.exited).collect(),
+        Rows::Compare(rows) => rows[range].iter().map(|j| j.label().exited).collect(),
+    };
+    let sep = " ".repeat(layout.sep);
+    for (row, gone) in exited.into_iter().enumerate() {
+        let mut spans = Vec::new();
+        for (n, &(i, w)) in layout.kept.iter().enumerate() {
+            let c = &cols[i];
+            let cell = c.cells(layout.compact)[row].clone();
+            if n + 1 == layout.kept.len() {
+                spans.push(cell);
+            } else {
+                spans.push(pad(cell, w, c.right));
+                spans.push(Span::raw(sep.clone()));
+            }
+        }
+        let line = Line::from(spans);
+        lines.push(if gone {
+            line.style(Style::new().add_modifier(Modifier::DIM))
+        } else {
+            line
+        });
+    }
+    lines
+}
+
+/// The column titles in reverse video across the whole width, the sort column's underlined.
+fn header_line(cols: &[Col], layout: &Layout, width: usize) -> Line<'static> {
     let sep = " ".repeat(layout.sep);
     let header_style = Style::new().add_modifier(Modifier::REVERSED);
     let mut header = Vec::new();
@@ -143,47 +185,24 @@ pub(super) fn table_lines(
             header.push(Span::styled(sep.clone(), header_style));
         }
     }
-    let mut lines = vec![Line::from(header)];
-    if range.is_empty() {
-        let filtered = state.view.only
-            || state.filter.is_some()
-            || !state.view.uids.is_empty()
-            || !state.view.containers.is_empty();
-        let what = if refresh.containers {
-            ("container", "containers")
-        } else {
-            ("task", "tasks")
-        };
-        let why = if screen.rows.len() == 0 && filtered {
-            format!("no {} matches the filters", what.0)
-        } else {
-            format!("no {}", what.1)
-        };
-        lines.push(Line::styled(why, Style::new().fg(Color::DarkGray)));
-        return lines;
-    }
-    let exited: Vec<bool> = match &screen.rows {
-        Rows::Single { rows, .. } => rows[range].iter().map(|r| r.exited).collect(),
-        Rows::Compare(rows) => rows[range].iter().map(|j| j.label().exited).collect(),
+    Line::from(header)
+}
+
+/// No row on screen: none at all, or none that passes the filters.
+fn empty_line(screen: &Screen<'_>, refresh: &Refresh, state: &ViewState) -> Line<'static> {
+    let filtered = state.view.only
+        || state.filter.is_some()
+        || !state.view.uids.is_empty()
+        || !state.view.containers.is_empty();
+    let what = if refresh.containers {
+        ("container", "containers")
+    } else {
+        ("task", "tasks")
     };
-    for (row, gone) in exited.into_iter().enumerate() {
-        let mut spans = Vec::new();
-        for (n, &(i, w)) in layout.kept.iter().enumerate() {
-            let c = &cols[i];
-            let cell = c.cells(layout.compact)[row].clone();
-            if n + 1 == layout.kept.len() {
-                spans.push(cell);
-            } else {
-                spans.push(pad(cell, w, c.right));
-                spans.push(Span::raw(sep.clone()));
-            }
-        }
-        let line = Line::from(spans);
-        lines.push(if gone {
-            line.style(Style::new().add_modifier(Modifier::DIM))
-        } else {
-            line
-        });
-    }
-    lines
+    let why = if screen.rows.len() == 0 && filtered {
+        format!("no {} matches the filters", what.0)
+    } else {
+        format!("no {}", what.1)
+    };
+    Line::styled(why, Style::new().fg(Color::DarkGray))
 }
