@@ -6,21 +6,23 @@ mod columns;
 mod compare;
 mod header;
 mod help;
+mod prompt;
 mod table;
 mod text;
 
-use ratatui::layout::{Position, Rect};
-use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::{Line, Span};
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style};
+use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::sampler::Refresh;
-use super::state::{Column, Geometry, Grouping, InputKind, Shown, ViewState};
+use super::state::{Column, Geometry, Grouping, Shown, ViewState};
 use crate::model::Row;
 use crate::view::{join, Joined, ViewOptions};
 use header::header_lines;
 use help::draw_help;
+use prompt::draw_prompt;
 use table::table_lines;
 
 /// The rows of the table, filtered and sorted.
@@ -217,24 +219,7 @@ pub fn draw(
     };
     frame.render_widget(Paragraph::new(lines), screen.table);
     if let (Some(input), Some(at)) = (&state.input, screen.prompt) {
-        let label = match input.kind {
-            InputKind::Command => "filter command or container (regex): ",
-            InputKind::User => "filter user (names or uids; empty: all): ",
-        };
-        let mut spans = vec![
-            Span::styled(label, Style::new().add_modifier(Modifier::BOLD)),
-            Span::raw(input.text.clone()),
-        ];
-        if let Some(e) = &input.error {
-            spans.push(Span::styled(format!("  {e}"), Style::new().fg(Color::Red)));
-        }
-        frame.render_widget(Paragraph::new(Line::from(spans)), at);
-        let x = (label.chars().count() + input.text.chars().count())
-            .min(usize::from(at.width.saturating_sub(1)));
-        frame.set_cursor_position(Position {
-            x: at.x + x as u16,
-            y: at.y,
-        });
+        draw_prompt(frame, input, at);
     }
     if state.help {
         draw_help(frame, state);

@@ -6,8 +6,9 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{HashMap, VecDeque};
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use regex::Regex;
+use tui_input::backend::crossterm::to_input_request;
 
 use super::sampler::{IoPrio, Refresh, SamplerCommand};
 use crate::counter::{Counter, PerCounter, Unit};
@@ -182,14 +183,32 @@ pub enum InputKind {
     User,
 }
 
-/// A line being typed at the bottom of the screen.
+/// A line being typed at the bottom of the screen, edited as iotop-c's filter prompts are:
+/// ←/→, Home/End, Ctrl-A/E, Backspace, Del, Ctrl-W and Alt-Backspace (word left), Ctrl-U
+/// (clear), Ctrl-K (to the end); Enter keeps it, Esc cancels.
 #[derive(Clone, Debug)]
 pub struct Input {
     pub kind: InputKind,
-    pub text: String,
+    pub line: tui_input::Input,
     pub error: Option<String>,
     /// The command filter before editing began, for Esc: `/` filters as you type.
     before: Option<Regex>,
+}
+
+impl Input {
+    fn new(kind: InputKind, text: String, before: Option<Regex>) -> Input {
+        Input {
+            kind,
+            // The cursor starts at the end, after what was typed last time.
+            line: tui_input::Input::new(text),
+            error: None,
+            before,
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        self.line.value()
+    }
 }
 
 /// What a key asks of the event loop, besides the state change itself.
@@ -533,21 +552,11 @@ impl ViewState {
                     .as_ref()
                     .map(|re| re.as_str().to_string())
                     .unwrap_or_default();
-                self.input = Some(Input {
-                    kind: InputKind::Command,
-                    text,
-                    error: None,
-                    before: self.filter.clone(),
-                });
+                self.input = Some(Input::new(InputKind::Command, text, self.filter.clone()));
             }
             KeyCode::Char('u' | 'U') => {
                 let text = self.user_label.clone().unwrap_or_default();
-                self.input = Some(Input {
-                    kind: InputKind::User,
-                    text,
-                    error: None,
-                    before: None,
-                });
+                self.input = Some(Input::new(InputKind::User, text, None));
             }
             KeyCode::Up => self.scroll_by(geometry, -1),
             KeyCode::Down => self.scroll_by(geometry, 1),
@@ -584,17 +593,15 @@ impl ViewState {
                 self.submit_input();
                 return Action::None;
             }
-            KeyCode::Backspace => {
-                input.text.pop();
-            }
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                input.text.push(c)
-            }
-            _ => return Action::None,
+            _ => {}
+        }
+        let edited = to_input_request(&Event::Key(key)).and_then(|r| input.line.handle(r));
+        if !edited.is_some_and(|changed| changed.value) {
+            return Action::None;
         }
         if input.kind == InputKind::Command {
             // The filter follows the typing while the pattern is valid; the last valid one stays.
-            match compile_filter(&input.text) {
+            match compile_filter(input.text()) {
                 Ok(re) => {
                     input.error = None;
                     self.filter = re;
@@ -613,7 +620,7 @@ impl ViewState {
             return;
         };
         match input.kind {
-            InputKind::Command => match compile_filter(&input.text) {
+            InputKind::Command => match compile_filter(input.text()) {
                 Ok(re) => {
                     self.filter = re;
                     self.input = None;
@@ -622,7 +629,7 @@ impl ViewState {
             },
             InputKind::User => {
                 let names: Vec<String> = input
-                    .text
+                    .text()
                     .split([',', ' '])
                     .filter(|s| !s.is_empty())
                     .map(String::from)
