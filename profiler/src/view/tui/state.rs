@@ -18,11 +18,9 @@ use crate::model::Row;
 use crate::sample::Counters;
 use crate::source::{SourceKind, Unavailable};
 use crate::view::ViewOptions;
-pub use history::History;
+pub use history::{History, HISTORY_LEN};
+use prompt::{compile_filter, Edit};
 pub use prompt::{Input, InputKind};
-
-/// How many refreshes the per-row history keeps.
-pub const HISTORY_LEN: usize = 8;
 
 impl Counter {
     /// What a cell shows, as a number: per second, or the amount in accumulated mode; delays
@@ -470,6 +468,88 @@ impl ViewState {
             Shown::Source(i) if i + 1 < n => Shown::Source(i + 1),
             Shown::Source(_) => Shown::Compare,
         };
+        self.scroll = 0;
+    }
+
+    /// Opens a prompt on what it filters now, the cursor at the end.
+    fn open_prompt(&mut self, kind: InputKind) {
+        self.input = Some(match kind {
+            InputKind::Command => {
+                let text = self
+                    .filter
+                    .as_ref()
+                    .map(|re| re.as_str().to_string())
+                    .unwrap_or_default();
+                Input::new(kind, text, self.filter.clone())
+            }
+            InputKind::User => Input::new(kind, self.user_label.clone().unwrap_or_default(), None),
+        });
+    }
+
+    fn on_input_key(&mut self, key: KeyEvent) -> Action {
+        let Some(input) = self.input.as_mut() else {
+            return Action::None;
+        };
+        match input.on_key(key) {
+            Edit::Cancel => {
+                if input.kind == InputKind::Command {
+                    self.filter = input.take_before();
+                }
+                self.input = None;
+                return Action::None;
+            }
+            Edit::Submit => {
+                self.submit_input();
+                return Action::None;
+            }
+            Edit::Unchanged => return Action::None,
+            Edit::Changed => {}
+        }
+        if input.kind == InputKind::Command {
+            // The filter follows the typing while the pattern is valid; the last valid one stays.
+            match compile_filter(input.text()) {
+                Ok(re) => {
+                    input.error = None;
+                    self.filter = re;
+                    self.scroll = 0;
+                }
+                Err(e) => input.error = Some(e),
+            }
+        } else {
+            input.error = None;
+        }
+        Action::None
+    }
+
+    fn submit_input(&mut self) {
+        let Some(input) = self.input.as_mut() else {
+            return;
+        };
+        match input.kind {
+            InputKind::Command => match compile_filter(input.text()) {
+                Ok(re) => {
+                    self.filter = re;
+                    self.input = None;
+                }
+                Err(e) => input.error = Some(e),
+            },
+            InputKind::User => {
+                let names: Vec<String> = input
+                    .text()
+                    .split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                match crate::users::resolve_users(&names) {
+                    Ok(uids) => {
+                        self.view.uids = uids;
+                        self.user_label = (!names.is_empty()).then(|| names.join(","));
+                        self.input = None;
+                    }
+                    Err(e) => input.error = Some(e.to_string()),
+                }
+            }
+        }
         self.scroll = 0;
     }
 

@@ -4,7 +4,7 @@
 use ratatui::style::{Color, Style};
 use ratatui::text::Span;
 
-use super::grouping;
+use super::rows::grouping;
 use super::text::{format_compact, format_value, truncate};
 use crate::container::HOST;
 use crate::counter::Unit;

@@ -6,7 +6,7 @@ use ratatui::text::Span;
 use super::columns::{
     container_cell, container_priority, dash, na, user_cell, widen_header, Col, Number,
 };
-use super::grouping;
+use super::rows::grouping;
 use super::text::{format_compact, format_diff};
 use crate::view::tui::sampler::Refresh;
 use crate::view::tui::state::{Column, Grouping, ViewState};

@@ -4,8 +4,8 @@
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 
+use super::rows::{grouping, shown};
 use super::text::{fit, format_compact, format_value, truncate, wrap};
-use super::{grouping, shown};
 use crate::counter::{Counter, Unit};
 use crate::sample::Counters;
 use crate::session::SourceModel;

@@ -1,11 +1,13 @@
 //! Laying the columns out: which fit the width and how wide each is, then the lines drawn.
 
+use std::ops::Range;
+
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 
 use super::columns::{single_columns, Col};
 use super::compare::compare_columns;
-use super::{Rows, Screen};
+use super::rows::Rows;
 use crate::view::tui::sampler::Refresh;
 use crate::view::tui::state::ViewState;
 
@@ -114,23 +116,23 @@ fn pad(span: Span<'static>, width: usize, right: bool) -> Span<'static> {
 /// Only the rows on screen are formatted, so scrolling is an offset into the rows (see
 /// `Screen`) rather than a `TableState` over cells built for every task.
 pub(super) fn table_lines(
-    screen: &Screen<'_>,
+    rows: &Rows<'_>,
+    range: Range<usize>,
     refresh: &Refresh,
     state: &ViewState,
     width: usize,
 ) -> Vec<Line<'static>> {
-    let range = screen.on_screen();
-    let cols = match &screen.rows {
+    let cols = match rows {
         Rows::Single { view, rows } => single_columns(&rows[range.clone()], *view, refresh, state),
         Rows::Compare(rows) => compare_columns(&rows[range.clone()], refresh, state),
     };
     let layout = pick(&cols, width);
     let mut lines = vec![header_line(&cols, &layout, width)];
     if range.is_empty() {
-        lines.push(empty_line(screen, refresh, state));
+        lines.push(empty_line(rows, refresh, state));
         return lines;
     }
-    let exited: Vec<bool> = match &screen.rows {
+    let exited: Vec<bool> = match rows {
         Rows::Single { rows, .. } => rows[range].iter().map(|r| r.exited).collect(),
         Rows::Compare(rows) => rows[range].iter().map(|j| j.label().exited).collect(),
     };
@@ -189,7 +191,7 @@ fn header_line(cols: &[Col], layout: &Layout, width: usize) -> Line<'static> {
 }
 
 /// No row on screen: none at all, or none that passes the filters.
-fn empty_line(screen: &Screen<'_>, refresh: &Refresh, state: &ViewState) -> Line<'static> {
+fn empty_line(rows: &Rows<'_>, refresh: &Refresh, state: &ViewState) -> Line<'static> {
     let filtered = state.view.only
         || state.filter.is_some()
         || !state.view.uids.is_empty()
@@ -199,7 +201,7 @@ fn empty_line(screen: &Screen<'_>, refresh: &Refresh, state: &ViewState) -> Line
     } else {
         ("task", "tasks")
     };
-    let why = if screen.rows.len() == 0 && filtered {
+    let why = if rows.len() == 0 && filtered {
         format!("no {} matches the filters", what.0)
     } else {
         format!("no {}", what.1)

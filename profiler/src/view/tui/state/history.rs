@@ -3,9 +3,11 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::HISTORY_LEN;
 use crate::counter::{Counter, PerCounter};
 use crate::model::{Model, Row};
+
+/// How many refreshes the per-row history keeps.
+pub const HISTORY_LEN: usize = 8;
 
 /// Tasks are told apart by (pid, tid); containers by their label, as their pid is a count.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
