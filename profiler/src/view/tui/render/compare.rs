@@ -56,18 +56,7 @@ pub(super) fn compare_columns(
         sorted(Column::Command),
         n,
     );
-    let (_, counter_header) = Column::Counter(focus).headers(grouping, refresh.accumulated);
-    let mut per_source: Vec<Col> = views
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let first_sorted = i == 0 && matches!(state.sort, Column::Counter(_));
-            let long = format!("{} {counter_header}", v.kind);
-            let mut c = Col::new(long, v.kind.name().into(), true, first_sorted, n);
-            (c.priority, c.min_long) = (i as u8 + 1, number.min_width());
-            c
-        })
-        .collect();
+    let mut per_source = source_columns(refresh, state, number, n);
     let mut diff = Col::new("DIFF".into(), "DIFF".into(), true, false, n);
     (diff.priority, diff.min_long) = (DIFF_PRIORITY, number.min_width() + 1);
     let last = views.len().saturating_sub(1);
@@ -97,6 +86,26 @@ pub(super) fn compare_columns(
     cols.push(diff);
     cols.push(command);
     cols
+}
+
+/// One column per source for the focused counter, kept in the sources' order; the first
+/// carries the sort mark.
+fn source_columns(refresh: &Refresh, state: &ViewState, number: Number, rows: usize) -> Vec<Col> {
+    let (_, header) =
+        Column::Counter(state.focus()).headers(grouping(refresh), refresh.accumulated);
+    refresh
+        .snapshot
+        .models
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let first_sorted = i == 0 && matches!(state.sort, Column::Counter(_));
+            let long = format!("{} {header}", v.kind);
+            let mut c = Col::new(long, v.kind.name().into(), true, first_sorted, rows);
+            (c.priority, c.min_long) = (i as u8 + 1, number.min_width());
+            c
+        })
+        .collect()
 }
 
 /// Kept after every source's value, and the user after the difference.
