@@ -265,7 +265,7 @@ fn c_shows_a_kernel_thread_as_ps_does() {
 }
 
 #[test]
-fn prio_goes_where_iotop_prints_it_when_shown() {
+fn prio_goes_where_iotop_prints_it() {
     let home = ConfigHome::new("prio");
     let sleeper = Sleeper::start("30", true);
     let pid = sleeper.pid();
@@ -286,9 +286,10 @@ fn prio_goes_where_iotop_prints_it_when_shown() {
     assert_eq!((row[0], row[1]), (pid.as_str(), "idle"), "{row:?}");
     assert_eq!(row.last(), Some(&"sleep"));
 
-    assert!(
-        !header(&home.lines(&base)).contains(&"PRIO"),
-        "not by default"
+    assert_eq!(
+        header(&home.lines(&base))[..2],
+        ["TID", "PRIO"],
+        "by default too, where iotop prints it"
     );
     let hidden = home.lines(&[&base[..], &["--show-prio", "-2"]].concat());
     assert!(
@@ -306,7 +307,7 @@ fn columns_hide_by_iotop_c_s_numbers_and_show_by_name() {
     let lines = home.lines(&[&base[..], &["-1", "-3", "-9", "-4", "--hide-syscalls"]].concat());
     assert_eq!(
         header(&lines),
-        ["DISK", "WRITE", "SWAPIN", "IO>", "READ", "WRITE"],
+        ["PRIO", "DISK", "WRITE", "SWAPIN", "IO>", "READ", "WRITE"],
         "{lines:?}"
     );
     let lines = home.lines(&[&base[..], &["-9", "--show-command"]].concat());

@@ -59,10 +59,10 @@ fn time_prefix(snapshot: &Snapshot, opts: &BatchOptions) -> String {
     )
 }
 
-/// Whether batch mode shows a column it can show: all by default but PRIO (which would move
-/// the columns profiler printed before; `--show-prio` puts it where iotop prints it).
+/// Whether batch mode shows a column: all by default, PRIO included where iotop prints it, so
+/// that scripts reading iotop's columns by position read the same ones here.
 fn shows(view: &ViewOptions, column: Column) -> bool {
-    view.shows_column(column, column != Column::Prio)
+    view.shows_column(column, true)
 }
 
 /// The counter columns shown, left to right.
