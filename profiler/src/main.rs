@@ -240,7 +240,7 @@ fn main() -> ExitCode {
 
     if cli.list_sources {
         return list_sources(&Scope {
-            pids: cli.sampling.pids.clone(),
+            pids: cli.sampling.pids.iter().copied().collect(),
             ..Scope::default()
         });
     }

@@ -110,7 +110,7 @@ mod tests {
 
     fn own_session() -> Session {
         let scope = Scope {
-            pids: vec![std::process::id()],
+            pids: [std::process::id()].into(),
             ..Scope::default()
         };
         Session::open(&SourceChoice::Given(vec![SourceKind::Procfs]), &scope)

@@ -21,7 +21,7 @@ pub fn usage_error(msg: &str) -> ExitCode {
 /// The scope of `-p PID…` and the uids of `-u USER…`, or the usage error to exit with.
 pub fn scope_and_users(pids: &[u32], users: &[String]) -> Result<(Scope, Vec<u32>), ExitCode> {
     let scope = Scope {
-        pids: pids.to_vec(),
+        pids: pids.iter().copied().collect(),
         ..Scope::default()
     };
     if let Some(pid) = pids

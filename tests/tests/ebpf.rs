@@ -12,7 +12,7 @@ const PATHS: [Probes; 2] = [Probes::TaskIterator, Probes::SyscallHook];
 fn open(pid: u32, probes: Probes) -> EbpfSource {
     let source = EbpfSource::open_with(
         Scope {
-            pids: vec![pid],
+            pids: [pid].into(),
             ..Scope::default()
         },
         Some(probes),

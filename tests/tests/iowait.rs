@@ -12,7 +12,7 @@ use profiler_tests::{require_root, Scratch, Sysctl, Workload};
 fn open(pid: u32) -> EbpfSource {
     EbpfSource::open_with(
         Scope {
-            pids: vec![pid],
+            pids: [pid].into(),
             ..Scope::default()
         },
         Some(Probes::TaskIterator),
@@ -94,7 +94,7 @@ fn compare_once(s: &Scratch) -> (f64, f64, f64) {
     let pid = child.pid();
     let mut ebpf = open(pid);
     let mut taskstats = TaskstatsSource::open(Scope {
-        pids: vec![pid],
+        pids: [pid].into(),
         ..Scope::default()
     })
     .expect("opening taskstats");

@@ -844,8 +844,8 @@ fn kilobytes_print_every_amount_in_k() {
         assert!(amount.ends_with(" K/s"), "{amount} in {totals}");
     }
     let row = &rows(&rates, pid)[0];
-    // TID USER DISK-READ DISK-WRITE SWAPIN IO> READ WRITE SYSCR SYSCW COMMAND
-    for cell in [&row[2], &row[3], &row[6], &row[7]] {
+    // TID PRIO USER DISK-READ DISK-WRITE SWAPIN IO> READ WRITE SYSCR SYSCW COMMAND
+    for cell in [&row[3], &row[4], &row[7], &row[8]] {
         assert!(cell.ends_with(" K/s"), "{cell} in {row:?}");
     }
     let rate = |cell: &str| -> f64 {
@@ -856,29 +856,29 @@ fn kilobytes_print_every_amount_in_k() {
     // The ops take a fraction of the ~1 s interval, so the rate is the workload over about 1 s.
     let wrote_k = (WRITES * WRITE_B) as f64 / 1024.0;
     assert!(
-        (wrote_k * 0.8..=wrote_k * 1.05).contains(&rate(&row[7])),
+        (wrote_k * 0.8..=wrote_k * 1.05).contains(&rate(&row[8])),
         "WRITE {} is about {wrote_k:.2} K/s: {row:?}",
-        row[7]
+        row[8]
     );
 
     assert_eq!(
         accumulated[0],
         format!(
             "Total DISK READ: {} | Total DISK WRITE: {} | READ SYSCALLS: {READS} | WRITE SYSCALLS: {WRITES}",
-            rows(&accumulated, pid)[0][2],
-            rows(&accumulated, pid)[0][3]
+            rows(&accumulated, pid)[0][3],
+            rows(&accumulated, pid)[0][4]
         ),
         "-a: amounts, not rates"
     );
     let row = &rows(&accumulated, pid)[0];
     assert_eq!(
-        row[6],
+        row[7],
         format!("{:.2} K", (READS * READ_B) as f64 / 1024.0),
         "{row:?}"
     );
-    assert_eq!(row[7], format!("{:.2} K", wrote_k), "{row:?}");
+    assert_eq!(row[8], format!("{:.2} K", wrote_k), "{row:?}");
     assert_eq!(
-        row[8..11],
+        row[9..12],
         [READS.to_string(), WRITES.to_string(), "workload".into()]
     );
     child.finish();
@@ -940,7 +940,7 @@ fn time_prefixes_every_line_and_implies_batch() {
     }
     assert!(lines[0][9..].starts_with("Total DISK READ: "), "{stdout}");
     assert!(
-        lines[1][9..].trim_start().starts_with("TID  USER"),
+        lines[1][9..].trim_start().starts_with("TID  PRIO  USER"),
         "{stdout}"
     );
     assert!(
@@ -987,7 +987,7 @@ fn quiet_drops_header_lines_as_iotop_does() {
         let kind = |l: &String| {
             if l.starts_with("Total DISK READ: ") {
                 'T'
-            } else if l.trim_start().starts_with("TID  USER") {
+            } else if l.trim_start().starts_with("TID  PRIO  USER") {
                 'C'
             } else if cells(l).first().is_some_and(|c| *c == p) {
                 'R'

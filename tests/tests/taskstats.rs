@@ -17,7 +17,7 @@ const B: u64 = 4096;
 
 fn open(pid: u32) -> TaskstatsSource {
     TaskstatsSource::open(Scope {
-        pids: vec![pid],
+        pids: [pid].into(),
         ..Scope::default()
     })
     .expect("opening the taskstats source")
@@ -220,7 +220,7 @@ fn delay_counters_follow_kernel_task_delayacct() {
         )
         .expect("fixture");
         let mut source = TaskstatsSource::open(Scope {
-            pids: vec![me],
+            pids: [me].into(),
             proc_root: root,
         })
         .expect("opening the taskstats source on a fixture /proc");
@@ -268,7 +268,7 @@ fn a_thread_gone_between_listing_and_query_is_skipped_and_counted() {
     let fake = scratch.dir.join("proc");
     std::fs::create_dir_all(fake.join("99999999/task/99999999")).expect("fixture /proc tree");
     let mut source = TaskstatsSource::open(Scope {
-        pids: vec![99999999],
+        pids: [99999999].into(),
         proc_root: fake,
     })
     .expect("opening the taskstats source on a fixture /proc");

@@ -192,7 +192,7 @@ impl EbpfSource {
     }
 
     fn in_scope(&self, io: &TaskIo) -> bool {
-        self.scope.pids.is_empty() || self.scope.pids.contains(&io.tgid)
+        self.scope.includes(io.tgid)
     }
 
     /// Every live thread into `out`; returns how many vanished while being read.

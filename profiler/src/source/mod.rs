@@ -6,6 +6,7 @@ pub mod ebpf;
 pub mod procfs;
 pub mod taskstats;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -98,17 +99,25 @@ impl fmt::Display for SourceKind {
 /// Which tasks a source reads, and where it finds /proc.
 #[derive(Clone, Debug)]
 pub struct Scope {
-    /// Only these processes (TGIDs, in the profiler's pid namespace); empty: all.
-    pub pids: Vec<u32>,
+    /// Only these processes (TGIDs, in the profiler's pid namespace); empty: all. A set, since
+    /// sources ask it about every task of every refresh (`-p` may name thousands).
+    pub pids: BTreeSet<u32>,
     pub proc_root: PathBuf,
 }
 
 impl Default for Scope {
     fn default() -> Self {
         Scope {
-            pids: Vec::new(),
+            pids: BTreeSet::new(),
             proc_root: PathBuf::from("/proc"),
         }
+    }
+}
+
+impl Scope {
+    /// Whether the process `pid` is in scope.
+    pub fn includes(&self, pid: u32) -> bool {
+        self.pids.is_empty() || self.pids.contains(&pid)
     }
 }
 

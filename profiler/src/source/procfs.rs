@@ -206,13 +206,13 @@ impl IoSource for ProcfsSource {
             Mode::empty(),
         )
         .map_err(unreadable)?;
-        let pids = if self.scope.pids.is_empty() {
+        let pids: Vec<u32> = if self.scope.pids.is_empty() {
             numeric_entries(&proc_dir)
                 .into_iter()
                 .map(|(pid, _)| pid)
                 .collect()
         } else {
-            self.scope.pids.clone()
+            self.scope.pids.iter().copied().collect()
         };
         let mut tasks = Vec::new();
         let (mut skipped, mut denied) = (0, 0);
@@ -320,7 +320,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         fixture(&dir, "first", IO);
         let mut source = ProcfsSource::open(Scope {
-            pids: Vec::new(),
+            pids: Default::default(),
             proc_root: dir.clone(),
         })
         .expect("open on the fixture");

@@ -400,7 +400,7 @@ impl TaskstatsSource {
             read_ids(root, &mut self.dir_buf, |pid| pids.push(pid))
                 .map_err(|e| self.unreadable(e))?;
         } else {
-            self.pids.extend_from_slice(&self.scope.pids);
+            self.pids.extend(&self.scope.pids);
         }
         for &pid in &self.pids {
             self.path.clear();
@@ -445,7 +445,7 @@ impl TaskstatsSource {
             let Some(pid) = t.tgid.or(known.map(|k| k.pid)) else {
                 continue;
             };
-            if !(self.scope.pids.is_empty() || self.scope.pids.contains(&pid)) {
+            if !self.scope.includes(pid) {
                 continue;
             }
             let start = known.map_or(earliest, |k| k.start_us);

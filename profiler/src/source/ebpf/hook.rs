@@ -174,7 +174,7 @@ impl IdleThreads {
     pub(super) fn list(
         &mut self,
         proc_root: &Path,
-        pids: &[u32],
+        pids: &std::collections::BTreeSet<u32>,
         seen: &HashSet<u32>,
         out: &mut Vec<TaskIo>,
     ) -> HashSet<u32> {

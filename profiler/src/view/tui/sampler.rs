@@ -376,7 +376,7 @@ mod tests {
     /// This process, read through /proc: a real session that needs no privileges.
     fn own_session() -> Session {
         let scope = Scope {
-            pids: vec![std::process::id()],
+            pids: [std::process::id()].into(),
             ..Scope::default()
         };
         let mut session = Session::open(&SourceChoice::Given(vec![SourceKind::Procfs]), &scope)
