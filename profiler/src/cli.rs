@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+mod display;
+pub use display::{up_to_write, DisplayArgs};
+
 use profiler::source::SourceChoice;
 
 #[derive(Parser, Debug, Clone)]
@@ -31,24 +34,12 @@ pub struct Cli {
     /// Stop after this many refreshes
     #[arg(short = 'n', long = "iter", value_parser = parse_iter)]
     pub iterations: Option<u64>,
-    /// One row per process instead of per thread
-    #[arg(short = 'P', long)]
-    pub processes: bool,
     /// Rows per thread (default), process (as -P) or container
     #[arg(long, value_enum, value_name = "BY")]
     pub group: Option<Group>,
     /// Only tasks in containers whose label starts with ID (repeatable; `host` for the host's)
     #[arg(long = "container", value_name = "ID")]
     pub containers: Vec<String>,
-    /// Show I/O accumulated since the profiler started instead of per refresh
-    #[arg(short, long)]
-    pub accumulated: bool,
-    /// Only tasks doing I/O
-    #[arg(short, long)]
-    pub only: bool,
-    /// Rates in kilobytes
-    #[arg(short, long)]
-    pub kilobytes: bool,
     /// Prefix each line with the time (implies batch mode)
     #[arg(short, long)]
     pub time: bool,
@@ -59,6 +50,11 @@ pub struct Cli {
     /// One JSON object per refresh on stdout (implies batch)
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+    /// Print the man page (man) or a shell's completions (bash, zsh, fish, elvish) and exit
+    #[arg(long, value_enum, value_name = "WHAT", hide = true)]
+    pub generate: Option<Generate>,
     /// More log output on stderr (-v info, -vv debug); RUST_LOG works too
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -115,6 +111,16 @@ pub struct ServeArgs {
     /// file's content (Prometheus: `authorization: {credentials_file: FILE}`)
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+}
+
+/// What `--generate` prints, for packagers and `cargo xtask install`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generate {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -197,8 +203,9 @@ pub fn one_line_error(e: &clap::Error) -> String {
 }
 
 impl Cli {
-    pub fn by_process(&self) -> bool {
-        self.processes || self.group == Some(Group::Process)
+    /// Rows per process: `-P` (given, or kept in the config file) or `--group process`.
+    pub fn by_process(&self, processes: bool) -> bool {
+        processes || self.group == Some(Group::Process)
     }
 
     pub fn by_container(&self) -> bool {

@@ -5,15 +5,17 @@ use std::process::ExitCode;
 
 mod cli;
 
-use clap::Parser;
-use cli::{Cli, Command, ServeArgs};
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command, Generate, ServeArgs};
+use profiler::config;
 use profiler::model::ModelOptions;
 use profiler::runner::{self, Consumer, Flow};
 use profiler::session::{Session, Snapshot};
+use profiler::settings::Settings;
 use profiler::source::{self, Scope, SourceError, SourceKind};
 use profiler::startup::{self, SignalRuntime};
-use profiler::users::UserNames;
 use profiler::view::batch::{self, BatchOptions};
+use profiler::view::lookup::Lookup;
 use profiler::view::{self, json, ViewOptions};
 
 fn init_logging(verbose: u8) {
@@ -59,7 +61,9 @@ fn exit_quietly_on_closed_pipe() {
 /// The options, or the exit code after a one-line error (`--help` and `--version` print in
 /// full, as usual).
 fn parse_args() -> Result<Cli, ExitCode> {
-    match Cli::try_parse() {
+    // As iotop-c: `-W` writes the options before it; those after it are ignored.
+    let args = cli::up_to_write(std::env::args_os().collect());
+    match Cli::try_parse_from(args) {
         Ok(cli) => Ok(cli),
         Err(e) if !e.use_stderr() => {
             // --help, --version: clap prints them and ignores a closed stdout.
@@ -129,12 +133,95 @@ fn serve(args: ServeArgs) -> ExitCode {
     })
 }
 
+/// The config file's settings with the command line's over them, or the exit code after a
+/// one-line error naming the file and line.
+fn settings(cli: &Cli) -> Result<Settings, ExitCode> {
+    let mut settings = match config::default_path() {
+        Some(path) => {
+            config::load(&path).map_err(|e| startup::usage_error(&format!("config file {e}")))?
+        }
+        None => Settings::default(),
+    };
+    cli.display.apply(&mut settings);
+    Ok(settings)
+}
+
+/// `-W`: the settings to the config file, then exit.
+fn write_settings(settings: &Settings) -> ExitCode {
+    let saved = config::default_path()
+        .ok_or(config::ConfigError::NoPath)
+        .and_then(|path| config::save(&path, settings).map(|()| path));
+    match saved {
+        Ok(path) => {
+            eprintln!("profiler: settings written to {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("profiler: writing the config file: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--generate`: the man page or a shell's completions, from the options declared in `cli`.
+fn generate(what: Generate) -> ExitCode {
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout().lock();
+    let written = match what {
+        Generate::Man => clap_mangen::Man::new(cmd)
+            .section("8")
+            .render(&mut out)
+            .and_then(|()| out.write_all(MAN_FILES.as_bytes())),
+        shell => {
+            let shell = match shell {
+                Generate::Bash => clap_complete::Shell::Bash,
+                Generate::Zsh => clap_complete::Shell::Zsh,
+                Generate::Fish => clap_complete::Shell::Fish,
+                Generate::Elvish | Generate::Man => clap_complete::Shell::Elvish,
+            };
+            clap_complete::generate(shell, &mut cmd, "profiler", &mut out);
+            Ok(())
+        }
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("profiler: writing to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The man page's sections that clap does not know: the config file and the environment.
+const MAN_FILES: &str = r#".SH FILES
+.TP
+\fB$XDG_CONFIG_HOME/profiler/config\fR (or \fB~/.config/profiler/config\fR)
+Settings read at start, in TOML; options on the command line override them. Written by
+\fB\-W\fR (the options before it). Keys: only, processes, kilobytes (true or false);
+amounts (current, accumulated, average\-since\-start); full\-command; exited (background,
+dead\-x); hide\-exited; graph (sort, io, r, w, rw, sw); reverse\-graph; help (none, win,
+inline); si; threshold (1 to 10); charset (unicode, ascii); color (auto, always, never);
+theme (basic, extended); and a [columns] table of column = true or false (pid, prio, user,
+read, write, swapin, io, graph, command, container, syscalls, chars).
+.SH ENVIRONMENT
+.TP
+\fBNO_COLOR\fR
+When set and not empty, no colours, unless \fB\-\-color\fR (or color = "always").
+.TP
+\fBRUST_LOG\fR
+Log filter, as \fB\-v\fR.
+"#;
+
 fn main() -> ExitCode {
     exit_quietly_on_closed_pipe();
     let mut cli = match parse_args() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    if let Some(what) = cli.generate {
+        return generate(what);
+    }
     init_logging(cli.verbose);
     // Before any thread starts, so that every thread reads whole cgroup paths; where it cannot,
     // the container labels say why when they are first needed.
@@ -153,6 +240,13 @@ fn main() -> ExitCode {
             ..Scope::default()
         });
     }
+    let settings = match settings(&cli) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if cli.display.write {
+        return write_settings(&settings);
+    }
     let (scope, uids) = match startup::scope_and_users(&cli.sampling.pids, &cli.sampling.users) {
         Ok(checked) => checked,
         Err(code) => return code,
@@ -167,22 +261,20 @@ fn main() -> ExitCode {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    session.model_options = ModelOptions {
-        processes: cli.by_process(),
-    };
-    session.accumulated = cli.accumulated;
+    let processes = cli.by_process(settings.processes);
+    session.model_options = ModelOptions { processes };
+    // -a and -A both sum since the start; -A then shows them as rates over that time.
+    session.accumulated = settings.amounts.since_start();
     session.group_containers = cli.by_container();
     let view = ViewOptions {
-        only: cli.only,
         uids,
-        kilobytes: cli.kilobytes,
-        accumulated: cli.accumulated,
         containers: cli.containers.clone(),
         by_container: cli.by_container(),
+        ..ViewOptions::from_settings(&settings)
     };
 
     let result = if cli.batch_mode() {
-        run_batch(&cli, session, view, signals)
+        run_batch(&cli, processes, session, view, signals)
     } else {
         view::tui::run(session, view, cli.sampling.delay, signals)
     };
@@ -203,7 +295,7 @@ struct Lines {
     done: u64,
     view: ViewOptions,
     opts: BatchOptions,
-    users: UserNames,
+    lookup: Lookup,
 }
 
 impl Consumer for Lines {
@@ -221,11 +313,11 @@ impl Consumer for Lines {
         }
         let mut out = std::io::stdout().lock();
         if self.json {
-            let line = json::render(&snapshot, &self.view, &session.fallbacks, &mut self.users);
+            let line = json::render(&snapshot, &self.view, &session.fallbacks, &mut self.lookup);
             writeln!(out, "{line}")?;
         } else {
             let first = self.done == 0;
-            for line in batch::render(&snapshot, &self.view, &self.opts, &mut self.users, first) {
+            for line in batch::render(&snapshot, &self.view, &self.opts, &mut self.lookup, first) {
                 writeln!(out, "{line}")?;
             }
         }
@@ -241,6 +333,7 @@ impl Consumer for Lines {
 
 fn run_batch(
     cli: &Cli,
+    processes: bool,
     mut session: Session,
     view: ViewOptions,
     signals: SignalRuntime,
@@ -258,9 +351,9 @@ fn run_batch(
         opts: BatchOptions {
             time_prefix: cli.time,
             quiet: cli.quiet,
-            processes: cli.by_process(),
+            processes,
         },
-        users: UserNames::default(),
+        lookup: Lookup::default(),
     };
     runtime.block_on(async {
         startup::announce(&session);
