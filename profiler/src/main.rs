@@ -136,11 +136,15 @@ fn serve(args: ServeArgs) -> ExitCode {
 /// The config file's settings with the command line's over them, or the exit code after a
 /// one-line error naming the file and line.
 fn settings(cli: &Cli) -> Result<Settings, ExitCode> {
-    let mut settings = match config::default_path() {
-        Some(path) => {
-            config::load(&path).map_err(|e| startup::usage_error(&format!("config file {e}")))?
+    let loaded = config::default_path().map_or(Ok(Settings::default()), |p| config::load(&p));
+    let mut settings = match loaded {
+        Ok(settings) => settings,
+        // Someone else's HOME (sudo -u, setpriv) is no reason to stop: say it, go on.
+        Err(e @ config::ConfigError::Read { .. }) => {
+            eprintln!("profiler: config file {e}; using the defaults");
+            Settings::default()
         }
-        None => Settings::default(),
+        Err(e) => return Err(startup::usage_error(&format!("config file {e}"))),
     };
     cli.display.apply(&mut settings);
     Ok(settings)

@@ -175,6 +175,43 @@ fn a_bad_config_file_is_one_line_naming_file_and_line() {
 }
 
 #[test]
+fn an_unreadable_config_file_is_said_once_and_the_defaults_hold() {
+    require_root();
+    // Another user's HOME, as after `sudo -u nobody` or setpriv: root's 0700 directory.
+    let home = ConfigHome::new("unreadable");
+    std::fs::create_dir_all(home.file().parent().expect("a directory")).expect("mkdir");
+    std::fs::write(home.file(), "only = true\n").expect("writing");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&home.0, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(profiler_bin())
+        .args(["-b", "-n", "1"])
+        .env("XDG_CONFIG_HOME", &home.0)
+        .output()
+        .expect("running setpriv");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = format!(
+        "profiler: config file {}: Permission denied (os error 13); using the defaults",
+        home.file().display()
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| *l == said).count(),
+        1,
+        "said once: {stderr}"
+    );
+    assert!(
+        stderr.contains("CAP_BPF"),
+        "and goes on to the sources: {stderr}"
+    );
+}
+
+#[test]
 fn c_shows_the_command_line_in_batch_and_json() {
     let home = ConfigHome::new("cmdline");
     let sleeper = Sleeper::start("30.25", false);

@@ -57,8 +57,12 @@ pub struct DisplayArgs {
     #[arg(long, overrides_with = "reverse_graph")]
     pub no_reverse_graph: bool,
     /// How the full-screen view shows its keys: none, win or inline
-    #[arg(short = 'H', long, value_name = "TYPE", value_parser = parse_help_type)]
+    #[arg(short = 'H', long, value_name = "TYPE", value_parser = parse_help_type,
+          overrides_with = "no_help")]
     pub help_type: Option<HelpType>,
+    /// No key hints (iotop's option; as -H none)
+    #[arg(long, overrides_with = "help_type")]
+    pub no_help: bool,
     /// Mark exited tasks with x in their history instead of a grey background
     #[arg(short = 'x', long, overrides_with = "no_dead_x")]
     pub dead_x: bool,
@@ -160,6 +164,8 @@ impl DisplayArgs {
         );
         if let Some(h) = self.help_type {
             s.help = h;
+        } else if self.no_help {
+            s.help = HelpType::None;
         }
         pick(
             &mut s.exited,
@@ -411,6 +417,8 @@ mod tests {
         assert_eq!(settings(&["-g", "rw"]).graph, GraphSource::ReadWrite);
         assert_eq!(settings(&["--grtype=sw"]).graph, GraphSource::Swapin);
         assert_eq!(settings(&["-H", "inline"]).help, HelpType::Inline);
+        assert_eq!(settings(&["--no-help"]).help, HelpType::None);
+        assert_eq!(settings(&["--no-help", "-H", "win"]).help, HelpType::Win);
         assert_eq!(settings(&["--threshold", "10"]).threshold.get(), 10);
         for bad in [
             &["-g", "x"][..],
