@@ -19,6 +19,8 @@ use crate::settings::Amounts;
 use crate::source::{SourceKind, Unavailable};
 use crate::view::{UserNames, ViewOptions};
 
+mod keys;
+
 /// A task and what it did during a one-second interval.
 #[derive(Clone)]
 struct Task {
