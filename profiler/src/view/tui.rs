@@ -345,18 +345,23 @@ fn spawn_keyboard(
                 }
                 Readiness::Ready => {}
             }
-            match crossterm::event::poll(Duration::ZERO) {
-                Ok(false) => continue,
-                Ok(true) => {
-                    let event = crossterm::event::read();
-                    let failed = event.is_err();
-                    if tx.send(event).is_err() || failed {
+            // One read of the terminal can hold several keys (typed fast, pasted, sent by
+            // tmux at once): crossterm keeps the rest, which the terminal no longer signals, so
+            // every event it has is taken before waiting on the terminal again.
+            loop {
+                match crossterm::event::poll(Duration::ZERO) {
+                    Ok(false) => break,
+                    Ok(true) => {
+                        let event = crossterm::event::read();
+                        let failed = event.is_err();
+                        if tx.send(event).is_err() || failed {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
                         return;
                     }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
                 }
             }
         }
