@@ -278,6 +278,30 @@ mod tests {
         "--list-sources",
         "--iter",
         "--delay",
+        "-A",
+        "-c",
+        "-x",
+        "-e",
+        "-l",
+        "-R",
+        "-W",
+        "-oW",
+        "-2",
+        "-9",
+        "--show-prio",
+        "--hide-chars",
+        "--no-only",
+        "--threads",
+        "-g",
+        "rw",
+        "-H",
+        "inline",
+        "--threshold",
+        "10",
+        "11",
+        "--si",
+        "--color",
+        "--ascii",
         "serve",
         "--listen",
         "--top",
@@ -336,8 +360,13 @@ mod tests {
                 };
                 args.push(word);
             }
+            // As main parses them: only what comes before -W.
+            let args = up_to_write(args.into_iter().map(Into::into).collect());
             match Cli::try_parse_from(&args) {
                 Ok(cli) => {
+                    let mut settings = profiler::settings::Settings::default();
+                    cli.display.apply(&mut settings);
+                    assert!((1..=10).contains(&settings.threshold.get()), "{args:?}");
                     let (min, max) = DELAY_RANGE_S;
                     assert!(
                         (min..=max).contains(&cli.sampling.delay.as_secs_f64()),
