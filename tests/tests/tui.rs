@@ -609,3 +609,52 @@ fn capital_w_saves_and_ctrl_t_switches_delay_accounting() {
     let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
     assert_terminal_given_back(&tmux, &screen);
 }
+
+#[test]
+fn i_says_when_cap_sys_nice_is_needed() {
+    require_root();
+    let _machine = shared_machine();
+    let scratch = Scratch::new("tui-ionice-eperm");
+    let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    let root_task = Sleep(
+        Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("starting sleep"),
+    );
+    // The view, as nobody, needs a task whose counters it may read.
+    let own_task = Sleep(
+        Command::new("setpriv")
+            .args(nobody)
+            .args(["sleep", "60"])
+            .spawn()
+            .expect("starting sleep with setpriv"),
+    );
+    let (root_pid, own_pid) = (root_task.0.id(), own_task.0.id());
+    let before = ioprio_get(root_pid);
+    let tmux = Tmux::start("tui-ionice-eperm", 160, 40);
+    let command_line = format!(
+        "setpriv {} env XDG_CONFIG_HOME={} {} --source procfs -d 0.5 -p {own_pid} -p {root_pid}; \
+         echo EXIT=$?",
+        nobody.join(" "),
+        scratch.path("config"),
+        profiler_bin().display(),
+    );
+    tmux.send(&[&command_line, "Enter"]);
+    tmux.wait_for("the view", Duration::from_secs(15), |s| {
+        top_row(s).is_some_and(|(id, _)| id == own_pid)
+    });
+    tmux.send(&["i", "C-u", &root_pid.to_string(), "Enter"]);
+    tmux.send(&["C-u", "b", "e", "Enter", "C-u", "7", "Enter"]);
+    tmux.wait_for("the status line", Duration::from_secs(5), |s| {
+        s.contains(&format!(
+            "ionice task {root_pid}: not permitted: setting the I/O priority of another \
+             user's task, or the realtime class, needs CAP_SYS_NICE"
+        ))
+    });
+    assert_eq!(ioprio_get(root_pid), before, "root's task is as it was");
+
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
+    assert_terminal_given_back(&tmux, &screen);
+}
