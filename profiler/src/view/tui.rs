@@ -289,6 +289,15 @@ impl App {
                 }
             }
         }
+        // Command lines are kept for the tasks still there, not for every task ever drawn.
+        let live: std::collections::HashSet<(u32, Option<u64>)> = refresh
+            .snapshot
+            .models
+            .iter()
+            .flat_map(|v| v.model.rows.iter().map(|r| (r.pid, r.start_time)))
+            .collect();
+        self.state.cmdlines.retain(|key, _| live.contains(key));
+        self.lookup.forget_unused();
         self.state.record(&refresh);
         self.current = Some(refresh);
     }

@@ -202,13 +202,21 @@ fn c_shows_command_lines_as_ps_does() {
             .starts_with(&me.to_string()),
         "{lines:#?}"
     );
+    // A refresh without kthreadd: its command line is forgotten.
+    app.on_sample(SamplerEvent::Refresh(Box::new(refresh(vec![(
+        SourceKind::Taskstats,
+        model_of(&tasks[..1], false),
+    )]))));
+    assert_eq!(app.state.cmdlines.len(), 1);
     press(&mut app, KeyCode::Char('C'));
     let lines = screen(200, 10, app.current.as_ref(), &app.state);
     assert!(
-        lines.iter().any(|l| l.ends_with(" kthreadd"))
-            || row_line(&lines, "kthreadd").contains(" kthreadd")
+        row_line(&lines, &me.to_string())
+            .trim_end()
+            .ends_with(" tests"),
+        "the command name again: {lines:#?}"
     );
-    assert!(!lines.iter().any(|l| l.contains("[kthreadd]")));
+    assert!(!lines.iter().any(|l| l.contains(&argv0)));
 }
 
 /// A refresh where 4242 only reads and 777 only writes, recorded three times.
