@@ -252,7 +252,7 @@ pub struct ViewState {
     pub behind: u32,
     pub shown: Shown,
     pub filter: Option<Regex>,
-    /// What `u` was given (or the `--user` names), for the header.
+    /// What `f` was given (or the `--user` names), for the header.
     pub user_label: Option<String>,
     pub input: Option<Input>,
     pub sources: Sources,

@@ -1,4 +1,4 @@
-//! The prompt line of the `/` and `u` filters, with the cursor where the editor has it.
+//! The prompt line of the `/`, `f` and `i` prompts, with the cursor where the editor has it.
 
 use ratatui::layout::{Position, Rect};
 use ratatui::style::{Modifier, Style};

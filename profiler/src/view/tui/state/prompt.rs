@@ -1,4 +1,5 @@
-//! The `/`, `f` and `i` prompts: a line editor (tui-input) over the text, and the pattern it makes.
+//! The `/`, `f` and `i` prompts: a line editor (tui-input) over the text, and the pattern it
+//! makes.
 
 use crossterm::event::{Event, KeyCode, KeyEvent};
 use regex::Regex;
