@@ -74,11 +74,18 @@ pub(super) fn compare_columns(
         diff.push(diff_cells(value(j, 0), value(j, last), number, &palette));
     }
     widen_header(&mut container);
-    let mut cols = vec![id];
+    // `1` … `9` hide these as in the single-source table; the compared counter stays.
+    let shown = |c: Column| state.shows_column(c);
+    let mut cols = Vec::new();
+    if shown(Column::Id) {
+        cols.push(id);
+    }
     if grouping != Grouping::Containers {
         user.priority = USER_PRIORITY;
-        cols.push(user);
-        if let Some(p) = container_priority {
+        if shown(Column::User) {
+            cols.push(user);
+        }
+        if let Some(p) = container_priority.filter(|_| shown(Column::Container)) {
             // Behind the user, as in the single-source table.
             container.priority = p.max(USER_PRIORITY + 1);
             cols.push(container);
@@ -86,7 +93,9 @@ pub(super) fn compare_columns(
     }
     cols.append(&mut per_source);
     cols.push(diff);
-    cols.push(command);
+    if shown(Column::Command) {
+        cols.push(command);
+    }
     cols
 }
 

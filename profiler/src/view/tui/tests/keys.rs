@@ -733,3 +733,31 @@ fn v_tab_and_s_are_profiler_s_own_keys() {
         "Tab does nothing with one source"
     );
 }
+
+#[test]
+fn number_keys_hide_columns_of_the_compare_table_too() {
+    let mut state = state_for(sources(
+        &[SourceKind::Taskstats, SourceKind::Ebpf],
+        Vec::new(),
+    ));
+    let r = refresh(vec![
+        (SourceKind::Taskstats, busy_model()),
+        (SourceKind::Ebpf, busy_model()),
+    ]);
+    let header = |state: &ViewState| {
+        screen(160, 14, Some(&r), state)
+            .into_iter()
+            .find(|l| l.contains("DIFF") && !l.starts_with("source"))
+            .expect("the compare table's titles")
+    };
+    let h = header(&state);
+    assert!(
+        h.contains("TID") && h.contains("USER") && h.contains("COMMAND"),
+        "{h}"
+    );
+    on(&mut state, KeyCode::Char('3'));
+    on(&mut state, KeyCode::Char('9'));
+    let h = header(&state);
+    assert!(!h.contains("USER") && !h.contains("COMMAND"), "{h}");
+    assert!(h.contains("TID") && h.contains("taskstats"), "{h}");
+}
