@@ -393,6 +393,49 @@ mod tests {
     }
 
     #[test]
+    fn average_since_start_is_a_rate_over_the_time_since_the_start() {
+        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+        let rows = |amounts| SamplerCommand::Rows {
+            processes: false,
+            containers: false,
+            amounts,
+        };
+        // Sent before the thread starts, as the view does: the first refresh is -A's already.
+        commands
+            .send(rows(Amounts::AverageSinceStart))
+            .expect("queued");
+        let _sampler = SamplerThread::spawn(
+            own_session(),
+            Duration::from_millis(20),
+            PathBuf::from("/proc"),
+            commands_rx,
+            events_tx,
+        )
+        .expect("starting the sampler");
+        let intervals: Vec<(bool, f64)> = (0..4)
+            .map(|_| {
+                let r = next_refresh(&mut events, Duration::from_secs(5));
+                (r.accumulated, r.snapshot.models[0].model.interval_s)
+            })
+            .collect();
+        assert!(
+            intervals.iter().all(|&(accumulated, _)| !accumulated),
+            "rates: {intervals:?}"
+        );
+        assert!(
+            intervals.windows(2).all(|w| w[1].1 > w[0].1) && intervals[3].1 >= 0.06,
+            "over the time since the start, which grows: {intervals:?}"
+        );
+        commands
+            .send(rows(Amounts::Accumulated))
+            .expect("the sampler takes commands");
+        let accumulated =
+            (0..3).any(|_| next_refresh(&mut events, Duration::from_secs(5)).accumulated);
+        assert!(accumulated, "amounts, not rates");
+    }
+
+    #[test]
     fn quitting_does_not_wait_for_the_next_refresh() {
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();

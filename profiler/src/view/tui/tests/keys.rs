@@ -761,3 +761,25 @@ fn number_keys_hide_columns_of_the_compare_table_too() {
     assert!(!h.contains("USER") && !h.contains("COMMAND"), "{h}");
     assert!(h.contains("TID") && h.contains("taskstats"), "{h}");
 }
+
+#[test]
+fn help_type_from_the_settings() {
+    let start = |help| {
+        state_for(sources(&[SourceKind::Taskstats], Vec::new())).with_settings(
+            Settings {
+                help,
+                ..Settings::default()
+            },
+            None,
+            false,
+        )
+    };
+    let r = refresh(vec![(SourceKind::Taskstats, busy_model())]);
+    let none = screen(140, 12, Some(&r), &start(HelpType::None));
+    assert!(!none[2].contains("? help"), "-H none: no hint: {}", none[2]);
+    assert!(!none[11].contains("q quit"));
+    let win = screen(140, 12, Some(&r), &start(HelpType::Win));
+    assert!(win[2].contains("? help") && !win[11].contains("q quit"));
+    let inline = screen(140, 12, Some(&r), &start(HelpType::Inline));
+    assert!(inline[11].starts_with("q quit"), "{inline:#?}");
+}
