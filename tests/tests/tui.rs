@@ -658,3 +658,49 @@ fn i_says_when_cap_sys_nice_is_needed() {
     let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
     assert_terminal_given_back(&tmux, &screen);
 }
+
+#[test]
+fn display_options_reach_the_full_screen_view() {
+    let _machine = shared_machine();
+    let scratch = Scratch::new("tui-options");
+    let child = Sleep(
+        Command::new("sleep")
+            .arg("61")
+            .spawn()
+            .expect("starting sleep"),
+    );
+    let pid = child.0.id();
+    let tmux = Tmux::start("tui-options", 160, 40);
+    // -c: the command line; -2: no PRIO; -H inline: the key line at the bottom.
+    let command_line = format!(
+        "XDG_CONFIG_HOME={} {} --source procfs -d 0.5 -p {pid} -c -2 -H inline; echo EXIT=$?",
+        scratch.path("config"),
+        profiler_bin().display(),
+    );
+    tmux.send(&[&command_line, "Enter"]);
+    let screen = tmux.wait_for("the command line of sleep", Duration::from_secs(15), |s| {
+        top_row(s).is_some_and(|(id, row)| id == pid && row.trim_end().ends_with(" sleep 61"))
+    });
+    let titles = screen
+        .lines()
+        .find(|l| l.trim_start().starts_with("TID "))
+        .expect("the column titles");
+    assert!(!titles.contains("PRIO"), "-2 hides PRIO: {titles}");
+    assert!(
+        screen
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .is_some_and(|l| l.starts_with("q quit")),
+        "-H inline:\n{screen}"
+    );
+    // The keys change what the options set: c back to the command name, 2 shows PRIO again.
+    tmux.send(&["c", "2"]);
+    tmux.wait_for("the command name and PRIO", Duration::from_secs(10), |s| {
+        top_row(s)
+            .is_some_and(|(_, row)| row.trim_end().ends_with(" sleep") && row.contains(" be/"))
+    });
+
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
+    assert_terminal_given_back(&tmux, &screen);
+}
