@@ -704,3 +704,45 @@ fn display_options_reach_the_full_screen_view() {
     let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
     assert_terminal_given_back(&tmux, &screen);
 }
+
+#[test]
+fn no_color_starts_without_colours_and_l_turns_them_on() {
+    let _machine = shared_machine();
+    let scratch = Scratch::new("tui-no-color");
+    let tmux = Tmux::start("tui-no-color", 160, 40);
+    let command_line = format!(
+        "NO_COLOR=1 XDG_CONFIG_HOME={} {} --source procfs -d 0.5 -p {}; echo EXIT=$?",
+        scratch.path("config"),
+        profiler_bin().display(),
+        std::process::id(),
+    );
+    tmux.send(&[&command_line, "Enter"]);
+    // procfs cannot measure SWAPIN: a note the view colours when it colours.
+    let note = |tmux: &Tmux| {
+        let styled = tmux.run(&["capture-pane", "-e", "-p", "-t", "0"]);
+        styled
+            .lines()
+            .find(|l| l.contains("SWAPIN n/a"))
+            .map(str::to_string)
+    };
+    tmux.wait_for("the view", Duration::from_secs(15), |s| {
+        s.contains("SWAPIN n/a")
+    });
+    let plain = note(&tmux).expect("the note");
+    assert!(!plain.contains('\u{1b}'), "NO_COLOR: no colour: {plain:?}");
+    tmux.send(&["l"]);
+    let start = Instant::now();
+    let coloured = loop {
+        match note(&tmux) {
+            Some(l) if l.contains("\u{1b}[38;5;3m") => break l,
+            _ if start.elapsed() > Duration::from_secs(5) => panic!("no colour after l"),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    // Yellow, one of the eight colours every colour terminal has.
+    assert!(coloured.contains("\u{1b}[38;5;3m"), "{coloured:?}");
+
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
+    assert_terminal_given_back(&tmux, &screen);
+}

@@ -24,7 +24,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::session::Session;
-use crate::settings::{ColorChoice, Settings};
+use crate::settings::Settings;
 use crate::startup::SignalRuntime;
 use crate::users::UserNames;
 use crate::view::lookup::Lookup;
@@ -61,10 +61,6 @@ pub fn run(
     session.group_containers = view.by_container;
     let mut users = UserNames::default();
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    // crossterm leaves colours out under NO_COLOR itself; `--color` asks for them anyway.
-    if settings.color == ColorChoice::Always {
-        crossterm::style::Colored::set_ansi_color_disabled(false);
-    }
     let settings = Settings {
         processes: session.model_options.processes,
         ..settings
@@ -75,6 +71,7 @@ pub fn run(
         crate::config::default_path(),
         no_color,
     );
+    colours_asked(&state);
     if !state.view.uids.is_empty() {
         state.user_label = Some(
             state
@@ -257,6 +254,7 @@ impl App {
             Action::Redraw => self.redraw = true,
             Action::None => {}
         }
+        colours_asked(&self.state);
         if was_frozen && !self.state.frozen {
             self.state.behind = 0;
             if let Some(r) = self.pending.take() {
@@ -332,6 +330,14 @@ impl App {
             self.on_screen.clone_from(&ids);
             let _ = self.commands.send(SamplerCommand::Prio(ids));
         }
+    }
+}
+
+/// crossterm leaves colours out under `NO_COLOR` by itself; `--color` and `l` ask for them
+/// anyway.
+fn colours_asked(state: &ViewState) {
+    if state.colored() {
+        crossterm::style::Colored::set_ansi_color_disabled(false);
     }
 }
 
