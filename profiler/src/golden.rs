@@ -450,7 +450,11 @@ fn screen_with(
     };
     let mut state = ViewState::new(sources, ViewOptions::default(), processes);
     state.users.insert(0, "root".into());
-    state.char_columns = char_columns;
+    if char_columns {
+        state
+            .settings
+            .toggle_column(crate::settings::Column::Chars, false);
+    }
     let refresh = Refresh::new(snapshot(kinds, processes), processes, false, false, None);
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
     terminal

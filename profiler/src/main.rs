@@ -280,7 +280,7 @@ fn main() -> ExitCode {
     let result = if cli.batch_mode() {
         run_batch(&cli, processes, session, view, signals)
     } else {
-        view::tui::run(session, view, cli.sampling.delay, signals)
+        view::tui::run(session, view, settings, cli.sampling.delay, signals)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

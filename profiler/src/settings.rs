@@ -36,7 +36,8 @@ pub struct Settings {
     pub hide_exited: bool,
     /// `-g`: what the history column plots.
     pub graph: GraphSource,
-    /// `-R`: the most recent value on the right.
+    /// `-R`: the history the other way round, the most recent value on the left (profiler
+    /// draws it on the right by default, as it did before; iotop-c on the left).
     pub reverse_graph: bool,
     /// `-H`: how the full-screen view shows its keys.
     pub help: HelpType,

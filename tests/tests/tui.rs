@@ -370,7 +370,7 @@ fn container_rows(screen: &str) -> Option<Vec<(u32, &str)>> {
 }
 
 #[test]
-fn c_shows_one_row_per_container_and_slash_finds_host() {
+fn v_shows_one_row_per_container_and_slash_finds_host() {
     let _machine = shared_machine();
     let tmux = Tmux::start("tui-containers", 160, 40);
     let command_line = format!(
@@ -382,12 +382,14 @@ fn c_shows_one_row_per_container_and_slash_finds_host() {
         sort_line(s).is_some() && top_row(s).is_some()
     });
 
-    tmux.send(&["c"]);
+    // Threads, processes, containers.
+    tmux.send(&["v"]);
+    tmux.send(&["v"]);
     let screen = tmux.wait_for("the per-container table", Duration::from_secs(10), |s| {
         container_rows(s).is_some_and(|rows| !rows.is_empty())
     });
     assert!(
-        sort_line(&screen).is_some_and(|l| l.contains("| containers (c: tasks) |")),
+        sort_line(&screen).is_some_and(|l| l.contains("| containers (v: threads) |")),
         "the header says what the rows are:\n{screen}"
     );
 
@@ -442,12 +444,12 @@ fn keys_are_drawn_at_once_while_10000_threads_are_sampled() {
     let help = |after: Instant| {
         std::thread::sleep(after.saturating_duration_since(Instant::now()));
         let pressed = Instant::now();
-        tmux.send(&["?"]);
+        tmux.send(&["h"]);
         tmux.poll("the help overlay", Duration::from_secs(10), fast, |s| {
             s.contains(HELP_LINE)
         });
         let latency = pressed.elapsed();
-        tmux.send(&["?"]);
+        tmux.send(&["h"]);
         tmux.poll(
             "the help overlay to close",
             Duration::from_secs(10),
@@ -469,7 +471,7 @@ fn keys_are_drawn_at_once_while_10000_threads_are_sampled() {
     in_refresh.sort();
     between.sort();
     eprintln!(
-        "from ? to the help overlay: {in_refresh:?} as a refresh starts, \
+        "from h to the help overlay: {in_refresh:?} as a refresh starts, \
          {between:?} between refreshes"
     );
     // Measured on this 2-core machine (debug build; medians of five): 30 to 45 ms between
@@ -492,6 +494,253 @@ fn keys_are_drawn_at_once_while_10000_threads_are_sampled() {
         median_in <= Duration::from_millis(250) && in_refresh[4] <= Duration::from_secs(1),
         "the help overlay took {in_refresh:?} to show"
     );
+
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
+    assert_terminal_given_back(&tmux, &screen);
+}
+
+/// The I/O priority of a task, as `ionice -p` reads it: class << 13 | level.
+fn ioprio_get(pid: u32) -> libc::c_long {
+    // SAFETY: ioprio_get takes two integers (IOPRIO_WHO_PROCESS, the pid) and touches no memory
+    // of ours.
+    unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_get,
+            1 as libc::c_long,
+            libc::c_long::from(pid),
+        )
+    }
+}
+
+/// The child is killed on drop.
+struct Sleep(std::process::Child);
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The view on one task, with the config file in a scratch directory.
+fn view_of(tmux: &Tmux, pid: u32, config_home: &str) {
+    let command_line = format!(
+        "XDG_CONFIG_HOME={config_home} {} --source procfs -d 0.5 -p {pid}; echo EXIT=$?",
+        profiler_bin().display(),
+    );
+    tmux.send(&[&command_line, "Enter"]);
+    tmux.wait_for("the task's row", Duration::from_secs(15), |s| {
+        top_row(s).is_some_and(|(id, _)| id == pid)
+    });
+}
+
+#[test]
+fn i_sets_the_io_priority_of_a_child() {
+    let _machine = shared_machine();
+    let scratch = Scratch::new("tui-ionice");
+    let child = Sleep(
+        Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("starting sleep"),
+    );
+    let pid = child.0.id();
+    let tmux = Tmux::start("tui-ionice", 160, 40);
+    view_of(&tmux, pid, &scratch.path("config"));
+
+    // The task on the first row is offered; then the class, then the level.
+    tmux.send(&["i"]);
+    tmux.wait_for("the task prompt", Duration::from_secs(5), |s| {
+        s.contains(&format!("ionice which task (TID, or PID with p): {pid}"))
+    });
+    tmux.send(&["Enter", "C-u", "b", "e", "Enter"]);
+    tmux.send(&["C-u", "7", "Enter"]);
+    tmux.wait_for("the status line", Duration::from_secs(5), |s| {
+        s.contains(&format!("task {pid}: I/O priority be/7"))
+    });
+    assert_eq!(ioprio_get(pid), (2 << 13) | 7, "best-effort, level 7");
+    tmux.wait_for("PRIO be/7", Duration::from_secs(5), |s| {
+        top_row(s).is_some_and(|(_, row)| row.contains(" be/7 "))
+    });
+
+    tmux.send(&["i", "Enter", "C-u", "i", "d", "l", "e", "Enter"]);
+    tmux.wait_for("the status line", Duration::from_secs(5), |s| {
+        s.contains(&format!("task {pid}: I/O priority idle"))
+    });
+    assert_eq!(ioprio_get(pid) >> 13, 3, "the idle class");
+
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
+    assert_terminal_given_back(&tmux, &screen);
+}
+
+#[test]
+fn capital_w_saves_and_ctrl_t_switches_delay_accounting() {
+    require_root();
+    let _machine = shared_machine();
+    let scratch = Scratch::new("tui-save");
+    let tmux = Tmux::start("tui-save", 160, 40);
+    let config_home = scratch.path("config");
+    view_of(&tmux, std::process::id(), &config_home);
+
+    tmux.send(&["o", "W"]);
+    let file = format!("{config_home}/profiler/config");
+    tmux.wait_for("the status line", Duration::from_secs(5), |s| {
+        s.contains(&format!("settings written to {file}"))
+    });
+    let saved = std::fs::read_to_string(&file).expect("the config file");
+    assert!(saved.contains("only = true"), "{saved}");
+
+    let delayacct = Sysctl::set("kernel/task_delayacct", "0");
+    tmux.send(&["C-t"]);
+    tmux.wait_for("the status line", Duration::from_secs(5), |s| {
+        s.contains("kernel.task_delayacct on: only tasks started from now on are measured")
+    });
+    let now = std::fs::read_to_string("/proc/sys/kernel/task_delayacct").expect("the sysctl");
+    assert_eq!(now.trim(), "1");
+    tmux.send(&["C-t"]);
+    tmux.wait_for("the status line", Duration::from_secs(5), |s| {
+        s.contains("kernel.task_delayacct off")
+    });
+    drop(delayacct);
+
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
+    assert_terminal_given_back(&tmux, &screen);
+}
+
+#[test]
+fn i_says_when_cap_sys_nice_is_needed() {
+    require_root();
+    let _machine = shared_machine();
+    let scratch = Scratch::new("tui-ionice-eperm");
+    let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    let root_task = Sleep(
+        Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("starting sleep"),
+    );
+    // The view, as nobody, needs a task whose counters it may read.
+    let own_task = Sleep(
+        Command::new("setpriv")
+            .args(nobody)
+            .args(["sleep", "60"])
+            .spawn()
+            .expect("starting sleep with setpriv"),
+    );
+    let (root_pid, own_pid) = (root_task.0.id(), own_task.0.id());
+    let before = ioprio_get(root_pid);
+    let tmux = Tmux::start("tui-ionice-eperm", 160, 40);
+    let command_line = format!(
+        "setpriv {} env XDG_CONFIG_HOME={} {} --source procfs -d 0.5 -p {own_pid} -p {root_pid}; \
+         echo EXIT=$?",
+        nobody.join(" "),
+        scratch.path("config"),
+        profiler_bin().display(),
+    );
+    tmux.send(&[&command_line, "Enter"]);
+    tmux.wait_for("the view", Duration::from_secs(15), |s| {
+        top_row(s).is_some_and(|(id, _)| id == own_pid)
+    });
+    tmux.send(&["i", "C-u", &root_pid.to_string(), "Enter"]);
+    tmux.send(&["C-u", "b", "e", "Enter", "C-u", "7", "Enter"]);
+    tmux.wait_for("the status line", Duration::from_secs(5), |s| {
+        s.contains(&format!(
+            "ionice task {root_pid}: not permitted: setting the I/O priority of another \
+             user's task, or the realtime class, needs CAP_SYS_NICE"
+        ))
+    });
+    assert_eq!(ioprio_get(root_pid), before, "root's task is as it was");
+
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
+    assert_terminal_given_back(&tmux, &screen);
+}
+
+#[test]
+fn display_options_reach_the_full_screen_view() {
+    let _machine = shared_machine();
+    let scratch = Scratch::new("tui-options");
+    let child = Sleep(
+        Command::new("sleep")
+            .arg("61")
+            .spawn()
+            .expect("starting sleep"),
+    );
+    let pid = child.0.id();
+    let tmux = Tmux::start("tui-options", 160, 40);
+    // -c: the command line; -2: no PRIO; -H inline: the key line at the bottom.
+    let command_line = format!(
+        "XDG_CONFIG_HOME={} {} --source procfs -d 0.5 -p {pid} -c -2 -H inline; echo EXIT=$?",
+        scratch.path("config"),
+        profiler_bin().display(),
+    );
+    tmux.send(&[&command_line, "Enter"]);
+    let screen = tmux.wait_for("the command line of sleep", Duration::from_secs(15), |s| {
+        top_row(s).is_some_and(|(id, row)| id == pid && row.trim_end().ends_with(" sleep 61"))
+    });
+    let titles = screen
+        .lines()
+        .find(|l| l.trim_start().starts_with("TID "))
+        .expect("the column titles");
+    assert!(!titles.contains("PRIO"), "-2 hides PRIO: {titles}");
+    assert!(
+        screen
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .is_some_and(|l| l.starts_with("q quit")),
+        "-H inline:\n{screen}"
+    );
+    // The keys change what the options set: c back to the command name, 2 shows PRIO again.
+    tmux.send(&["c", "2"]);
+    tmux.wait_for("the command name and PRIO", Duration::from_secs(10), |s| {
+        top_row(s)
+            .is_some_and(|(_, row)| row.trim_end().ends_with(" sleep") && row.contains(" be/"))
+    });
+
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);
+    assert_terminal_given_back(&tmux, &screen);
+}
+
+#[test]
+fn no_color_starts_without_colours_and_l_turns_them_on() {
+    let _machine = shared_machine();
+    let scratch = Scratch::new("tui-no-color");
+    let tmux = Tmux::start("tui-no-color", 160, 40);
+    let command_line = format!(
+        "NO_COLOR=1 XDG_CONFIG_HOME={} {} --source procfs -d 0.5 -p {}; echo EXIT=$?",
+        scratch.path("config"),
+        profiler_bin().display(),
+        std::process::id(),
+    );
+    tmux.send(&[&command_line, "Enter"]);
+    // procfs cannot measure SWAPIN: a note the view colours when it colours.
+    let note = |tmux: &Tmux| {
+        let styled = tmux.run(&["capture-pane", "-e", "-p", "-t", "0"]);
+        styled
+            .lines()
+            .find(|l| l.contains("SWAPIN n/a"))
+            .map(str::to_string)
+    };
+    tmux.wait_for("the view", Duration::from_secs(15), |s| {
+        s.contains("SWAPIN n/a")
+    });
+    let plain = note(&tmux).expect("the note");
+    assert!(!plain.contains('\u{1b}'), "NO_COLOR: no colour: {plain:?}");
+    tmux.send(&["l"]);
+    let start = Instant::now();
+    let coloured = loop {
+        match note(&tmux) {
+            Some(l) if l.contains("\u{1b}[38;5;3m") => break l,
+            _ if start.elapsed() > Duration::from_secs(5) => panic!("no colour after l"),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    // Yellow, one of the eight colours every colour terminal has.
+    assert!(coloured.contains("\u{1b}[38;5;3m"), "{coloured:?}");
 
     tmux.send(&["q"]);
     let screen = tmux.wait_for("the shell after q", Duration::from_secs(10), exited);

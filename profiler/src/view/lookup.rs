@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use super::tui::sampler::IoPrio;
+pub use super::ioprio::IoPrio;
 use super::UserNames;
 use crate::model::{Row, RowKind};
 
@@ -23,7 +23,7 @@ pub struct Lookup {
 
 impl Default for Lookup {
     fn default() -> Self {
-        Lookup::new(Path::new("/proc"), super::tui::sampler::ioprio)
+        Lookup::new(Path::new("/proc"), super::ioprio::ioprio)
     }
 }
 

@@ -2,6 +2,7 @@
 //! full-screen TUI. Shared here: which rows to show, units, user names, compare-mode joins.
 
 pub mod batch;
+pub mod ioprio;
 pub mod json;
 pub mod lookup;
 pub mod tui;

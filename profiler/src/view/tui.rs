@@ -3,6 +3,7 @@
 //! taken; drawing is a pure function of the last refresh and that state. The terminal is given
 //! back on quit, on SIGINT/SIGTERM/SIGHUP and on panic.
 
+mod effects;
 pub(crate) mod render;
 pub(crate) mod sampler;
 pub(crate) mod state;
@@ -10,7 +11,7 @@ pub(crate) mod state;
 mod tests;
 
 use std::io::{IsTerminal, Stdout};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +24,10 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::session::Session;
+use crate::settings::Settings;
 use crate::startup::SignalRuntime;
 use crate::users::UserNames;
+use crate::view::lookup::Lookup;
 use crate::view::ViewOptions;
 use sampler::{Refresh, SamplerCommand, SamplerEvent, SamplerThread};
 use state::{Action, Geometry, Sources, ViewState};
@@ -33,6 +36,7 @@ use state::{Action, Geometry, Sources, ViewState};
 pub fn run(
     mut session: Session,
     view: ViewOptions,
+    settings: Settings,
     delay: Duration,
     signals: SignalRuntime,
 ) -> anyhow::Result<()> {
@@ -56,7 +60,18 @@ pub fn run(
     // Whoever opened the session, the rows are what the view asks for from the start.
     session.group_containers = view.by_container;
     let mut users = UserNames::default();
-    let mut state = ViewState::new(sources, view, session.model_options.processes);
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let settings = Settings {
+        processes: session.model_options.processes,
+        ..settings
+    };
+    let amounts = settings.amounts;
+    let mut state = ViewState::new(sources, view, session.model_options.processes).with_settings(
+        settings,
+        crate::config::default_path(),
+        no_color,
+    );
+    colours_asked(&state);
     if !state.view.uids.is_empty() {
         state.user_label = Some(
             state
@@ -72,6 +87,12 @@ pub fn run(
 
     let (sampler_tx, sampler_rx) = mpsc::unbounded_channel();
     let (command_tx, command_rx) = mpsc::unbounded_channel();
+    // Taken before the first refresh: the session sums since the start for -a and -A alike.
+    let _ = command_tx.send(SamplerCommand::Rows {
+        processes: state.settings.processes,
+        containers: state.view.by_container,
+        amounts,
+    });
     // Declared first, dropped last: the event loop's ends of the channels are gone by then, so
     // the sampler stops, and the session is dropped before the process exits, whether the loop
     // returned or panicked.
@@ -96,9 +117,12 @@ pub fn run(
             current: None,
             pending: None,
             users,
+            lookup: Lookup::default(),
             geometry: Geometry::default(),
             on_screen: Vec::new(),
             commands: command_tx,
+            redraw: false,
+            delayacct: PathBuf::from(DELAYACCT),
         };
         let result = app
             .run(&mut terminal, key_rx, sampler_rx, [sigint, sigterm])
@@ -125,7 +149,15 @@ struct App {
     /// Tasks whose priority the sampler was last asked for.
     on_screen: Vec<u32>,
     commands: UnboundedSender<SamplerCommand>,
+    /// Command lines for `c`.
+    lookup: Lookup,
+    /// Ctrl-L: clear the terminal before the next frame.
+    redraw: bool,
+    /// `kernel.task_delayacct`, for Ctrl-T.
+    delayacct: PathBuf,
 }
+
+const DELAYACCT: &str = "/proc/sys/kernel/task_delayacct";
 
 enum Flow {
     Continue,
@@ -142,7 +174,14 @@ impl App {
     ) -> anyhow::Result<()> {
         let mut sighup = signal(SignalKind::hangup())?;
         loop {
-            let (geometry, ids) = terminal.draw(self.current.as_ref(), &self.state)?;
+            if std::mem::take(&mut self.redraw) {
+                terminal.terminal.clear()?;
+            }
+            let (mut geometry, mut ids) = terminal.draw(self.current.as_ref(), &self.state)?;
+            // Command lines are read for the rows drawn; new ones are drawn at once.
+            if self.look_up_cmdlines(&ids) {
+                (geometry, ids) = terminal.draw(self.current.as_ref(), &self.state)?;
+            }
             self.geometry = geometry;
             self.sync_prio(ids);
             // One message wakes the loop; whatever else queued meanwhile is taken before the
@@ -196,8 +235,26 @@ impl App {
                 // loop learns from its channel.
                 let _ = self.commands.send(command);
             }
+            Action::Save => {
+                let status =
+                    effects::save_settings(self.state.config_path.as_deref(), &self.state.settings);
+                self.state.status = Some(status);
+            }
+            Action::Ionice { id, process, prio } => {
+                let status = effects::ionice(Path::new("/proc"), id, process, prio);
+                self.state.status = Some(status);
+                // The PRIO column shows what the kernel has now.
+                let _ = self
+                    .commands
+                    .send(SamplerCommand::Prio(self.on_screen.clone()));
+            }
+            Action::DelayAcct => {
+                self.state.status = Some(effects::toggle_delayacct(&self.delayacct));
+            }
+            Action::Redraw => self.redraw = true,
             Action::None => {}
         }
+        colours_asked(&self.state);
         if was_frozen && !self.state.frozen {
             self.state.behind = 0;
             if let Some(r) = self.pending.take() {
@@ -230,8 +287,41 @@ impl App {
                 }
             }
         }
+        // Command lines are kept for the tasks still there, not for every task ever drawn.
+        let live: std::collections::HashSet<(u32, Option<u64>)> = refresh
+            .snapshot
+            .models
+            .iter()
+            .flat_map(|v| v.model.rows.iter().map(|r| (r.pid, r.start_time)))
+            .collect();
+        self.state.cmdlines.retain(|key, _| live.contains(key));
+        self.lookup.forget_unused();
         self.state.record(&refresh);
         self.current = Some(refresh);
+    }
+
+    /// With `c`, reads the command lines of the rows drawn that have none yet; true if it did.
+    fn look_up_cmdlines(&mut self, ids: &[u32]) -> bool {
+        let Some(refresh) = self
+            .current
+            .as_ref()
+            .filter(|_| self.state.settings.full_command)
+        else {
+            return false;
+        };
+        let ids: std::collections::HashSet<u32> = ids.iter().copied().collect();
+        let mut added = false;
+        for view in &refresh.snapshot.models {
+            for row in view.model.rows.iter().filter(|r| ids.contains(&r.id())) {
+                let key = (row.pid, row.start_time);
+                if !self.state.cmdlines.contains_key(&key) {
+                    let line = self.lookup.command_line(row);
+                    self.state.cmdlines.insert(key, line);
+                    added = true;
+                }
+            }
+        }
+        added
     }
 
     /// Asks the sampler for the priorities of the tasks on screen when they changed.
@@ -240,6 +330,14 @@ impl App {
             self.on_screen.clone_from(&ids);
             let _ = self.commands.send(SamplerCommand::Prio(ids));
         }
+    }
+}
+
+/// crossterm leaves colours out under `NO_COLOR` by itself; `--color` and `l` ask for them
+/// anyway.
+fn colours_asked(state: &ViewState) {
+    if state.colored() {
+        crossterm::style::Colored::set_ansi_color_disabled(false);
     }
 }
 
@@ -262,18 +360,23 @@ fn spawn_keyboard(
                 }
                 Readiness::Ready => {}
             }
-            match crossterm::event::poll(Duration::ZERO) {
-                Ok(false) => continue,
-                Ok(true) => {
-                    let event = crossterm::event::read();
-                    let failed = event.is_err();
-                    if tx.send(event).is_err() || failed {
+            // One read of the terminal can hold several keys (typed fast, pasted, sent by
+            // tmux at once): crossterm keeps the rest, which the terminal no longer signals, so
+            // every event it has is taken before waiting on the terminal again.
+            loop {
+                match crossterm::event::poll(Duration::ZERO) {
+                    Ok(false) => break,
+                    Ok(true) => {
+                        let event = crossterm::event::read();
+                        let failed = event.is_err();
+                        if tx.send(event).is_err() || failed {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
                         return;
                     }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
                 }
             }
         }

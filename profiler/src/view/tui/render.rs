@@ -10,17 +10,18 @@ mod prompt;
 mod rows;
 mod table;
 mod text;
+mod theme;
 
 use ratatui::layout::Rect;
-use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::sampler::Refresh;
 use super::state::{Column, Geometry, ViewState};
+use crate::settings::HelpType;
 use header::header_lines;
-use help::draw_help;
+use help::{draw_help, draw_inline_help};
 use prompt::draw_prompt;
 use rows::{rows, Rows};
 use table::table_lines;
@@ -40,7 +41,8 @@ struct Screen<'a> {
 impl<'a> Screen<'a> {
     fn new(area: Rect, refresh: Option<&'a Refresh>, state: &ViewState) -> Screen<'a> {
         let width = usize::from(area.width);
-        let prompt_lines = u16::from(state.input.is_some());
+        let inline_help = state.settings.help == HelpType::Inline;
+        let prompt_lines = u16::from(state.input.is_some() || inline_help);
         let room = area.height.saturating_sub(prompt_lines);
         // Keep the table's header and one row, and at least half the screen for the table.
         let budget = room.saturating_sub(2).min((room / 2).max(3));
@@ -52,7 +54,7 @@ impl<'a> Screen<'a> {
             height: room.saturating_sub(header_h),
             ..area
         };
-        let prompt = state.input.as_ref().map(|_| Rect {
+        let prompt = (state.input.is_some() || inline_help).then_some(Rect {
             y: area.y + area.height.saturating_sub(1),
             height: 1,
             ..area
@@ -85,9 +87,13 @@ impl Screen<'_> {
     /// The table's size, for the scrolling keys, and the tasks on screen (whose I/O priority the
     /// sampler reads; every task when the table sorts by priority).
     fn geometry(&self, refresh: Option<&Refresh>, state: &ViewState) -> (Geometry, Vec<u32>) {
+        let on_screen = self.on_screen();
+        let top = (!refresh.is_some_and(|r| r.containers) && !on_screen.is_empty())
+            .then(|| self.rows.ids(on_screen.start..on_screen.start + 1)[0]);
         let geometry = Geometry {
             rows: self.rows.len(),
             page: self.page,
+            top,
         };
         // A container row's pid is a count of processes, not a task.
         let ids = if refresh.is_some_and(|r| r.containers) {
@@ -133,12 +139,14 @@ pub fn draw(
         ),
         None => vec![Line::styled(
             "waiting for the first refresh…",
-            Style::new().fg(Color::DarkGray),
+            columns::faint(),
         )],
     };
     frame.render_widget(Paragraph::new(lines), screen.table);
-    if let (Some(input), Some(at)) = (&state.input, screen.prompt) {
-        draw_prompt(frame, input, at);
+    match (&state.input, screen.prompt) {
+        (Some(input), Some(at)) => draw_prompt(frame, input, at, theme::Palette::of(state)),
+        (None, Some(at)) => draw_inline_help(frame, at),
+        _ => {}
     }
     if state.help {
         draw_help(frame, state);

@@ -14,7 +14,9 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use crate::runner::{self, Consumer, Flow};
 use crate::sample::Counters;
 use crate::session::{Session, Snapshot};
+use crate::settings::Amounts;
 use crate::source::SourceError;
+pub use crate::view::ioprio::{ioprio, IoPrio};
 
 /// One refresh, as the sampler sends it.
 #[derive(Clone, Debug)]
@@ -66,10 +68,13 @@ pub struct ActualIo {
 /// What the sampler must change for the next refresh.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SamplerCommand {
-    Processes(bool),
-    /// One row per container (`Session::group_containers`).
-    Containers(bool),
-    Accumulated(bool),
+    /// What the rows are and what they count: per process, per container
+    /// (`Session::group_containers`), since the start or not.
+    Rows {
+        processes: bool,
+        containers: bool,
+        amounts: Amounts,
+    },
     /// Read the I/O priority of these tasks (the rows on screen), now and at each refresh.
     Prio(Vec<u32>),
 }
@@ -125,86 +130,6 @@ impl Vmstat {
             write_bytes_per_s: (out1 - out0) as f64 * 1024.0 / secs,
         })
     }
-}
-
-/// A task's I/O scheduling class and level, as `ioprio_get` reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IoPrio {
-    Realtime(u8),
-    BestEffort(u8),
-    Idle,
-}
-
-impl IoPrio {
-    /// Highest priority first.
-    pub fn rank(self) -> (u8, u8) {
-        match self {
-            IoPrio::Realtime(l) => (0, l),
-            IoPrio::BestEffort(l) => (1, l),
-            IoPrio::Idle => (2, 0),
-        }
-    }
-}
-
-impl std::fmt::Display for IoPrio {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IoPrio::Realtime(l) => write!(f, "rt/{l}"),
-            IoPrio::BestEffort(l) => write!(f, "be/{l}"),
-            IoPrio::Idle => f.write_str("idle"),
-        }
-    }
-}
-
-const IOPRIO_WHO_PROCESS: libc::c_long = 1;
-const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
-
-/// The I/O priority of one thread; None when it is gone.
-pub fn ioprio(tid: u32) -> Option<IoPrio> {
-    // SAFETY: ioprio_get takes two integers and touches no memory of ours.
-    let value = unsafe {
-        libc::syscall(
-            libc::SYS_ioprio_get,
-            IOPRIO_WHO_PROCESS,
-            tid as libc::c_long,
-        )
-    };
-    if value < 0 {
-        return None;
-    }
-    // Levels are the low three bits; newer kernels keep hints above them.
-    let level = (value & 0x7) as u8;
-    match value >> IOPRIO_CLASS_SHIFT {
-        1 => Some(IoPrio::Realtime(level)),
-        2 => Some(IoPrio::BestEffort(level)),
-        3 => Some(IoPrio::Idle),
-        _ => nice_ioprio(tid),
-    }
-}
-
-/// A task that never set an I/O priority gets one from its CPU policy and nice value, as the
-/// kernel's `task_nice_ioclass`/`task_nice_ioprio` derive it.
-fn nice_ioprio(tid: u32) -> Option<IoPrio> {
-    // SAFETY: sched_getscheduler takes a task id and touches no memory of ours.
-    let policy = unsafe { libc::sched_getscheduler(tid as libc::pid_t) };
-    // SAFETY: the raw getpriority syscall takes two integers and touches no memory of ours; it
-    // returns 20 - nice (1..=40), so unlike the libc wrapper a failure is not a valid value.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_getpriority,
-            libc::PRIO_PROCESS as libc::c_long,
-            tid as libc::c_long,
-        )
-    };
-    if policy < 0 || ret < 0 {
-        return None;
-    }
-    let level = ((20 - ret) + 20).clamp(0, 39) as u8 / 5;
-    Some(match policy {
-        libc::SCHED_IDLE => IoPrio::Idle,
-        libc::SCHED_FIFO | libc::SCHED_RR => IoPrio::Realtime(level),
-        _ => IoPrio::BestEffort(level),
-    })
 }
 
 fn prio_of(ids: &[u32]) -> HashMap<u32, IoPrio> {
@@ -276,6 +201,8 @@ impl Drop for SamplerThread {
 /// priorities of the rows on screen; commands change what the next refresh groups and sums.
 struct Sampler {
     vmstat: Vmstat,
+    /// Accumulated amounts, or averages since the start (the session sums for both), or rates.
+    amounts: Amounts,
     on_screen: Vec<u32>,
     commands: UnboundedReceiver<SamplerCommand>,
     events: UnboundedSender<SamplerEvent>,
@@ -308,7 +235,8 @@ impl Consumer for Sampler {
             snapshot,
             session.model_options.processes,
             session.group_containers,
-            session.accumulated,
+            // With `-A` the session sums since the start over the time since then: rates.
+            session.accumulated && self.amounts == Amounts::Accumulated,
             self.vmstat.next(),
         );
         if self.send(SamplerEvent::Refresh(Box::new(refresh))) == Flow::Stop {
@@ -331,9 +259,16 @@ impl Consumer for Sampler {
         command: SamplerCommand,
     ) -> anyhow::Result<Flow> {
         match command {
-            SamplerCommand::Processes(p) => session.model_options.processes = p,
-            SamplerCommand::Containers(c) => session.group_containers = c,
-            SamplerCommand::Accumulated(a) => session.accumulated = a,
+            SamplerCommand::Rows {
+                processes,
+                containers,
+                amounts,
+            } => {
+                session.model_options.processes = processes;
+                session.group_containers = containers;
+                session.accumulated = amounts.since_start();
+                self.amounts = amounts;
+            }
             SamplerCommand::Prio(ids) => {
                 self.on_screen = ids;
                 return Ok(self.send(SamplerEvent::Prio(prio_of(&self.on_screen))));
@@ -357,8 +292,14 @@ async fn run(
     // Quitting drops the receiver at once; without this the sampler would learn of it only at
     // its next send, up to `delay` later.
     let hung_up = events.clone();
+    let amounts = if session.accumulated {
+        Amounts::Accumulated
+    } else {
+        Amounts::Current
+    };
     let mut sampler = Sampler {
         vmstat,
+        amounts,
         on_screen: Vec::new(),
         commands,
         events,
@@ -372,6 +313,7 @@ async fn run(
 mod tests {
     use super::*;
     use crate::source::{Scope, SourceChoice, SourceKind};
+    use crate::view::ioprio::{IOPRIO_CLASS_SHIFT, IOPRIO_WHO_PROCESS};
 
     /// This process, read through /proc: a real session that needs no privileges.
     fn own_session() -> Session {
@@ -420,7 +362,11 @@ mod tests {
         assert!(!first.processes);
         assert_eq!(first.totals.len(), 1, "one total per view");
         commands
-            .send(SamplerCommand::Processes(true))
+            .send(SamplerCommand::Rows {
+                processes: true,
+                containers: false,
+                amounts: Amounts::Current,
+            })
             .expect("the sampler takes commands");
         // The refresh under way may have started before the command.
         let grouped = (0..3).any(|_| next_refresh(&mut events, Duration::from_secs(5)).processes);
@@ -447,6 +393,49 @@ mod tests {
     }
 
     #[test]
+    fn average_since_start_is_a_rate_over_the_time_since_the_start() {
+        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+        let rows = |amounts| SamplerCommand::Rows {
+            processes: false,
+            containers: false,
+            amounts,
+        };
+        // Sent before the thread starts, as the view does: the first refresh is -A's already.
+        commands
+            .send(rows(Amounts::AverageSinceStart))
+            .expect("queued");
+        let _sampler = SamplerThread::spawn(
+            own_session(),
+            Duration::from_millis(20),
+            PathBuf::from("/proc"),
+            commands_rx,
+            events_tx,
+        )
+        .expect("starting the sampler");
+        let intervals: Vec<(bool, f64)> = (0..4)
+            .map(|_| {
+                let r = next_refresh(&mut events, Duration::from_secs(5));
+                (r.accumulated, r.snapshot.models[0].model.interval_s)
+            })
+            .collect();
+        assert!(
+            intervals.iter().all(|&(accumulated, _)| !accumulated),
+            "rates: {intervals:?}"
+        );
+        assert!(
+            intervals.windows(2).all(|w| w[1].1 > w[0].1) && intervals[3].1 >= 0.06,
+            "over the time since the start, which grows: {intervals:?}"
+        );
+        commands
+            .send(rows(Amounts::Accumulated))
+            .expect("the sampler takes commands");
+        let accumulated =
+            (0..3).any(|_| next_refresh(&mut events, Duration::from_secs(5)).accumulated);
+        assert!(accumulated, "amounts, not rates");
+    }
+
+    #[test]
     fn quitting_does_not_wait_for_the_next_refresh() {
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -464,7 +453,13 @@ mod tests {
         drop(sampler);
         assert!(quitting.elapsed() < Duration::from_secs(1));
         assert!(
-            commands.send(SamplerCommand::Accumulated(true)).is_err(),
+            commands
+                .send(SamplerCommand::Rows {
+                    processes: false,
+                    containers: false,
+                    amounts: Amounts::Accumulated
+                })
+                .is_err(),
             "the sampler's end of the commands is gone with it"
         );
     }

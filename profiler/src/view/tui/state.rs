@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use regex::Regex;
@@ -16,6 +17,7 @@ use super::sampler::{IoPrio, Refresh, SamplerCommand};
 use crate::counter::{Counter, Unit};
 use crate::model::Row;
 use crate::sample::Counters;
+use crate::settings::{self, Amounts, Charset, ColorChoice, ExitedMark, HelpType, Settings};
 use crate::source::{SourceKind, Unavailable};
 use crate::view::ViewOptions;
 pub use history::{History, HISTORY_LEN};
@@ -68,27 +70,42 @@ pub enum Column {
 }
 
 impl Column {
-    /// Left to right. Container rows have no user or priority, and their label is in the
-    /// command's place.
-    pub fn display_order(char_columns: bool, grouping: Grouping) -> Vec<Column> {
+    /// Left to right, those the settings show. Container rows have no user or priority, and
+    /// their label is in the command's place.
+    pub fn display_order(settings: &Settings, grouping: Grouping) -> Vec<Column> {
         let mut cols = vec![Column::Id];
         if grouping != Grouping::Containers {
             cols.extend([Column::Prio, Column::User, Column::Container]);
         }
-        cols.extend(
-            Counter::TABLE
-                .iter()
-                .copied()
-                .filter(|c| char_columns || !c.spec().on_request)
-                .map(Column::Counter),
-        );
+        cols.extend(Counter::TABLE.iter().copied().map(Column::Counter));
         cols.extend([Column::History, Column::Command]);
+        cols.retain(|c| settings.shows(c.setting(), c.shown_by_default()));
         cols
     }
 
+    /// The column of the settings (`1` … `9`, `--hide-…`) this one is.
+    pub fn setting(self) -> settings::Column {
+        match self {
+            Column::Id => settings::Column::Pid,
+            Column::Prio => settings::Column::Prio,
+            Column::User => settings::Column::User,
+            Column::Container => settings::Column::Container,
+            Column::Counter(c) => {
+                settings::Column::of_counter(c).expect("every table counter has a column")
+            }
+            Column::History => settings::Column::Graph,
+            Column::Command => settings::Column::Command,
+        }
+    }
+
+    /// The full-screen view shows every column but RCHAR and WCHAR unless told otherwise.
+    pub fn shown_by_default(self) -> bool {
+        !matches!(self, Column::Counter(c) if c.spec().on_request)
+    }
+
     /// What left/right step through: every shown column but the history.
-    pub fn sortable(char_columns: bool, grouping: Grouping) -> Vec<Column> {
-        Column::display_order(char_columns, grouping)
+    pub fn sortable(settings: &Settings, grouping: Grouping) -> Vec<Column> {
+        Column::display_order(settings, grouping)
             .into_iter()
             .filter(|&c| c != Column::History)
             .collect()
@@ -183,6 +200,18 @@ pub enum Action {
     None,
     Quit,
     Sampler(SamplerCommand),
+    /// `W`: write the settings to the config file.
+    Save,
+    /// `i`: set the I/O priority of a task (every thread of it, for a process row).
+    Ionice {
+        id: u32,
+        process: bool,
+        prio: IoPrio,
+    },
+    /// Ctrl-T: switch `kernel.task_delayacct`.
+    DelayAcct,
+    /// Ctrl-L: clear the terminal and draw it all again.
+    Redraw,
 }
 
 /// How much of the table there is and how much fits, for scrolling keys.
@@ -190,29 +219,40 @@ pub enum Action {
 pub struct Geometry {
     pub rows: usize,
     pub page: usize,
+    /// The task on the first row on screen: what `i` offers to ionice.
+    pub top: Option<u32>,
 }
 
 /// Everything the TUI shows besides the measurements themselves.
 #[derive(Clone, Debug)]
 pub struct ViewState {
     /// Only, users, containers, kilobytes, accumulated, per-container rows (as asked; a
-    /// refresh says what its data is).
+    /// refresh says what its data is). What [`ViewState::settings`] holds is copied here.
     pub view: ViewOptions,
-    /// As asked; takes effect at the next refresh.
-    pub processes: bool,
+    /// What iotop-c's keys change and `W` saves; `processes` takes effect at the next refresh.
+    pub settings: Settings,
+    /// Where `W` writes the settings; None when neither XDG_CONFIG_HOME nor HOME is set.
+    pub config_path: Option<PathBuf>,
+    /// `NO_COLOR` was set (and not empty) when the view started.
+    pub no_color: bool,
+    /// What the last key did that needs saying (settings written, ionice refused, …).
+    pub status: Option<String>,
+    /// `f`'s PID filter: only these processes; empty: all.
+    pub pids: Vec<u32>,
+    /// Command lines (`c`) by (pid, start time), looked up for the rows on screen.
+    pub cmdlines: HashMap<(u32, Option<u64>), String>,
     pub sort: Column,
     pub reverse: bool,
     /// First row on screen.
     pub scroll: usize,
-    /// RCHAR and WCHAR columns.
-    pub char_columns: bool,
+    /// The help window (`h`).
     pub help: bool,
     pub frozen: bool,
     /// Refreshes that arrived while frozen.
     pub behind: u32,
     pub shown: Shown,
     pub filter: Option<Regex>,
-    /// What `u` was given (or the `--user` names), for the header.
+    /// What `f` was given (or the `--user` names), for the header.
     pub user_label: Option<String>,
     pub input: Option<Input>,
     pub sources: Sources,
@@ -233,13 +273,33 @@ impl ViewState {
         } else {
             Shown::Source(0)
         };
+        let settings = Settings {
+            only: view.only,
+            processes,
+            kilobytes: view.kilobytes,
+            amounts: if view.accumulated {
+                Amounts::Accumulated
+            } else {
+                Amounts::Current
+            },
+            columns: view.columns.clone(),
+            full_command: view.full_command,
+            hide_exited: view.hide_exited,
+            si: view.units.si,
+            threshold: view.units.threshold,
+            ..Settings::default()
+        };
         ViewState {
             view,
-            processes,
+            settings,
+            config_path: None,
+            no_color: false,
+            status: None,
+            pids: Vec::new(),
+            cmdlines: HashMap::new(),
             sort,
             reverse: false,
             scroll: 0,
-            char_columns: false,
             help: false,
             frozen: false,
             behind: 0,
@@ -255,9 +315,39 @@ impl ViewState {
         }
     }
 
+    /// With the settings given (the config file's and the command line's), and the
+    /// environment's config path and `NO_COLOR`.
+    pub fn with_settings(
+        mut self,
+        settings: Settings,
+        config_path: Option<PathBuf>,
+        no_color: bool,
+    ) -> ViewState {
+        self.settings = settings;
+        self.config_path = config_path;
+        self.no_color = no_color;
+        self.settings_changed();
+        self
+    }
+
     /// The rows asked for (the refresh on screen may still have the previous kind).
     pub fn grouping(&self) -> Grouping {
-        Grouping::of(self.processes, self.view.by_container)
+        Grouping::of(self.settings.processes, self.view.by_container)
+    }
+
+    /// Whether values are coloured: `l`, `--color`, `-l` and `NO_COLOR`.
+    pub fn colored(&self) -> bool {
+        match self.settings.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => !self.no_color,
+        }
+    }
+
+    /// Whether a column is shown by the settings.
+    pub fn shows_column(&self, column: Column) -> bool {
+        self.settings
+            .shows(column.setting(), column.shown_by_default())
     }
 
     pub fn descending(&self) -> bool {
@@ -286,7 +376,9 @@ impl ViewState {
 
     /// Does the row pass the filters (only, users, containers, the `/` regex)?
     pub fn shows(&self, row: &Row) -> bool {
-        self.view.shows(row) && self.matches_filter(row)
+        self.view.shows(row)
+            && (self.pids.is_empty() || self.pids.contains(&row.pid))
+            && self.matches_filter(row)
     }
 
     /// The `/` regex finds the command or the container label.
@@ -358,7 +450,10 @@ impl ViewState {
     }
 
     fn step_sort(&mut self, forward: bool) {
-        let cols = Column::sortable(self.char_columns, self.grouping());
+        let cols = Column::sortable(&self.settings, self.grouping());
+        if cols.is_empty() {
+            return;
+        }
         let at = cols.iter().position(|&c| c == self.sort).unwrap_or(0);
         let next = if forward {
             (at + 1) % cols.len()
@@ -377,14 +472,15 @@ impl ViewState {
 
     /// One key; `geometry` is the table as last drawn, for scrolling.
     pub fn on_key(&mut self, key: KeyEvent, geometry: Geometry) -> Action {
-        if key.modifiers.contains(KeyModifiers::CONTROL)
-            && matches!(key.code, KeyCode::Char('c' | 'C'))
-        {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('c' | 'C')) {
             return Action::Quit;
         }
         if self.input.is_some() {
             return self.on_input_key(key);
         }
+        // What a key said is for until the next key.
+        self.status = None;
         if self.help {
             self.help = false;
             return if key.code == KeyCode::Char('q') {
@@ -393,34 +489,96 @@ impl ViewState {
                 Action::None
             };
         }
+        if ctrl {
+            return self.on_ctrl_key(key.code);
+        }
         match key.code {
             KeyCode::Char('q' | 'Q') => return Action::Quit,
             KeyCode::Left => self.step_sort(false),
             KeyCode::Right => self.step_sort(true),
-            KeyCode::Char('r' | 'R') => self.reverse = !self.reverse,
+            KeyCode::Char('r' | ' ') => self.reverse = !self.reverse,
             KeyCode::Char('o' | 'O') => {
-                self.view.only = !self.view.only;
+                self.settings.only = !self.settings.only;
+                self.settings_changed();
                 self.scroll = 0;
             }
             KeyCode::Char('p' | 'P') => {
-                self.processes = !self.processes;
-                return Action::Sampler(SamplerCommand::Processes(self.processes));
+                self.settings.processes = !self.settings.processes;
+                self.view.by_container = false;
+                return self.rows_asked();
+            }
+            KeyCode::Char('v' | 'V') => {
+                self.next_grouping();
+                return self.rows_asked();
             }
             KeyCode::Char('a' | 'A') => {
-                self.view.accumulated = !self.view.accumulated;
+                self.settings.amounts = self.settings.amounts.next();
+                self.settings_changed();
                 // Rates and amounts do not chart together.
                 self.history.iter_mut().for_each(History::clear);
-                return Action::Sampler(SamplerCommand::Accumulated(self.view.accumulated));
+                return self.rows_asked();
+            }
+            KeyCode::Char('w') => self.toggle_column(settings::Column::Chars),
+            KeyCode::Char(n @ '1'..='9') => {
+                if let Some(c) = settings::Column::from_iotop_number(n as u8 - b'0') {
+                    self.toggle_column(c);
+                }
+            }
+            KeyCode::Char('0') => {
+                self.settings.show_all_columns();
+                self.settings_changed();
             }
             KeyCode::Char('c' | 'C') => {
-                return Action::Sampler(SamplerCommand::Containers(self.toggle_containers()))
+                self.settings.full_command = !self.settings.full_command;
+                self.settings_changed();
             }
-            KeyCode::Char('x' | 'X') => self.toggle_char_columns(),
-            KeyCode::Char('?' | 'h' | 'H') => self.help = true,
-            KeyCode::Char('f' | 'F') => self.frozen = !self.frozen,
-            KeyCode::Char('s' | 'S') if self.sources.compare() => self.next_shown(),
+            KeyCode::Char('g') => self.settings.graph = self.settings.graph.cycle(true),
+            KeyCode::Char('G') => self.settings.graph = self.settings.graph.cycle(false),
+            KeyCode::Char('R') => self.settings.reverse_graph = !self.settings.reverse_graph,
+            KeyCode::Char('u' | 'U') => {
+                self.settings.charset = match self.settings.charset {
+                    Charset::Unicode => Charset::Ascii,
+                    Charset::Ascii => Charset::Unicode,
+                }
+            }
+            KeyCode::Char('l' | 'L') => {
+                self.settings.color = if self.colored() {
+                    ColorChoice::Never
+                } else {
+                    ColorChoice::Always
+                }
+            }
+            KeyCode::Char('x' | 'X') => {
+                self.settings.exited = match self.settings.exited {
+                    ExitedMark::Background => ExitedMark::DeadX,
+                    ExitedMark::DeadX => ExitedMark::Background,
+                }
+            }
+            KeyCode::Char('e' | 'E') => {
+                self.settings.hide_exited = !self.settings.hide_exited;
+                self.settings_changed();
+                self.scroll = 0;
+            }
+            KeyCode::Char('s' | 'S') => self.frozen = !self.frozen,
+            KeyCode::Tab if self.sources.compare() => self.next_shown(),
+            KeyCode::Char('?') => {
+                self.settings.help = match self.settings.help {
+                    HelpType::Inline => HelpType::Win,
+                    HelpType::Win | HelpType::None => HelpType::Inline,
+                }
+            }
+            KeyCode::Char('h' | 'H') => self.help = true,
             KeyCode::Char('/') => self.open_prompt(InputKind::Command),
-            KeyCode::Char('u' | 'U') => self.open_prompt(InputKind::User),
+            KeyCode::Char('f' | 'F') => self.open_prompt(InputKind::User),
+            KeyCode::Char('i' | 'I') => self.open_ionice(geometry.top),
+            KeyCode::Char('W') => return Action::Save,
+            KeyCode::Char('D') => {
+                self.settings = Settings::default();
+                self.settings_changed();
+                self.history.iter_mut().for_each(History::clear);
+                self.scroll = 0;
+                return self.rows_asked();
+            }
             KeyCode::Up => self.scroll_by(geometry, -1),
             KeyCode::Down => self.scroll_by(geometry, 1),
             KeyCode::PageUp => self.scroll_by(geometry, -(geometry.page.max(1) as isize)),
@@ -433,9 +591,44 @@ impl ViewState {
         Action::None
     }
 
-    /// `c`: one row per container, or per task again; returns what the sampler is to group.
-    fn toggle_containers(&mut self) -> bool {
-        self.view.by_container = !self.view.by_container;
+    /// iotop-c's Ctrl keys: SI units, the unit threshold, delay accounting, redraw.
+    fn on_ctrl_key(&mut self, code: KeyCode) -> Action {
+        match code {
+            KeyCode::Char('b' | 'B') => {
+                self.settings.si = !self.settings.si;
+                self.settings_changed();
+            }
+            KeyCode::Char('r' | 'R') => {
+                self.settings.threshold = self.settings.threshold.next();
+                self.settings_changed();
+                self.status = Some(format!(
+                    "unit threshold {}: the next unit from {} times its size",
+                    self.settings.threshold.get(),
+                    self.settings.threshold.get()
+                ));
+            }
+            KeyCode::Char('t' | 'T') => return Action::DelayAcct,
+            KeyCode::Char('l' | 'L') => return Action::Redraw,
+            _ => {}
+        }
+        Action::None
+    }
+
+    /// Copies what the settings say into the view options the rows are filtered by.
+    pub fn settings_changed(&mut self) {
+        let s = &self.settings;
+        self.view.only = s.only;
+        self.view.kilobytes = s.kilobytes;
+        self.view.accumulated = s.amounts == Amounts::Accumulated;
+        self.view.columns.clone_from(&s.columns);
+        self.view.full_command = s.full_command;
+        self.view.hide_exited = s.hide_exited;
+        self.view.units = s.units();
+        self.keep_sort_shown();
+    }
+
+    /// What the sampler is to group and sum from the next refresh, as asked now.
+    fn rows_asked(&mut self) -> Action {
         self.scroll = 0;
         if self.view.by_container {
             match self.sort {
@@ -448,19 +641,49 @@ impl ViewState {
                 _ => {}
             }
         }
-        self.view.by_container
+        self.keep_sort_shown();
+        Action::Sampler(SamplerCommand::Rows {
+            processes: self.settings.processes,
+            containers: self.view.by_container,
+            amounts: self.settings.amounts,
+        })
     }
 
-    /// `x`: the RCHAR and WCHAR columns; hiding the sort column sorts by DISK WRITE.
-    fn toggle_char_columns(&mut self) {
-        self.char_columns = !self.char_columns;
-        if !self.char_columns && matches!(self.sort, Column::Counter(c) if c.spec().on_request) {
-            self.sort = Column::Counter(Counter::WriteBytes);
-            self.reverse = false;
+    /// `v`: threads, processes, containers, threads again.
+    fn next_grouping(&mut self) {
+        match self.grouping() {
+            Grouping::Threads => self.settings.processes = true,
+            Grouping::Processes => self.view.by_container = true,
+            Grouping::Containers => {
+                self.view.by_container = false;
+                self.settings.processes = false;
+            }
         }
     }
 
-    /// `s` in compare mode: the next source's table, then all side by side.
+    /// `1` … `9`, `w`: hides the column if shown, shows it if hidden.
+    fn toggle_column(&mut self, column: settings::Column) {
+        let by_default = column != settings::Column::Chars;
+        self.settings.toggle_column(column, by_default);
+        self.settings_changed();
+    }
+
+    /// A hidden column sorts no more: DISK WRITE does, or the first column left.
+    fn keep_sort_shown(&mut self) {
+        let cols = Column::sortable(&self.settings, self.grouping());
+        if cols.contains(&self.sort) || cols.is_empty() {
+            return;
+        }
+        let write = Column::Counter(Counter::WriteBytes);
+        self.sort = if cols.contains(&write) {
+            write
+        } else {
+            cols[0]
+        };
+        self.reverse = false;
+    }
+
+    /// Tab in compare mode: the next source's table, then all side by side.
     fn next_shown(&mut self) {
         let n = self.sources.kinds.len();
         self.shown = match self.shown {
@@ -483,7 +706,21 @@ impl ViewState {
                 Input::new(kind, text, self.filter.clone())
             }
             InputKind::User => Input::new(kind, self.user_label.clone().unwrap_or_default(), None),
+            InputKind::Pid => {
+                let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
+                Input::new(kind, pids.join(","), None)
+            }
+            InputKind::IoniceId | InputKind::IoniceClass { .. } | InputKind::IoniceLevel { .. } => {
+                Input::new(kind, String::new(), None)
+            }
         });
+    }
+
+    /// `i`: asks which task (the first row on screen unless told), then the class, then the
+    /// level, as iotop-c does.
+    fn open_ionice(&mut self, top: Option<u32>) {
+        let text = top.map(|id| id.to_string()).unwrap_or_default();
+        self.input = Some(Input::new(InputKind::IoniceId, text, None));
     }
 
     fn on_input_key(&mut self, key: KeyEvent) -> Action {
@@ -498,10 +735,7 @@ impl ViewState {
                 self.input = None;
                 return Action::None;
             }
-            Edit::Submit => {
-                self.submit_input();
-                return Action::None;
-            }
+            Edit::Submit => return self.submit_input(),
             Edit::Unchanged => return Action::None,
             Edit::Changed => {}
         }
@@ -521,9 +755,9 @@ impl ViewState {
         Action::None
     }
 
-    fn submit_input(&mut self) {
+    fn submit_input(&mut self) -> Action {
         let Some(input) = self.input.as_mut() else {
-            return;
+            return Action::None;
         };
         match input.kind {
             InputKind::Command => match compile_filter(input.text()) {
@@ -544,18 +778,68 @@ impl ViewState {
                     Ok(uids) => {
                         self.view.uids = uids;
                         self.user_label = (!names.is_empty()).then(|| names.join(","));
-                        self.input = None;
+                        // iotop-c's `f` asks for the users, then the processes.
+                        self.open_prompt(InputKind::Pid);
                     }
                     Err(e) => input.error = Some(e.to_string()),
                 }
             }
+            InputKind::Pid => match parse_pids(input.text()) {
+                Ok(pids) => {
+                    self.pids = pids;
+                    self.input = None;
+                }
+                Err(e) => input.error = Some(e),
+            },
+            InputKind::IoniceId => match input.text().trim().parse::<u32>() {
+                Ok(id) if id > 0 => {
+                    self.input = Some(Input::new(InputKind::IoniceClass { id }, "be".into(), None))
+                }
+                _ => input.error = Some("a task id (TID, or PID in process mode)".into()),
+            },
+            InputKind::IoniceClass { id } => match parse_class(input.text()) {
+                Some(IoClass::Idle) => {
+                    self.input = None;
+                    return self.ionice(id, IoPrio::Idle);
+                }
+                Some(class) => {
+                    self.input = Some(Input::new(
+                        InputKind::IoniceLevel { id, class },
+                        "4".into(),
+                        None,
+                    ))
+                }
+                None => input.error = Some("rt, be or idle (1, 2 or 3)".into()),
+            },
+            InputKind::IoniceLevel { id, class } => match input.text().trim().parse::<u8>() {
+                Ok(level @ 0..=7) => {
+                    self.input = None;
+                    let prio = match class {
+                        IoClass::Realtime => IoPrio::Realtime(level),
+                        IoClass::BestEffort => IoPrio::BestEffort(level),
+                        IoClass::Idle => IoPrio::Idle,
+                    };
+                    return self.ionice(id, prio);
+                }
+                _ => input.error = Some("a level from 0 (highest) to 7".into()),
+            },
         }
         self.scroll = 0;
+        Action::None
     }
 
-    /// Esc outside a prompt: drop the command and user filters.
+    fn ionice(&self, id: u32, prio: IoPrio) -> Action {
+        Action::Ionice {
+            id,
+            process: self.grouping() == Grouping::Processes,
+            prio,
+        }
+    }
+
+    /// Esc outside a prompt: drop the command, user and process filters.
     fn filter_cleared(&mut self) {
         self.filter = None;
+        self.pids.clear();
         self.view.uids.clear();
         self.user_label = None;
     }
@@ -572,6 +856,34 @@ fn default_sort(sources: &Sources) -> Column {
     } else {
         Counter::WriteBytes
     })
+}
+
+/// The I/O scheduling classes, as the `i` prompt takes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoClass {
+    Realtime,
+    BestEffort,
+    Idle,
+}
+
+fn parse_class(text: &str) -> Option<IoClass> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "rt" | "realtime" | "real-time" | "1" => Some(IoClass::Realtime),
+        "be" | "best-effort" | "2" => Some(IoClass::BestEffort),
+        "idle" | "3" => Some(IoClass::Idle),
+        _ => None,
+    }
+}
+
+/// `f`'s second question: process ids, by commas or spaces; empty for all.
+fn parse_pids(text: &str) -> Result<Vec<u32>, String> {
+    text.split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<u32>()
+                .map_err(|_| format!("`{s}` is not a process id"))
+        })
+        .collect()
 }
 
 fn both<T: Ord>(a: Option<T>, b: Option<T>) -> Option<Ordering> {

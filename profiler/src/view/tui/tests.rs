@@ -15,8 +15,11 @@ use crate::counter::Counter;
 use crate::model::{self, Model, ModelOptions};
 use crate::sample::{Counters, Sample, TaskSample};
 use crate::session::{Snapshot, SourceModel};
+use crate::settings::Amounts;
 use crate::source::{SourceKind, Unavailable};
 use crate::view::{UserNames, ViewOptions};
+
+mod keys;
 
 /// A task and what it did during a one-second interval.
 #[derive(Clone)]
@@ -254,7 +257,7 @@ fn four_tasks() -> Vec<Task> {
 #[test]
 fn rows_sort_by_each_column_both_ways() {
     let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
-    state.char_columns = true;
+    state.on_key(key(KeyCode::Char('w')), Geometry::default());
     state.prio = HashMap::from([
         (101, IoPrio::BestEffort(4)),
         (102, IoPrio::Realtime(0)),
@@ -491,7 +494,7 @@ fn compare_mode_shows_sources_side_by_side_and_s_cycles() {
             "[taskstats] Total DISK READ: 1.00 M/s | Total DISK WRITE: 2.00 M/s",
             "[ebpf] Total DISK READ: 0.00 B/s | Total DISK WRITE: 3.00 M/s",
             "Actual DISK READ: 0.00 B/s | Actual DISK WRITE: 2.50 M/s",
-            "sort: DISK WRITE ▼ | threads | compare (s: next) | ? help",
+            "sort: DISK WRITE ▼ | threads | compare (Tab: next) | ? help",
             "source: taskstats,ebpf | compare DISK WRITE per source, DIFF = ebpf - taskstats",
             "    TID  USER      taskstats WRITE   ebpf WRITE          DIFF  COMMAND",
             "    300  root             2.00 M/s     3.00 M/s     +1.00 M/s  writer",
@@ -517,20 +520,24 @@ fn compare_mode_shows_sources_side_by_side_and_s_cycles() {
         "{lines:#?}"
     );
 
-    state.on_key(key(KeyCode::Char('s')), Geometry::default());
+    state.on_key(key(KeyCode::Tab), Geometry::default());
     assert_eq!(state.shown, Shown::Source(0));
     let lines = screen(120, 12, Some(&r), &state);
     assert!(
-        lines[3].contains("showing taskstats (s: next)"),
+        lines[3].contains("showing taskstats (Tab: next)"),
         "{}",
         lines[3]
     );
     assert_eq!(ids(&lines), [300, 301]);
-    state.on_key(key(KeyCode::Char('s')), Geometry::default());
+    state.on_key(key(KeyCode::Tab), Geometry::default());
     let lines = screen(120, 12, Some(&r), &state);
-    assert!(lines[3].contains("showing ebpf (s: next)"), "{}", lines[3]);
+    assert!(
+        lines[3].contains("showing ebpf (Tab: next)"),
+        "{}",
+        lines[3]
+    );
     assert_eq!(ids(&lines), [300, 302], "IO> is n/a for both: by id");
-    state.on_key(key(KeyCode::Char('s')), Geometry::default());
+    state.on_key(key(KeyCode::Tab), Geometry::default());
     assert_eq!(state.shown, Shown::Compare);
 }
 
@@ -700,14 +707,16 @@ fn filters_by_command_user_and_activity() {
     assert!(lines[2].contains("filter: /rsync|sys/"), "{}", lines[2]);
     assert_eq!(ids(&lines), [777, 1]);
 
-    state.on_key(key(KeyCode::Char('u')), g);
+    state.on_key(key(KeyCode::Char('f')), g);
     for c in "root".chars() {
         state.on_key(key(KeyCode::Char(c)), g);
     }
     state.on_key(key(KeyCode::Enter), g);
     assert_eq!(state.view.uids, [0]);
+    // Then the process filter: none.
+    state.on_key(key(KeyCode::Enter), g);
     assert_eq!(ids(&screen(120, 12, Some(&r), &state)), [1]);
-    state.on_key(key(KeyCode::Char('u')), g);
+    state.on_key(key(KeyCode::Char('f')), g);
     state.on_key(key(KeyCode::Char('x')), g);
     for _ in 0.."rootx".len() {
         state.on_key(key(KeyCode::Backspace), g);
@@ -741,7 +750,14 @@ fn scrolling_stays_within_the_rows() {
     state.sort = Column::Id;
     let area = ratatui::layout::Rect::new(0, 0, 120, 15);
     let (g, on_screen) = geometry(area, Some(&r), &state);
-    assert_eq!(g, Geometry { rows: 50, page: 10 });
+    assert_eq!(
+        g,
+        Geometry {
+            rows: 50,
+            page: 10,
+            top: Some(1)
+        }
+    );
     assert_eq!(
         on_screen,
         (1..=10).collect::<Vec<u32>>(),
@@ -780,6 +796,9 @@ fn app(state: ViewState) -> (App, tokio::sync::mpsc::UnboundedReceiver<SamplerCo
         geometry: Geometry::default(),
         on_screen: Vec::new(),
         commands: tx,
+        lookup: crate::view::lookup::Lookup::default(),
+        redraw: false,
+        delayacct: std::path::PathBuf::from("/nonexistent/task_delayacct"),
     };
     (app, rx)
 }
@@ -809,7 +828,14 @@ fn scrolling_keys_move_through_the_table_as_last_drawn() {
         geometry(area, app.current.as_ref(), &app.state),
         "a frame lays the table out as `geometry` does"
     );
-    assert_eq!(laid_out.0, Geometry { rows: 50, page: 10 });
+    assert_eq!(
+        laid_out.0,
+        Geometry {
+            rows: 50,
+            page: 10,
+            top: Some(1)
+        }
+    );
     app.geometry = laid_out.0;
     press(&mut app, KeyCode::End);
     assert_eq!(app.state.scroll, 40, "the last page of the table drawn");
@@ -820,7 +846,7 @@ fn freeze_holds_the_display_while_refreshes_arrive() {
     let (mut app, _commands) = app(state_for(sources(&[SourceKind::Taskstats], Vec::new())));
     let first = refresh(vec![(SourceKind::Taskstats, busy_model())]);
     app.on_sample(SamplerEvent::Refresh(Box::new(first)));
-    press(&mut app, KeyCode::Char('f'));
+    press(&mut app, KeyCode::Char('s'));
     let newer = refresh(vec![(
         SourceKind::Taskstats,
         model_of(&[task(5, 0, "new", all([0, 1, 0, 0, 0, 0, 0, 0]))], false),
@@ -830,7 +856,7 @@ fn freeze_holds_the_display_while_refreshes_arrive() {
     let lines = screen(120, 12, app.current.as_ref(), &app.state);
     assert!(lines[2].contains("FROZEN (2 behind)"), "{}", lines[2]);
     assert_eq!(ids(&lines).len(), 4, "still the first refresh");
-    press(&mut app, KeyCode::Char('f'));
+    press(&mut app, KeyCode::Char('s'));
     let lines = screen(120, 12, app.current.as_ref(), &app.state);
     assert_eq!(ids(&lines), [5], "unfreezing shows the newest refresh");
     assert!(!lines[2].contains("FROZEN"));
@@ -842,12 +868,20 @@ fn mode_keys_reach_the_sampler_and_q_quits() {
     press(&mut app, KeyCode::Char('p'));
     assert_eq!(
         commands.try_recv().ok(),
-        Some(SamplerCommand::Processes(true))
+        Some(SamplerCommand::Rows {
+            processes: true,
+            containers: false,
+            amounts: Amounts::Current
+        })
     );
     press(&mut app, KeyCode::Char('a'));
     assert_eq!(
         commands.try_recv().ok(),
-        Some(SamplerCommand::Accumulated(true))
+        Some(SamplerCommand::Rows {
+            processes: true,
+            containers: false,
+            amounts: Amounts::Accumulated
+        })
     );
     let lines = screen(120, 12, None, &app.state);
     assert!(
@@ -879,7 +913,7 @@ fn mode_keys_reach_the_sampler_and_q_quits() {
 
     assert_eq!(
         app.state
-            .on_key(key(KeyCode::Char('?')), Geometry::default()),
+            .on_key(key(KeyCode::Char('h')), Geometry::default()),
         Action::None
     );
     assert!(screen(120, 30, app.current.as_ref(), &app.state)
@@ -938,7 +972,7 @@ fn tiny_terminals_do_not_panic() {
             state.on_key(key(KeyCode::Char('/')), Geometry::default());
             screen(width, height, Some(&r), &state);
             state.on_key(key(KeyCode::Esc), Geometry::default());
-            state.on_key(key(KeyCode::Char('?')), Geometry::default());
+            state.on_key(key(KeyCode::Char('h')), Geometry::default());
             let lines = screen(width, height, Some(&r), &state);
             if width >= 8 && height >= 3 {
                 assert!(lines[0].contains("keys"), "the help box: {lines:#?}");
@@ -1034,20 +1068,35 @@ fn narrow_terminal_drops_the_container_column_first() {
 }
 
 #[test]
-fn c_shows_one_row_per_container() {
+fn v_shows_one_row_per_container() {
     let (mut app, mut commands) = app(state_for(sources(&[SourceKind::Taskstats], Vec::new())));
     app.on_sample(SamplerEvent::Refresh(Box::new(refresh(vec![(
         SourceKind::Taskstats,
         containers_model(),
     )]))));
-    press(&mut app, KeyCode::Char('c'));
+    press(&mut app, KeyCode::Char('v'));
+    press(&mut app, KeyCode::Char('v'));
     assert_eq!(
         commands.try_recv().ok(),
-        Some(SamplerCommand::Containers(true))
+        Some(SamplerCommand::Rows {
+            processes: true,
+            containers: false,
+            amounts: Amounts::Current
+        }),
+        "v: threads, then processes"
+    );
+    assert_eq!(
+        commands.try_recv().ok(),
+        Some(SamplerCommand::Rows {
+            processes: true,
+            containers: true,
+            amounts: Amounts::Current
+        }),
+        "then containers"
     );
     let lines = screen(80, 12, app.current.as_ref(), &app.state);
     assert!(
-        lines[2].starts_with("sort: IO> ▼ | containers (c: tasks) | ? help"),
+        lines[2].starts_with("sort: IO> ▼ | containers (v: threads) | ? help"),
         "asked for at once: {}",
         lines[2]
     );
@@ -1066,7 +1115,7 @@ fn c_shows_one_row_per_container() {
         &[
             "Total DISK READ: 700.01 M/s | Total DISK WRITE: 212.00 M/s",
             "Actual DISK READ: 0.00 B/s | Actual DISK WRITE: 2.50 M/s",
-            "sort: IO> ▼ | containers (c: tasks) | ? help",
+            "sort: IO> ▼ | containers (v: threads) | ? help",
             "source: taskstats",
             "PROCS       READ      WRITE   SWAP     IO> SYSCR/s SYSCW/s CONTAINER",
             "    1 700.00 M/s 200.00 M/s 0.00 % 90.00 %    5000    1600 docker:3f2a9c1b7d4e",
@@ -1083,11 +1132,11 @@ fn c_shows_one_row_per_container() {
         "a container's PROCS is no task to read a priority of"
     );
 
-    press(&mut app, KeyCode::Char('?'));
+    press(&mut app, KeyCode::Char('h'));
     let help = screen(100, 30, app.current.as_ref(), &app.state);
     for binding in [
-        " c           one row per container / per task",
-        " x           RCHAR and WCHAR columns",
+        " v           threads, processes, containers: one row per …",
+        " w           RCHAR and WCHAR columns",
         " /           filter commands or containers by regex",
     ] {
         assert!(
@@ -1097,10 +1146,14 @@ fn c_shows_one_row_per_container() {
     }
     press(&mut app, KeyCode::Esc);
 
-    press(&mut app, KeyCode::Char('c'));
+    press(&mut app, KeyCode::Char('v'));
     assert_eq!(
         commands.try_recv().ok(),
-        Some(SamplerCommand::Containers(false))
+        Some(SamplerCommand::Rows {
+            processes: false,
+            containers: false,
+            amounts: Amounts::Current
+        })
     );
     let lines = screen(80, 10, app.current.as_ref(), &app.state);
     assert!(lines[2].contains("| threads |"), "{}", lines[2]);
@@ -1116,7 +1169,7 @@ fn container_view_from_the_options_and_its_sort_columns() {
     let r = containers_refresh(containers_model());
     let lines = screen(200, 10, Some(&r), &state);
     assert!(
-        lines[2].contains("| containers (c: tasks) |"),
+        lines[2].contains("| containers (v: threads) |"),
         "{}",
         lines[2]
     );
@@ -1159,13 +1212,17 @@ fn container_view_from_the_options_and_its_sort_columns() {
     assert_eq!(state.sort, Column::Id, "right wraps around");
 
     // Columns container rows lack give way to the default; the CONTAINER column to the label.
-    state.on_key(key(KeyCode::Char('c')), Geometry::default());
+    let v = |state: &mut ViewState| state.on_key(key(KeyCode::Char('v')), Geometry::default());
+    v(&mut state);
     state.sort = Column::User;
-    state.on_key(key(KeyCode::Char('c')), Geometry::default());
+    // Threads, processes, then containers.
+    v(&mut state);
+    v(&mut state);
     assert_eq!(state.sort, Column::Counter(Counter::BlkioDelay));
-    state.on_key(key(KeyCode::Char('c')), Geometry::default());
+    v(&mut state);
     state.sort = Column::Container;
-    state.on_key(key(KeyCode::Char('c')), Geometry::default());
+    v(&mut state);
+    v(&mut state);
     assert_eq!(state.sort, Column::Command);
 }
 
@@ -1266,19 +1323,19 @@ fn slash_and_container_option_filter_by_container() {
 }
 
 #[test]
-fn x_shows_rchar_and_wchar() {
+fn w_shows_rchar_and_wchar() {
     let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
     let r = refresh(vec![(SourceKind::Taskstats, busy_model())]);
     let header = |state: &ViewState| screen(200, 10, Some(&r), state)[4].clone();
     assert!(!header(&state).contains("RCHAR"), "{}", header(&state));
-    state.on_key(key(KeyCode::Char('x')), Geometry::default());
+    state.on_key(key(KeyCode::Char('w')), Geometry::default());
     assert!(
         header(&state).contains("RCHAR") && header(&state).contains("WCHAR"),
         "{}",
         header(&state)
     );
     state.sort = Column::Counter(Counter::Wchar);
-    state.on_key(key(KeyCode::Char('x')), Geometry::default());
+    state.on_key(key(KeyCode::Char('w')), Geometry::default());
     assert!(!header(&state).contains("RCHAR"), "{}", header(&state));
     assert_eq!(
         state.sort,
@@ -1312,7 +1369,7 @@ fn compare_mode_joins_containers_by_label() {
             "[taskstats] Total DISK READ: 700.01 M/s | Total DISK WRITE: 212.00 M/s",
             "[ebpf] Total DISK READ: 700.01 M/s | Total DISK WRITE: 212.00 M/s",
             "Actual DISK READ: 0.00 B/s | Actual DISK WRITE: 2.50 M/s",
-            "sort: DISK WRITE ▼ | containers (c: tasks) | compare (s: next) | ? help",
+            "sort: DISK WRITE ▼ | containers (v: threads) | compare (Tab: next) | ? help",
             "source: taskstats,ebpf | compare DISK WRITE per source, DIFF = ebpf - taskstats",
             "  PROCS  taskstats WRITE   ebpf WRITE          DIFF  CONTAINER",
             "      1       200.00 M/s   200.00 M/s     +0.00 B/s  docker:3f2a9c1b7d4e",
@@ -1424,7 +1481,7 @@ fn the_filter_prompt_edits_like_a_line_editor() {
 fn the_user_prompt_edits_the_same_way() {
     let g = Geometry::default();
     let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
-    state.on_key(key(KeyCode::Char('u')), g);
+    state.on_key(key(KeyCode::Char('f')), g);
     type_in(&mut state, "root,alice");
     state.on_key(with(KeyCode::Char('w'), KeyModifiers::CONTROL), g);
     assert_eq!(prompt(&state), ("root,", 5));

@@ -1,14 +1,16 @@
 //! The columns of the single-source table, and what every table's columns share: cells for
 //! unavailable values, container labels, the history sparkline.
 
-use ratatui::style::{Color, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::Span;
 
 use super::rows::grouping;
-use super::text::{format_compact, format_value, truncate};
+use super::text::{format_compact, format_value, truncate, Scale};
+use super::theme::Palette;
 use crate::container::HOST;
 use crate::counter::Unit;
 use crate::model::Row;
+use crate::settings::{Charset, ExitedMark, GraphSource};
 use crate::view::batch::NA;
 use crate::view::tui::sampler::Refresh;
 use crate::view::tui::state::{Column, ViewState, HISTORY_LEN};
@@ -55,7 +57,7 @@ impl Col {
 pub(super) struct Number {
     pub(super) unit: Unit,
     pub(super) rate: bool,
-    pub(super) kilobytes: bool,
+    pub(super) scale: Scale,
 }
 
 impl Number {
@@ -63,7 +65,7 @@ impl Number {
         Number {
             unit,
             rate: !refresh.accumulated,
-            kilobytes: state.view.kilobytes,
+            scale: scale(state),
         }
     }
 
@@ -71,28 +73,41 @@ impl Number {
     pub(super) fn cells(self, v: Option<f64>) -> (Span<'static>, Span<'static>) {
         match v {
             Some(v) => (
-                Span::raw(format_value(self.unit, v, self.rate, self.kilobytes)),
-                Span::raw(format_compact(self.unit, v, self.rate, self.kilobytes)),
+                Span::raw(format_value(self.unit, v, self.rate, self.scale)),
+                Span::raw(format_compact(self.unit, v, self.rate, self.scale)),
             ),
             None => (na(), na()),
         }
     }
 
     pub(super) fn min_width(self) -> usize {
-        value_min_width(self.unit, self.rate, self.kilobytes)
+        value_min_width(self.unit, self.rate, self.scale.kilobytes)
     }
+}
+
+/// How the state scales byte amounts.
+pub(super) fn scale(state: &ViewState) -> Scale {
+    Scale {
+        kilobytes: state.view.kilobytes,
+        units: state.settings.units(),
+    }
+}
+
+/// What is not a value: `n/a`, `-`, `?`. Dim rather than grey: the 8-colour palette has no grey.
+pub(super) fn faint() -> Style {
+    Style::new().add_modifier(Modifier::DIM)
 }
 
 pub(super) const PRIORITY_ALWAYS: u8 = 0;
 const PRIORITY_LAST: u8 = u8::MAX;
 
 pub(super) fn na() -> Span<'static> {
-    Span::styled(NA, Style::new().fg(Color::DarkGray))
+    Span::styled(NA, faint())
 }
 
 /// No row for the task in that source.
 pub(super) fn dash() -> Span<'static> {
-    Span::styled("-", Style::new().fg(Color::DarkGray))
+    Span::styled("-", faint())
 }
 
 /// The user's name, cut to 8 characters as iotop does, else the uid.
@@ -112,7 +127,7 @@ const CONTAINER_WIDTH: usize = 20;
 pub(super) fn container_cell(row: &Row) -> Span<'static> {
     match &row.container {
         Some(label) => Span::raw(truncate(label, CONTAINER_WIDTH)),
-        None => Span::styled("?", Style::new().fg(Color::DarkGray)),
+        None => Span::styled("?", faint()),
     }
 }
 
@@ -152,23 +167,80 @@ fn value_min_width(unit: Unit, rate: bool, kilobytes: bool) -> usize {
     }
 }
 
-/// " ▁▂▃▄▅▆▇█" scaled to the row's own peak; blanks where it did nothing or had no value.
-fn sparkline(values: &[f32]) -> String {
+/// How the history column draws.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Graph {
+    pub(super) charset: Charset,
+    /// `R`: the newest value on the left.
+    pub(super) reverse: bool,
+    /// `x` on an exited task: its empty cells are `x`.
+    pub(super) dead_x: bool,
+}
+
+/// " ▁▂▃▄▅▆▇█" (ASCII: " .:-=+*#") scaled to the row's own peak; blanks where it did nothing or
+/// had no value; the oldest on the left unless reversed.
+fn sparkline(values: &[f32], graph: Graph) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    const ASCII: [char; 8] = ['_', '.', ':', '-', '=', '+', '*', '#'];
+    let bars = match graph.charset {
+        Charset::Unicode => &BARS,
+        Charset::Ascii => &ASCII,
+    };
+    let empty = if graph.dead_x { 'x' } else { ' ' };
     let peak = values
         .iter()
         .copied()
         .filter(|v| v.is_finite())
         .fold(0.0f32, f32::max);
-    let mut s = " ".repeat(HISTORY_LEN.saturating_sub(values.len()));
+    let mut cells: Vec<char> =
+        std::iter::repeat_n(empty, HISTORY_LEN.saturating_sub(values.len())).collect();
     for v in values {
-        s.push(if v.is_finite() && *v > 0.0 && peak > 0.0 {
-            BARS[((v / peak) * 7.0).round().clamp(0.0, 7.0) as usize]
+        cells.push(if v.is_finite() && *v > 0.0 && peak > 0.0 {
+            bars[((v / peak) * 7.0).round().clamp(0.0, 7.0) as usize]
         } else {
-            ' '
+            empty
         });
     }
-    s
+    if graph.reverse {
+        cells.reverse();
+    }
+    cells.into_iter().collect()
+}
+
+/// The values the history column plots for a row: the sort column's, or what `g` chose
+/// (DISK READ + DISK WRITE summed).
+fn graph_values(r: &Row, view: usize, refresh: &Refresh, state: &ViewState) -> Vec<f32> {
+    let Some(history) = state.history.get(view) else {
+        return Vec::new();
+    };
+    let of = |c| history.values(r, refresh.containers, c);
+    match state.settings.graph.counters() {
+        None => of(state.focus()),
+        Some(counters) => {
+            let mut sum: Vec<f32> = Vec::new();
+            for &c in counters {
+                let values = of(c);
+                if sum.is_empty() {
+                    sum = values;
+                } else {
+                    sum.iter_mut().zip(values).for_each(|(s, v)| *s += v);
+                }
+            }
+            sum
+        }
+    }
+}
+
+/// The counter the history plots, named for the help and the header.
+pub(super) fn graph_name(state: &ViewState) -> &'static str {
+    match state.settings.graph {
+        GraphSource::SortColumn => "sort column",
+        GraphSource::Io => "IO>",
+        GraphSource::Read => "DISK READ",
+        GraphSource::Write => "DISK WRITE",
+        GraphSource::ReadWrite => "DISK READ+WRITE",
+        GraphSource::Swapin => "SWAPIN",
+    }
 }
 
 pub(super) fn single_columns(
@@ -180,7 +252,7 @@ pub(super) fn single_columns(
     let grouping = grouping(refresh);
     let container_priority =
         container_priority(rows.iter().copied(), state.sort == Column::Container);
-    Column::display_order(state.char_columns, grouping)
+    Column::display_order(&state.settings, grouping)
         .into_iter()
         .filter(|&col| col != Column::Container || container_priority.is_some())
         .map(|col| {
@@ -232,7 +304,7 @@ fn single_cell(
         Column::Id => Span::raw(r.id().to_string()),
         Column::Prio => match state.prio.get(&r.id()) {
             Some(p) => Span::raw(p.to_string()),
-            None => Span::styled("?", Style::new().fg(Color::DarkGray)),
+            None => Span::styled("?", faint()),
         },
         Column::User => user_cell(r.uid, state),
         Column::Container => container_cell(r),
@@ -244,16 +316,30 @@ fn single_cell(
         }
         Column::History => Span::styled(
             sparkline(
-                &state
-                    .history
-                    .get(view)
-                    .map(|h| h.values(r, refresh.containers, state.focus()))
-                    .unwrap_or_default(),
+                &graph_values(r, view, refresh, state),
+                Graph {
+                    charset: state.settings.charset,
+                    reverse: state.settings.reverse_graph,
+                    dead_x: r.exited && state.settings.exited == ExitedMark::DeadX,
+                },
             ),
-            Style::new().fg(Color::Cyan),
+            Palette::of(state).history(),
         ),
-        Column::Command if r.exited => Span::raw(format!("{} <exited>", r.name())),
-        Column::Command => Span::raw(r.name().to_string()),
+        Column::Command => {
+            let name = if state.settings.full_command {
+                state
+                    .cmdlines
+                    .get(&(r.pid, r.start_time))
+                    .map_or(r.name(), String::as_str)
+            } else {
+                r.name()
+            };
+            if r.exited {
+                Span::raw(format!("{name} <exited>"))
+            } else {
+                Span::raw(name.to_string())
+            }
+        }
     };
     (full, None)
 }
@@ -264,8 +350,28 @@ mod tests {
 
     #[test]
     fn sparkline_scales_to_the_peak() {
-        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 4.0]), "     ▃▅█");
-        assert_eq!(sparkline(&[f32::NAN, 0.0]), "        ");
-        assert_eq!(sparkline(&[]).chars().count(), HISTORY_LEN);
+        let g = Graph::default();
+        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 4.0], g), "     ▃▅█");
+        assert_eq!(sparkline(&[f32::NAN, 0.0], g), "        ");
+        assert_eq!(sparkline(&[], g).chars().count(), HISTORY_LEN);
+    }
+
+    #[test]
+    fn sparkline_in_ascii_reversed_and_dead_x() {
+        let ascii = Graph {
+            charset: Charset::Ascii,
+            ..Graph::default()
+        };
+        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 4.0], ascii), "     :=#");
+        let reversed = Graph {
+            reverse: true,
+            ..Graph::default()
+        };
+        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 4.0], reversed), "█▅▃     ");
+        let dead = Graph {
+            dead_x: true,
+            ..Graph::default()
+        };
+        assert_eq!(sparkline(&[4.0, 0.0], dead), "xxxxxx█x");
     }
 }

@@ -1,6 +1,6 @@
 //! The compare table: one counter side by side for every source, and their difference.
 
-use ratatui::style::{Color, Style};
+use ratatui::style::Style;
 use ratatui::text::Span;
 
 use super::columns::{
@@ -8,6 +8,7 @@ use super::columns::{
 };
 use super::rows::grouping;
 use super::text::{format_compact, format_diff};
+use super::theme::Palette;
 use crate::view::tui::sampler::Refresh;
 use crate::view::tui::state::{Column, Grouping, ViewState};
 use crate::view::Joined;
@@ -20,6 +21,7 @@ pub(super) fn compare_columns(
     let grouping = grouping(refresh);
     let focus = state.focus();
     let number = Number::new(focus.unit(), refresh, state);
+    let palette = Palette::of(state);
     let views = &refresh.snapshot.models;
     // None: the source has no row for the task; Some(None): it cannot measure the counter.
     let value = |j: &Joined<'_>, i: usize| {
@@ -69,14 +71,21 @@ pub(super) fn compare_columns(
         for (i, col) in per_source.iter_mut().enumerate() {
             col.push(value(j, i).map_or_else(|| (dash(), dash()), |v| number.cells(v)));
         }
-        diff.push(diff_cells(value(j, 0), value(j, last), number));
+        diff.push(diff_cells(value(j, 0), value(j, last), number, &palette));
     }
     widen_header(&mut container);
-    let mut cols = vec![id];
+    // `1` … `9` hide these as in the single-source table; the compared counter stays.
+    let shown = |c: Column| state.shows_column(c);
+    let mut cols = Vec::new();
+    if shown(Column::Id) {
+        cols.push(id);
+    }
     if grouping != Grouping::Containers {
         user.priority = USER_PRIORITY;
-        cols.push(user);
-        if let Some(p) = container_priority {
+        if shown(Column::User) {
+            cols.push(user);
+        }
+        if let Some(p) = container_priority.filter(|_| shown(Column::Container)) {
             // Behind the user, as in the single-source table.
             container.priority = p.max(USER_PRIORITY + 1);
             cols.push(container);
@@ -84,7 +93,9 @@ pub(super) fn compare_columns(
     }
     cols.append(&mut per_source);
     cols.push(diff);
-    cols.push(command);
+    if shown(Column::Command) {
+        cols.push(command);
+    }
     cols
 }
 
@@ -117,16 +128,17 @@ fn diff_cells(
     first: Option<Option<f64>>,
     last: Option<Option<f64>>,
     number: Number,
+    palette: &Palette,
 ) -> (Span<'static>, Span<'static>) {
     let Number {
         unit,
         rate,
-        kilobytes: kb,
+        scale: kb,
     } = number;
     match (first, last) {
         (Some(Some(a)), Some(Some(b))) => {
             let style = if (b - a).abs() > f64::EPSILON {
-                Style::new().fg(Color::Yellow)
+                palette.diff()
             } else {
                 Style::new()
             };

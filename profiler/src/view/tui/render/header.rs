@@ -1,14 +1,17 @@
 //! The lines above the table: totals per source, actual disk rates, the sort and modes, the
 //! last refresh error, the sources in use, and why a shown column is unavailable.
 
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 
+use super::columns::scale;
 use super::rows::{grouping, shown};
-use super::text::{fit, format_compact, format_value, truncate, wrap};
+use super::text::{fit, format_compact, format_value, truncate, wrap, Scale};
+use super::theme::Palette;
 use crate::counter::{Counter, Unit};
 use crate::sample::Counters;
 use crate::session::SourceModel;
+use crate::settings::{Amounts, GraphSource, HelpType};
 use crate::view::batch::NA;
 use crate::view::tui::sampler::Refresh;
 use crate::view::tui::state::{Column, Grouping, Shown, ViewState};
@@ -32,17 +35,25 @@ pub(super) fn header_lines(
             for (sv, totals) in r.snapshot.models.iter().zip(&r.totals) {
                 lines.push(Line::raw(total_line(r, sv, totals, state, width)));
             }
-            lines.push(Line::raw(actual_line(r, state.view.kilobytes, width)));
+            lines.push(Line::raw(actual_line(r, scale(state), width)));
         }
     }
     lines.push(Line::styled(
         info_line(refresh, state, grouping, width),
         Style::new().add_modifier(Modifier::BOLD),
     ));
+    let palette = Palette::of(state);
+    if let Some(status) = &state.status {
+        lines.extend(
+            wrap(status, width, 2)
+                .into_iter()
+                .map(|l| Line::styled(l, palette.note())),
+        );
+    }
     if let Some(e) = &state.error {
         lines.push(Line::styled(
             truncate(&format!("refresh failed: {e}"), width),
-            Style::new().fg(Color::Red),
+            palette.error(),
         ));
     }
     let source = source_line(refresh, state, grouping);
@@ -54,7 +65,7 @@ pub(super) fn header_lines(
             .into_iter()
             .flat_map(|n| wrap(&n, width, 3))
             .take(3)
-            .map(|n| Line::styled(n, Style::new().fg(Color::Yellow))),
+            .map(|n| Line::styled(n, palette.note())),
     );
     lines
 }
@@ -67,7 +78,7 @@ fn total_line(
     state: &ViewState,
     width: usize,
 ) -> String {
-    let (rate, kb) = (!refresh.accumulated, state.view.kilobytes);
+    let (rate, kb) = (!refresh.accumulated, scale(state));
     let value = |c: Counter| match c.value(totals, sv.model.interval_s, refresh.accumulated) {
         // No task at all: nothing was done, if the source can measure it.
         None if sv.model.rows.is_empty() && state.sources.measures(sv.kind, c) => Some(0.0),
@@ -106,8 +117,8 @@ fn total_line(
 }
 
 /// What the disks did, from /proc/vmstat: always a rate.
-fn actual_line(refresh: &Refresh, kb: bool, width: usize) -> String {
-    let actual = |f: fn(Unit, f64, bool, bool) -> String| match refresh.actual {
+fn actual_line(refresh: &Refresh, kb: Scale, width: usize) -> String {
+    let actual = |f: fn(Unit, f64, bool, Scale) -> String| match refresh.actual {
         Some(a) => (
             f(Unit::Bytes, a.read_bytes_per_s, true, kb),
             f(Unit::Bytes, a.write_bytes_per_s, true, kb),
@@ -156,15 +167,29 @@ fn info_line(
         match state.grouping() {
             Grouping::Threads => "threads",
             Grouping::Processes => "processes",
-            Grouping::Containers => "containers (c: tasks)",
+            Grouping::Containers => "containers (v: threads)",
         }
         .into(),
     );
     if state.view.only {
         parts.push("only active".into());
     }
-    if state.view.accumulated {
-        parts.push("accumulated".into());
+    match state.settings.amounts {
+        Amounts::Current => {}
+        Amounts::Accumulated => parts.push("accumulated".into()),
+        Amounts::AverageSinceStart => parts.push("average since start".into()),
+    }
+    if state.settings.hide_exited {
+        parts.push("exited hidden".into());
+    }
+    if state.settings.full_command {
+        parts.push("command lines".into());
+    }
+    if state.settings.graph != GraphSource::SortColumn {
+        parts.push(format!("graph: {}", state.settings.graph));
+    }
+    if state.settings.si {
+        parts.push("SI units".into());
     }
     if state.frozen {
         parts.push(format!("FROZEN ({} behind)", state.behind));
@@ -175,18 +200,24 @@ fn info_line(
     if let Some(u) = &state.user_label {
         parts.push(format!("user: {u}"));
     }
+    if !state.pids.is_empty() {
+        let pids: Vec<String> = state.pids.iter().map(u32::to_string).collect();
+        parts.push(format!("pid: {}", pids.join(",")));
+    }
     if let Some(r) = refresh {
         match shown(r, state) {
-            Shown::Compare => parts.push("compare (s: next)".into()),
+            Shown::Compare => parts.push("compare (Tab: next)".into()),
             Shown::Source(i) if state.sources.compare() => {
                 if let Some(kind) = state.sources.kinds.get(i) {
-                    parts.push(format!("showing {kind} (s: next)"));
+                    parts.push(format!("showing {kind} (Tab: next)"));
                 }
             }
             Shown::Source(_) => {}
         }
     }
-    parts.push("? help".into());
+    if state.settings.help != HelpType::None {
+        parts.push("? help".into());
+    }
     let compact: Vec<String> = std::iter::once(format!("sort {sort}{arrow}"))
         .chain(parts[1..].iter().cloned())
         .collect();
@@ -201,7 +232,7 @@ fn notes(refresh: &Refresh, state: &ViewState) -> Vec<String> {
         Shown::Source(_) => Counter::TABLE
             .iter()
             .copied()
-            .filter(|&c| state.char_columns || !c.spec().on_request)
+            .filter(|&c| state.shows_column(Column::Counter(c)))
             .collect(),
     };
     let compare = state.sources.compare();

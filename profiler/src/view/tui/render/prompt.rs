@@ -1,18 +1,23 @@
-//! The prompt line of the `/` and `u` filters, with the cursor where the editor has it.
+//! The prompt line of the `/`, `f` and `i` prompts, with the cursor where the editor has it.
 
 use ratatui::layout::{Position, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use unicode_width::UnicodeWidthChar;
 
+use super::theme::Palette;
 use crate::view::tui::state::{Input, InputKind};
 
-pub(super) fn draw_prompt(frame: &mut Frame<'_>, input: &Input, at: Rect) {
+pub(super) fn draw_prompt(frame: &mut Frame<'_>, input: &Input, at: Rect, palette: Palette) {
     let label = match input.kind {
-        InputKind::Command => "filter command or container (regex): ",
-        InputKind::User => "filter user (names or uids; empty: all): ",
+        InputKind::Command => "filter command or container (regex): ".to_string(),
+        InputKind::User => "filter user (names or uids; empty: all): ".to_string(),
+        InputKind::Pid => "filter process (pids; empty: all): ".to_string(),
+        InputKind::IoniceId => "ionice which task (TID, or PID with p): ".to_string(),
+        InputKind::IoniceClass { id } => format!("ionice {id}: class (rt, be, idle): "),
+        InputKind::IoniceLevel { id, .. } => format!("ionice {id}: level (0 highest … 7): "),
     };
     let label_width = label.chars().count();
     // Past the label, a line longer than the room scrolls to keep the cursor in sight, with a
@@ -34,7 +39,7 @@ pub(super) fn draw_prompt(frame: &mut Frame<'_>, input: &Input, at: Rect) {
         Span::raw(text),
     ];
     if let Some(e) = &input.error {
-        spans.push(Span::styled(format!("  {e}"), Style::new().fg(Color::Red)));
+        spans.push(Span::styled(format!("  {e}"), palette.error()));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), at);
     let x = (label_width + input.line.visual_cursor() - scroll)

@@ -2,12 +2,13 @@
 
 use std::ops::Range;
 
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 
-use super::columns::{single_columns, Col};
+use super::columns::{faint, single_columns, Col};
 use super::compare::compare_columns;
 use super::rows::Rows;
+use crate::settings::ExitedMark;
 use crate::view::tui::sampler::Refresh;
 use crate::view::tui::state::ViewState;
 
@@ -126,6 +127,12 @@ pub(super) fn table_lines(
         Rows::Single { view, rows } => single_columns(&rows[range.clone()], *view, refresh, state),
         Rows::Compare(rows) => compare_columns(&rows[range.clone()], refresh, state),
     };
+    if cols.is_empty() {
+        return vec![Line::styled(
+            "every column is hidden: 0 shows them all",
+            faint(),
+        )];
+    }
     let layout = pick(&cols, width);
     let mut lines = vec![header_line(&cols, &layout, width)];
     if range.is_empty() {
@@ -150,8 +157,9 @@ pub(super) fn table_lines(
             }
         }
         let line = Line::from(spans);
-        lines.push(if gone {
-            line.style(Style::new().add_modifier(Modifier::DIM))
+        // With `x` an exited task is marked in its history column instead.
+        lines.push(if gone && state.settings.exited == ExitedMark::Background {
+            line.style(Style::new().add_modifier(Modifier::DIM | Modifier::REVERSED))
         } else {
             line
         });
@@ -195,7 +203,9 @@ fn empty_line(rows: &Rows<'_>, refresh: &Refresh, state: &ViewState) -> Line<'st
     let filtered = state.view.only
         || state.filter.is_some()
         || !state.view.uids.is_empty()
-        || !state.view.containers.is_empty();
+        || !state.view.containers.is_empty()
+        || !state.pids.is_empty()
+        || state.view.hide_exited;
     let what = if refresh.containers {
         ("container", "containers")
     } else {
@@ -206,5 +216,5 @@ fn empty_line(rows: &Rows<'_>, refresh: &Refresh, state: &ViewState) -> Line<'st
     } else {
         format!("no {}", what.1)
     };
-    Line::styled(why, Style::new().fg(Color::DarkGray))
+    Line::styled(why, faint())
 }

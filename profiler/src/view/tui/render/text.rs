@@ -2,7 +2,15 @@
 //! header show them.
 
 use crate::counter::Unit;
-use crate::view::human_bytes;
+use crate::settings::Units;
+use crate::view::scaled_bytes;
+
+/// How byte amounts are scaled: `-k`, `--si` (Ctrl-B) and `--threshold` (Ctrl-R).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(in crate::view::tui) struct Scale {
+    pub kilobytes: bool,
+    pub units: Units,
+}
 
 /// The first of `variants` that fits in `width`, else the last one cut.
 pub(super) fn fit(width: usize, variants: &[String]) -> String {
@@ -61,11 +69,11 @@ pub(super) fn wrap(text: &str, width: usize, max_lines: usize) -> Vec<String> {
 }
 
 /// A byte amount or rate, a count, or a share of the interval, as the cells show it.
-pub(super) fn format_value(unit: Unit, v: f64, rate: bool, kilobytes: bool) -> String {
+pub(super) fn format_value(unit: Unit, v: f64, rate: bool, scale: Scale) -> String {
     match unit {
         Unit::Bytes => format!(
             "{}{}",
-            human_bytes(v, kilobytes),
+            scaled_bytes(v, scale.kilobytes, scale.units),
             if rate { "/s" } else { "" }
         ),
         Unit::Nanoseconds => format!("{:.2} %", v.min(99.99)),
@@ -74,14 +82,20 @@ pub(super) fn format_value(unit: Unit, v: f64, rate: bool, kilobytes: bool) -> S
 }
 
 /// Three significant digits at most, for terminals too narrow for [`format_value`].
-pub(super) fn format_compact(unit: Unit, v: f64, rate: bool, kilobytes: bool) -> String {
+pub(super) fn format_compact(unit: Unit, v: f64, rate: bool, scale: Scale) -> String {
     match unit {
         Unit::Bytes => {
             let units = ["B", "K", "M", "G", "T"];
             let (mut v, mut at) = (v, 0);
             // With -k, always K: never B, never above.
-            while at < units.len() - 1 && if kilobytes { at == 0 } else { v >= 1000.0 } {
-                v /= 1024.0;
+            while at < units.len() - 1
+                && if scale.kilobytes {
+                    at == 0
+                } else {
+                    v >= 1000.0
+                }
+            {
+                v /= scale.units.base();
                 at += 1;
             }
             let digits = if v < 10.0 && v != 0.0 { 1 } else { 0 };
@@ -93,10 +107,10 @@ pub(super) fn format_compact(unit: Unit, v: f64, rate: bool, kilobytes: bool) ->
 }
 
 /// A difference between sources, signed.
-pub(super) fn format_diff(unit: Unit, d: f64, rate: bool, kilobytes: bool) -> String {
+pub(super) fn format_diff(unit: Unit, d: f64, rate: bool, scale: Scale) -> String {
     let sign = if d < 0.0 { '-' } else { '+' };
     match unit {
-        Unit::Bytes => format!("{sign}{}", format_value(unit, d.abs(), rate, kilobytes)),
+        Unit::Bytes => format!("{sign}{}", format_value(unit, d.abs(), rate, scale)),
         Unit::Nanoseconds => format!("{sign}{:.2} %", d.abs()),
         Unit::Calls => format!("{sign}{:.0}", d.abs()),
     }
@@ -105,6 +119,13 @@ pub(super) fn format_diff(unit: Unit, d: f64, rate: bool, kilobytes: bool) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kb(kilobytes: bool) -> Scale {
+        Scale {
+            kilobytes,
+            units: Units::default(),
+        }
+    }
 
     #[test]
     fn fit_and_wrap() {
@@ -117,25 +138,37 @@ mod tests {
 
     #[test]
     fn values_format_like_the_batch_view() {
-        assert_eq!(format_value(Unit::Bytes, 1536.0, true, false), "1.50 K/s");
-        assert_eq!(format_value(Unit::Bytes, 1536.0, false, true), "1.50 K");
         assert_eq!(
-            format_value(Unit::Nanoseconds, 150.0, true, false),
+            format_value(Unit::Bytes, 1536.0, true, kb(false)),
+            "1.50 K/s"
+        );
+        assert_eq!(format_value(Unit::Bytes, 1536.0, false, kb(true)), "1.50 K");
+        assert_eq!(
+            format_value(Unit::Nanoseconds, 150.0, true, kb(false)),
             "99.99 %"
         );
-        assert_eq!(format_value(Unit::Calls, 12.4, true, false), "12");
-        assert_eq!(format_diff(Unit::Bytes, -2048.0, true, false), "-2.00 K/s");
-        assert_eq!(format_diff(Unit::Calls, 3.0, true, false), "+3");
-        assert_eq!(format_compact(Unit::Bytes, 0.0, true, false), "0B/s");
-        assert_eq!(format_compact(Unit::Bytes, 1536.0, true, false), "1.5K/s");
+        assert_eq!(format_value(Unit::Calls, 12.4, true, kb(false)), "12");
         assert_eq!(
-            format_compact(Unit::Bytes, 700.0 * 1048576.0, true, false),
+            format_diff(Unit::Bytes, -2048.0, true, kb(false)),
+            "-2.00 K/s"
+        );
+        assert_eq!(format_diff(Unit::Calls, 3.0, true, kb(false)), "+3");
+        assert_eq!(format_compact(Unit::Bytes, 0.0, true, kb(false)), "0B/s");
+        assert_eq!(
+            format_compact(Unit::Bytes, 1536.0, true, kb(false)),
+            "1.5K/s"
+        );
+        assert_eq!(
+            format_compact(Unit::Bytes, 700.0 * 1048576.0, true, kb(false)),
             "700M/s"
         );
         assert_eq!(
-            format_compact(Unit::Bytes, 3.0 * 1048576.0, false, true),
+            format_compact(Unit::Bytes, 3.0 * 1048576.0, false, kb(true)),
             "3072K"
         );
-        assert_eq!(format_compact(Unit::Nanoseconds, 12.4, true, false), "12%");
+        assert_eq!(
+            format_compact(Unit::Nanoseconds, 12.4, true, kb(false)),
+            "12%"
+        );
     }
 }

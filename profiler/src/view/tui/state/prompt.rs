@@ -1,4 +1,5 @@
-//! The `/` and `u` prompts: a line editor (tui-input) over the text, and the pattern it makes.
+//! The `/`, `f` and `i` prompts: a line editor (tui-input) over the text, and the pattern it
+//! makes.
 
 use crossterm::event::{Event, KeyCode, KeyEvent};
 use regex::Regex;
@@ -8,8 +9,16 @@ use tui_input::backend::crossterm::to_input_request;
 pub enum InputKind {
     /// `/`: a regex over the command and the container label.
     Command,
-    /// `u`: a user name or uid.
+    /// `f`, first: user names or uids.
     User,
+    /// `f`, then: process ids.
+    Pid,
+    /// `i`, first: the task.
+    IoniceId,
+    /// `i`, then: its class.
+    IoniceClass { id: u32 },
+    /// `i`, last, for the realtime and best-effort classes: the level.
+    IoniceLevel { id: u32, class: super::IoClass },
 }
 
 /// A line being typed at the bottom of the screen, edited as iotop-c's filter prompts are:
