@@ -180,28 +180,34 @@ impl Recorder {
     }
 
     fn rotate(&mut self, keep: u32) -> Result<(), RecordError> {
-        let numbered = |n: u32| {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{n}"));
-            PathBuf::from(p)
-        };
-        let err = |e| RecordError::io(&self.path, self.file_len, "rotating", e);
-        let gone = |r: std::io::Result<()>| match r {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        };
-        // With nothing kept, the file starts over.
-        if keep > 0 {
-            gone(fs::remove_file(numbered(keep))).map_err(err)?;
-            for n in (1..keep).rev() {
-                gone(fs::rename(numbered(n), numbered(n + 1))).map_err(err)?;
-            }
-            fs::rename(&self.path, numbered(1)).map_err(err)?;
-        }
+        shift(&self.path, keep)
+            .map_err(|e| RecordError::io(&self.path, self.file_len, "rotating", e))?;
         self.file = start_file(&self.path, &self.header)?;
         self.file_len = self.header.len() as u64;
         Ok(())
     }
+}
+
+/// FILE.keep is deleted, FILE.(keep-1) … FILE.1 become FILE.keep … FILE.2, and FILE becomes
+/// FILE.1; with `keep` 0, nothing is moved. Files that are missing are skipped.
+pub fn shift(path: &Path, keep: u32) -> std::io::Result<()> {
+    let numbered = |n: u32| {
+        let mut p = path.to_path_buf().into_os_string();
+        p.push(format!(".{n}"));
+        PathBuf::from(p)
+    };
+    let gone = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    if keep > 0 {
+        gone(fs::remove_file(numbered(keep)))?;
+        for n in (1..keep).rev() {
+            gone(fs::rename(numbered(n), numbered(n + 1)))?;
+        }
+        gone(fs::rename(path, numbered(1)))?;
+    }
+    Ok(())
 }
 
 impl Drop for Recorder {
