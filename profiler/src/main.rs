@@ -6,13 +6,15 @@ use std::process::ExitCode;
 mod cli;
 
 use clap::Parser;
-use cli::{Cli, Command, ServeArgs};
+use cli::{Cli, Command, RecordArgs, ReplayArgs, ServeArgs, ViewArgs};
+use profiler::history;
 use profiler::model::ModelOptions;
+use profiler::record;
 use profiler::runner::{self, Consumer, Flow};
 use profiler::session::{Session, Snapshot};
 use profiler::source::{self, Scope, SourceError, SourceKind};
 use profiler::startup::{self, SignalRuntime};
-use profiler::users::UserNames;
+use profiler::users::{resolve_users, UserNames};
 use profiler::view::batch::{self, BatchOptions};
 use profiler::view::{self, json, ViewOptions};
 
@@ -143,8 +145,11 @@ fn main() -> ExitCode {
     {
         log::debug!("container labels: staying in this cgroup namespace: {why}");
     }
-    if let Some(Command::Serve(args)) = cli.command.take() {
-        return serve(args);
+    match cli.command.take() {
+        Some(Command::Serve(args)) => return serve(args),
+        Some(Command::Record(args)) => return record(args),
+        Some(Command::Replay(args)) => return replay(args),
+        None => {}
     }
 
     if cli.list_sources {
@@ -157,35 +162,22 @@ fn main() -> ExitCode {
         Ok(checked) => checked,
         Err(code) => return code,
     };
-
-    if !cli.batch_mode() && std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
-        // A dumb terminal cannot place the cursor: the full-screen view would be garbage.
-        eprintln!("profiler: TERM=dumb cannot show the full-screen view; printing text (-b)");
-        cli.batch = true;
-    }
+    let mut args = cli.view;
+    text_on_dumb_terminal(&mut args);
     let (mut session, signals) = match startup::open(&cli.sampling.source, &scope) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    session.model_options = ModelOptions {
-        processes: cli.by_process(),
-    };
-    session.accumulated = cli.accumulated;
-    session.group_containers = cli.by_container();
-    let view = ViewOptions {
-        only: cli.only,
-        uids,
-        kilobytes: cli.kilobytes,
-        accumulated: cli.accumulated,
-        containers: cli.containers.clone(),
-        by_container: cli.by_container(),
-    };
-
-    let result = if cli.batch_mode() {
-        run_batch(&cli, session, view, signals)
+    let view = view_options(&mut session, &args, uids);
+    let result = if args.batch_mode() {
+        run_batch(&args, session, view, cli.sampling.delay, signals)
     } else {
         view::tui::run(session, view, cli.sampling.delay, signals)
     };
+    exit_code(result)
+}
+
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -193,6 +185,140 @@ fn main() -> ExitCode {
             eprintln!("profiler: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A dumb terminal cannot place the cursor: the full-screen view would be garbage.
+fn text_on_dumb_terminal(args: &mut ViewArgs) {
+    if !args.batch_mode() && std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+        eprintln!("profiler: TERM=dumb cannot show the full-screen view; printing text (-b)");
+        args.batch = true;
+    }
+}
+
+/// The session's grouping and the view's options, from the command line.
+fn view_options(session: &mut Session, args: &ViewArgs, uids: Vec<u32>) -> ViewOptions {
+    session.model_options = ModelOptions {
+        processes: args.by_process(),
+    };
+    session.accumulated = args.accumulated;
+    session.group_containers = args.by_container();
+    ViewOptions {
+        only: args.only,
+        uids,
+        kilobytes: args.kilobytes,
+        accumulated: args.accumulated,
+        containers: args.containers.clone(),
+        by_container: args.by_container(),
+    }
+}
+
+/// `profiler record`'s options, as the recording loop takes them.
+fn record(args: RecordArgs) -> ExitCode {
+    let (scope, uids) = match startup::scope_and_users(&args.sampling.pids, &args.sampling.users) {
+        Ok(checked) => checked,
+        Err(code) => return code,
+    };
+    history::record(&history::RecordOptions {
+        path: args.output,
+        source: args.sampling.source,
+        delay: args.sampling.delay,
+        scope,
+        uids,
+        containers: args.containers,
+        iterations: args.iterations,
+        max_bytes: args.max_size,
+        keep: args.keep,
+        force: args.force,
+    })
+}
+
+/// `profiler replay`: the recording as a source, through the same session and views as live;
+/// text and JSON as fast as they print. Exit code 1 when nothing could be shown.
+fn replay(args: ReplayArgs) -> ExitCode {
+    let uids = match resolve_users(&args.users) {
+        Ok(uids) => uids,
+        Err(e) => return startup::usage_error(&e.to_string()),
+    };
+    let files = record::series(&args.file);
+    let header = match record::RecordingReader::open(&files[0]) {
+        Ok(reader) => reader.header().clone(),
+        Err(e) => {
+            eprintln!("profiler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tz = jiff::tz::TimeZone::system();
+    let day = history::day_of(header.created_wall_ns, &tz);
+    let now = jiff::Timestamp::now();
+    let mut range = [None, None];
+    for (at, text) in range.iter_mut().zip([&args.begin, &args.end]) {
+        if let Some(text) = text {
+            match history::parse_time(text, now, day, &tz) {
+                Ok(t) => *at = Some(t),
+                Err(e) => return startup::usage_error(&e.to_string()),
+            }
+        }
+    }
+    let [begin, end] = range;
+    if let (Some(b), Some(e)) = (begin, end) {
+        if b > e {
+            return startup::usage_error("--begin is after --end");
+        }
+    }
+    let source = match record::ReplaySource::open(&files, begin, end) {
+        Ok(source) => source.with_pids(&args.pids),
+        Err(e) => {
+            eprintln!("profiler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut session = Session::replay(Box::new(source), std::path::Path::new("/proc"));
+    startup::announce(&session);
+    eprintln!(
+        "replay: {} ({} recorded on {}, kernel {})",
+        args.file.display(),
+        header.source,
+        header.host_name,
+        header.kernel_release
+    );
+    let mut view_args = args.view;
+    text_on_dumb_terminal(&mut view_args);
+    let view = view_options(&mut session, &view_args, uids);
+    if !view_args.batch_mode() {
+        let signals = match startup::SignalRuntime::new() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("profiler: {}", startup::chain(&e));
+                return ExitCode::FAILURE;
+            }
+        };
+        return exit_code(view::tui::run(
+            session,
+            view,
+            std::time::Duration::from_secs(1),
+            signals,
+        ));
+    }
+    let mut lines = Lines::new(&view_args, view);
+    let replayed = runner::run_unpaced(&mut session, &mut lines, |e| eprintln!("profiler: {e}"));
+    match replayed {
+        Ok(done) if done.refreshes > 0 => ExitCode::SUCCESS,
+        Ok(done) => {
+            let what = match done.samples {
+                0 if done.damaged > 0 => "nothing readable",
+                0 => "no samples",
+                _ => "a single sample (a refresh needs two)",
+            };
+            let range = if begin.is_some() || end.is_some() {
+                " between --begin and --end"
+            } else {
+                ""
+            };
+            eprintln!("profiler: {}: {what}{range}", args.file.display());
+            ExitCode::FAILURE
+        }
+        Err(e) => exit_code(Err(e)),
     }
 }
 
@@ -204,6 +330,23 @@ struct Lines {
     view: ViewOptions,
     opts: BatchOptions,
     users: UserNames,
+}
+
+impl Lines {
+    fn new(args: &ViewArgs, view: ViewOptions) -> Self {
+        Lines {
+            json: args.json,
+            iterations: args.iterations,
+            done: 0,
+            view,
+            opts: BatchOptions {
+                time_prefix: args.time,
+                quiet: args.quiet,
+                processes: args.by_process(),
+            },
+            users: UserNames::default(),
+        }
+    }
 }
 
 impl Consumer for Lines {
@@ -240,9 +383,10 @@ impl Consumer for Lines {
 }
 
 fn run_batch(
-    cli: &Cli,
+    args: &ViewArgs,
     mut session: Session,
     view: ViewOptions,
+    delay: std::time::Duration,
     signals: SignalRuntime,
 ) -> anyhow::Result<()> {
     let SignalRuntime {
@@ -250,24 +394,13 @@ fn run_batch(
         mut sigint,
         mut sigterm,
     } = signals;
-    let mut lines = Lines {
-        json: cli.json,
-        iterations: cli.iterations,
-        done: 0,
-        view,
-        opts: BatchOptions {
-            time_prefix: cli.time,
-            quiet: cli.quiet,
-            processes: cli.by_process(),
-        },
-        users: UserNames::default(),
-    };
+    let mut lines = Lines::new(args, view);
     runtime.block_on(async {
         startup::announce(&session);
         session.start()?;
         runner::run(
             &mut session,
-            cli.sampling.delay,
+            delay,
             &mut lines,
             SignalRuntime::stopped(&mut sigint, &mut sigterm),
         )
