@@ -22,26 +22,33 @@ use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::Ebpf;
 use profiler_common::{Stat, TaskIo, EXITED_MAP, NOT_MEASURED, STATS_MAP};
 
-use self::loading::{chain, kernel_version, release_freed_heap, take_map};
+pub use self::loading::report;
+use self::loading::{kernel_version, release_freed_heap, take_map, Cause};
 use super::{IoSource, Scope, SourceError, SourceKind, Unavailable};
 use crate::counter::Counter;
 use crate::sample::{printable_command, Counters, Sample, TaskSample};
 
+/// Why the eBPF source cannot open or read. A variant keeps what aya or the kernel said as its
+/// source; [`report`] puts the chain on one line for people.
 #[derive(Debug, thiserror::Error)]
 pub enum EbpfError {
     #[error(
-        "not permitted to load eBPF programs ({detail}): needs CAP_BPF and CAP_PERFMON \
-         (CAP_SYS_ADMIN before Linux 5.8), and is refused inside a user namespace; \
-         run as root, or give the binary those capabilities"
+        "not permitted to load eBPF programs: needs CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN \
+         before Linux 5.8), and is refused inside a user namespace; run as root, or give the \
+         binary those capabilities"
     )]
-    PermissionDenied { detail: String },
-    #[error("loading the eBPF object failed: {0}")]
-    Load(String),
-    #[error("{program} ({attach_point}): {message}")]
+    PermissionDenied {
+        #[source]
+        cause: Cause,
+    },
+    #[error("loading the eBPF object failed")]
+    Load(#[source] Cause),
+    #[error("{program} ({attach_point})")]
     Attach {
         program: &'static str,
         attach_point: String,
-        message: String,
+        #[source]
+        cause: Cause,
     },
     #[error(
         "no kernel BTF (/sys/kernel/btf/vmlinux), and tracefs is not available ({tracefs}); \
@@ -55,13 +62,18 @@ pub enum EbpfError {
     KernelTooOld { release: String },
     #[error("the kernel has no BTF ({0})")]
     NoBtf(String),
-    #[error("task iterator: {iterator}; classic tracepoints: {hook}")]
+    #[error("task iterator: {}; classic tracepoints", report(.iterator.as_ref()))]
     NoWay {
-        iterator: String,
+        iterator: Box<EbpfError>,
+        #[source]
         hook: Box<EbpfError>,
     },
-    #[error("reading {map} failed: {message}")]
-    Read { map: &'static str, message: String },
+    #[error("reading {map} failed")]
+    Read {
+        map: &'static str,
+        #[source]
+        cause: Cause,
+    },
 }
 
 /// How the counters are collected.
@@ -104,6 +116,8 @@ pub struct EbpfSource {
     /// Threads whose exit record was reported and that the kernel still lists (zombies not
     /// yet reaped), by (TID, start time): not shown again as live.
     reported_exits: HashSet<(u32, u64)>,
+    /// The records of live threads of the last refresh, kept for its capacity.
+    live: Vec<TaskIo>,
     /// Owns the programs and their links: dropping it detaches everything.
     ebpf: Ebpf,
 }
@@ -114,55 +128,17 @@ impl EbpfSource {
         Self::open_with(scope, None)
     }
 
-    /// Opens the given way, or the best one the kernel takes with `None`.
+    /// Opens the given way, or the best one the kernel takes with `None`. Each way finds what
+    /// it needs in the kernel (BTF or tracefs), loads the object and attaches its programs;
+    /// then the maps every way reads are taken, and the heap start-up used is given back.
     pub fn open_with(scope: Scope, probes: Option<Probes>) -> Result<Self, EbpfError> {
-        let release = std::fs::read_to_string(scope.proc_root.join("sys/kernel/osrelease"))
-            .unwrap_or_default();
-        if kernel_version(&release).is_some_and(|v| v < (5, 8)) {
-            return Err(EbpfError::KernelTooOld {
-                release: release.trim().to_owned(),
-            });
-        }
-        let iterator = match probes {
-            Some(Probes::SyscallHook) => None,
-            _ => Some(iterator::open_iterator(&scope)),
-        };
-        let (mut ebpf, reader, probes) = match iterator {
-            Some(Ok((ebpf, reader))) => (ebpf, reader, Probes::TaskIterator),
-            Some(Err(e)) if probes.is_some() => return Err(e),
-            Some(Err(e @ EbpfError::PermissionDenied { .. })) => return Err(e),
-            Some(Err(iterator)) => match hook::open_hook(&scope) {
-                Ok((ebpf, reader)) => {
-                    log::warn!(
-                        "ebpf: task iterator unavailable: {iterator}; counting with classic \
-                         tracepoints instead (a hook on every syscall)"
-                    );
-                    (ebpf, reader, Probes::SyscallHook)
-                }
-                Err(hook @ EbpfError::PermissionDenied { .. }) => return Err(hook),
-                Err(hook) => {
-                    return Err(EbpfError::NoWay {
-                        iterator: iterator.to_string(),
-                        hook: Box::new(hook),
-                    })
-                }
-            },
-            None => {
-                let (ebpf, reader) = hook::open_hook(&scope)?;
-                (ebpf, reader, Probes::SyscallHook)
-            }
-        };
-        let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                log::debug!("ebpf: kernel-side log messages unavailable: {e}");
-                None
-            }
-        };
+        check_kernel_version(&scope)?;
+        let (mut ebpf, reader, probes) = open_probes(&scope, probes)?;
+        let logger = kernel_log(&mut ebpf);
         let exited = RingBuf::try_from(take_map(&mut ebpf, EXITED_MAP)?)
-            .map_err(|e| EbpfError::Load(chain(&e)))?;
+            .map_err(|e| EbpfError::Load(e.into()))?;
         let stats = PerCpuArray::try_from(take_map(&mut ebpf, STATS_MAP)?)
-            .map_err(|e| EbpfError::Load(chain(&e)))?;
+            .map_err(|e| EbpfError::Load(e.into()))?;
         log::info!("ebpf: {}", probes.describe());
         release_freed_heap();
         Ok(EbpfSource {
@@ -173,6 +149,7 @@ impl EbpfSource {
             logger,
             probes,
             reported_exits: HashSet::new(),
+            live: Vec::new(),
             ebpf,
         })
     }
@@ -240,12 +217,63 @@ impl EbpfSource {
                 .get(&(stat as u32), 0)
                 .map_err(|e| EbpfError::Read {
                     map: STATS_MAP,
-                    message: chain(&e),
+                    cause: e.into(),
                 })?;
             lost += per_cpu.iter().sum::<u64>();
         }
         Ok(lost)
     }
+}
+
+/// The ring buffer of BPF needs Linux 5.8: older kernels are refused with that reason rather
+/// than with whatever the loader trips over first.
+fn check_kernel_version(scope: &Scope) -> Result<(), EbpfError> {
+    let release =
+        std::fs::read_to_string(scope.proc_root.join("sys/kernel/osrelease")).unwrap_or_default();
+    if kernel_version(&release).is_some_and(|v| v < (5, 8)) {
+        return Err(EbpfError::KernelTooOld {
+            release: release.trim().to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The probes loaded and attached the way asked for; with `None`, the task iterator, else the
+/// classic tracepoints, saying why once. A refusal of the kernel's ends the search: the other
+/// way would be refused too.
+fn open_probes(scope: &Scope, probes: Option<Probes>) -> Result<(Ebpf, Reader, Probes), EbpfError> {
+    let hook = || hook::open_hook(scope).map(|(ebpf, reader)| (ebpf, reader, Probes::SyscallHook));
+    if probes == Some(Probes::SyscallHook) {
+        return hook();
+    }
+    let iterator = match iterator::open_iterator(scope) {
+        Ok((ebpf, reader)) => return Ok((ebpf, reader, Probes::TaskIterator)),
+        Err(e) if probes.is_some() => return Err(e),
+        Err(e @ EbpfError::PermissionDenied { .. }) => return Err(e),
+        Err(e) => e,
+    };
+    match hook() {
+        Ok(opened) => {
+            log::warn!(
+                "ebpf: task iterator unavailable: {}; counting with classic tracepoints \
+                 instead (a hook on every syscall)",
+                report(&iterator)
+            );
+            Ok(opened)
+        }
+        Err(hook @ EbpfError::PermissionDenied { .. }) => Err(hook),
+        Err(hook) => Err(EbpfError::NoWay {
+            iterator: Box::new(iterator),
+            hook: Box::new(hook),
+        }),
+    }
+}
+
+/// The probes' own log messages, shown with `-v`; without them the probes work all the same.
+fn kernel_log(ebpf: &mut Ebpf) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
+    aya_log::EbpfLogger::init(ebpf)
+        .inspect_err(|e| log::debug!("ebpf: kernel-side log messages unavailable: {e}"))
+        .ok()
 }
 
 impl IoSource for EbpfSource {
@@ -257,7 +285,9 @@ impl IoSource for EbpfSource {
         if let Some(logger) = &mut self.logger {
             logger.flush();
         }
-        let mut live = Vec::new();
+        // Reused: a fresh vector of 10,000 records is a megabyte of new pages each refresh.
+        let mut live = std::mem::take(&mut self.live);
+        live.clear();
         let skipped = self.read_live(&mut live)?;
         let key = |io: &TaskIo| (io.tid, io.start_time_ns);
         let previously_reported = self.reported_exits.clone();
@@ -271,11 +301,13 @@ impl IoSource for EbpfSource {
                 !reported
             });
         }
-        let mut tasks: Vec<TaskSample> = live
-            .iter()
-            .filter(|io| self.in_scope(io))
-            .map(|io| self.to_task(io))
-            .collect();
+        // Sized at once: grown by doubling, the vector would be copied a dozen times over.
+        let mut tasks = Vec::with_capacity(live.len() + 64);
+        tasks.extend(
+            live.iter()
+                .filter(|io| self.in_scope(io))
+                .map(|io| self.to_task(io)),
+        );
         let mut exited = Vec::new();
         while let Some(item) = self.exited.next() {
             if item.len() >= std::mem::size_of::<TaskIo>() {
@@ -318,6 +350,7 @@ impl IoSource for EbpfSource {
                 tasks.push(task);
             }
         }
+        self.live = live;
         let mut sample = Sample::new(tasks);
         sample.lost_events = Some(self.lost_events()?);
         sample.skipped_tasks = skipped;

@@ -116,8 +116,9 @@ impl Default for Scope {
 pub enum SourceError {
     #[error("taskstats: {0}")]
     Taskstats(#[from] taskstats::TaskstatsError),
-    #[error("ebpf: {0}")]
-    Ebpf(#[from] ebpf::EbpfError),
+    /// Shown with its causes on one line, which makes it the end of the chain.
+    #[error("ebpf: {}", ebpf::report(.0))]
+    Ebpf(ebpf::EbpfError),
     #[error("procfs: {0}")]
     Procfs(#[from] procfs::ProcfsError),
     /// The kernel refused eBPF; the advice names the cause found in what this process holds.
@@ -140,15 +141,19 @@ pub enum SourceError {
     Replay(#[from] crate::record::RecordError),
 }
 
+impl From<ebpf::EbpfError> for SourceError {
+    fn from(e: ebpf::EbpfError) -> Self {
+        SourceError::Ebpf(e)
+    }
+}
+
 /// A permission error, with advice from what this process holds in place of generic advice.
 fn with_advice(error: SourceError, scope: &Scope) -> SourceError {
     match error {
-        SourceError::Ebpf(ebpf::EbpfError::PermissionDenied { detail }) => {
-            SourceError::EbpfDenied {
-                detail,
-                advice: privileges::ebpf_advice(&Privileges::read(&scope.proc_root)),
-            }
-        }
+        SourceError::Ebpf(ebpf::EbpfError::PermissionDenied { cause }) => SourceError::EbpfDenied {
+            detail: ebpf::report(cause.as_ref()),
+            advice: privileges::ebpf_advice(&Privileges::read(&scope.proc_root)),
+        },
         SourceError::Taskstats(taskstats::TaskstatsError::PermissionDenied) => {
             SourceError::TaskstatsDenied {
                 advice: privileges::taskstats_advice(&Privileges::read(&scope.proc_root)),

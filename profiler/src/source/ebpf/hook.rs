@@ -15,7 +15,7 @@ use profiler_common::{
 
 use super::batch::{BatchError, BatchReader};
 use super::loading::{
-    attach_classic, attach_error, base_config, chain, load_object, pid_max, take_map, MapSizes,
+    attach, base_config, load_object, pid_max, report, take_map, AttachPoint, Cause, MapSizes,
 };
 use super::tid_table::TidTable;
 use super::{tracefs, EbpfError, Reader};
@@ -63,39 +63,50 @@ pub(super) fn open_hook(scope: &Scope) -> Result<(Ebpf, Reader), EbpfError> {
         tasks: profiler_common::MAX_TASKS,
         iowait: 1,
     };
-    let mut ebpf = load_object(&config, sizes, None)?;
-    tracefs::check_sys_exit_format(root)
-        .map_err(attach_error(SYS_EXIT_PROG, "raw_syscalls/sys_exit"))?;
-    for (program, category, name) in [
-        (SYS_EXIT_PROG, "raw_syscalls", "sys_exit"),
-        (SCHED_EXIT_PROG, "sched", "sched_process_exit"),
-        (SCHED_EXEC_PROG, "sched", "sched_process_exec"),
+    let mut ebpf = load_object(&config, sizes)?;
+    let tracepoint = |category, name| AttachPoint::Tracepoint { category, name };
+    let sys_exit = tracepoint("raw_syscalls", "sys_exit");
+    tracefs::check_sys_exit_format(root).map_err(|e| EbpfError::Attach {
+        program: SYS_EXIT_PROG,
+        attach_point: sys_exit.describe(),
+        cause: e.into(),
+    })?;
+    for (program, point) in [
+        (SYS_EXIT_PROG, sys_exit),
+        (SCHED_EXIT_PROG, tracepoint("sched", "sched_process_exit")),
+        (SCHED_EXEC_PROG, tracepoint("sched", "sched_process_exec")),
     ] {
-        attach_classic(&mut ebpf, program, category, name)?;
+        attach(&mut ebpf, program, point)?;
     }
     // The disk probes are attached one by one: a kernel without one still gets the other.
     let no_read_bytes = bio
         .and_then(|_| {
-            attach_classic(&mut ebpf, BIO_QUEUE_PROG, "block", "block_bio_queue")
-                .map_err(|e| e.to_string())
+            attach(
+                &mut ebpf,
+                BIO_QUEUE_PROG,
+                tracepoint("block", "block_bio_queue"),
+            )
+            .map_err(|e| report(&e))
         })
         .err();
     let no_write_bytes = dirty
-        .and_then(|(tracepoint, _)| {
-            attach_classic(&mut ebpf, DIRTY_PROG, "writeback", tracepoint)
-                .map_err(|e| e.to_string())
+        .and_then(|(name, _)| {
+            attach(&mut ebpf, DIRTY_PROG, tracepoint("writeback", name)).map_err(|e| report(&e))
         })
         .err();
     drop(tracefs);
     let tids = match take_map(&mut ebpf, TIDS_MAP)? {
-        Map::Array(data) => {
-            TidTable::new(data).map_err(|e| EbpfError::Load(format!("mapping {TIDS_MAP}: {e}")))?
+        Map::Array(data) => TidTable::new(data)
+            .map_err(|e| EbpfError::Load(format!("mapping {TIDS_MAP}: {e}").into()))?,
+        _ => {
+            return Err(EbpfError::Load(
+                format!("{TIDS_MAP} is not an array").into(),
+            ))
         }
-        _ => return Err(EbpfError::Load(format!("{TIDS_MAP} is not an array"))),
     };
     let tasks = take_map(&mut ebpf, TASKS_MAP)?;
     // Checked once here, so a map of another shape fails the start, not every refresh.
-    BpfHashMap::<_, u32, TaskIo>::try_from(&tasks).map_err(|e| EbpfError::Load(chain(&e)))?;
+    BpfHashMap::<_, u32, TaskIo>::try_from(&tasks).map_err(|e| EbpfError::Load(e.into()))?;
     let reader = Reader::Hook(Box::new(HookMaps {
         tids,
         tasks,
@@ -113,9 +124,9 @@ pub(super) fn read_hashed(
     batch: &mut Option<BatchReader<u32, TaskIo>>,
     out: &mut Vec<TaskIo>,
 ) -> Result<u64, EbpfError> {
-    let read_error = |message: String| EbpfError::Read {
+    let read_error = |cause: Cause| EbpfError::Read {
         map: TASKS_MAP,
-        message,
+        cause,
     };
     if let (Some(reader), Map::HashMap(data)) = (batch.as_mut(), tasks) {
         match reader.read(data.fd().as_fd(), |_, io| out.push(*io)) {
@@ -124,10 +135,10 @@ pub(super) fn read_hashed(
                 log::info!("ebpf: {e}; reading {TASKS_MAP} entry by entry");
                 *batch = None;
             }
-            Err(BatchError::Os(e)) => return Err(read_error(e.to_string())),
+            Err(BatchError::Os(e)) => return Err(read_error(e.into())),
         }
     }
-    let tasks = BpfHashMap::<_, u32, TaskIo>::try_from(tasks).map_err(|e| read_error(chain(&e)))?;
+    let tasks = BpfHashMap::<_, u32, TaskIo>::try_from(tasks).map_err(|e| read_error(e.into()))?;
     let mut skipped = 0;
     for entry in tasks.iter() {
         match entry {

@@ -1,5 +1,6 @@
-//! Offsets of kernel struct fields, from the running kernel's BTF (/sys/kernel/btf/vmlinux),
-//! so the probes can read the kernel's own task I/O accounting without fixed offsets.
+//! What the iterator path takes from the running kernel's BTF (/sys/kernel/btf/vmlinux): the
+//! offsets of the kernel struct fields its probes read (so no kernel's layout is assumed), and
+//! the type ids of its attach points, in a BTF for aya that holds nothing else.
 
 use btf_rs::{Btf, Type};
 use profiler_common::TaskLayout;
@@ -96,6 +97,88 @@ fn copy_to_memory_file(path: &str) -> std::io::Result<std::fs::File> {
     Ok(copy)
 }
 
+/// The BTF kind aya finds an attach point by: a BTF tracepoint by the typedef
+/// `btf_trace_<name>`, an iterator by the function `bpf_iter_<name>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachKind {
+    Typedef,
+    Func,
+}
+
+/// BTF kinds (`BTF_KIND_*` in include/uapi/linux/btf.h).
+const KIND_PTR: u32 = 2;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_FUNC: u32 = 12;
+/// Bytes of `struct btf_header`.
+const HEADER_LEN: u32 = 24;
+
+/// A BTF for aya's `BtfTracePoint::load` and `Iter::load`, which only look up the id of an
+/// attach point by name and kind. Each attach point keeps its id from the kernel's BTF (the id
+/// is what the kernel is given); every other id below it is a nameless `void *`, the smallest
+/// record there is, and the strings are the attach points' names alone. aya parsing the whole
+/// kernel BTF instead takes some 19 MB of heap at its peak. A name the kernel does not have is
+/// left out: aya then says it is unknown, as it would with the whole BTF.
+pub fn attach_points(btf: &Btf, wanted: &[(&str, AttachKind)]) -> Result<aya::Btf, String> {
+    let mut strings = vec![0u8];
+    let mut found: Vec<(u32, u32, u32)> = Vec::new(); // (id, name offset, kind)
+    for &(name, kind) in wanted {
+        let is_kind = |id: &u32| {
+            matches!(
+                (kind, btf.resolve_type_by_id(*id)),
+                (AttachKind::Typedef, Ok(Type::Typedef(_))) | (AttachKind::Func, Ok(Type::Func(_)))
+            )
+        };
+        let Some(id) = btf
+            .resolve_ids_by_name(name)
+            .ok()
+            .and_then(|ids| ids.into_iter().find(is_kind))
+        else {
+            continue;
+        };
+        let name_off = u32::try_from(strings.len()).map_err(|_| "BTF strings too long")?;
+        strings.extend_from_slice(name.as_bytes());
+        strings.push(0);
+        let kind = match kind {
+            AttachKind::Typedef => KIND_TYPEDEF,
+            AttachKind::Func => KIND_FUNC,
+        };
+        found.push((id, name_off, kind));
+    }
+    found.sort_unstable();
+    let last = found.last().map_or(0, |f| f.0);
+    let type_len = 12 * last;
+    let mut blob = Vec::with_capacity((HEADER_LEN + type_len) as usize + strings.len());
+    let put = |blob: &mut Vec<u8>, v: u32| blob.extend_from_slice(&v.to_ne_bytes());
+    // struct btf_header: magic, version 1, flags 0, then the type and string sections.
+    blob.extend_from_slice(&0xeb9f_u16.to_ne_bytes());
+    blob.extend_from_slice(&[1, 0]);
+    put(&mut blob, HEADER_LEN);
+    put(&mut blob, 0);
+    put(&mut blob, type_len);
+    put(&mut blob, type_len);
+    put(
+        &mut blob,
+        u32::try_from(strings.len()).map_err(|_| "BTF strings too long")?,
+    );
+    let mut next = found.iter().peekable();
+    for id in 1..=last {
+        // A record is name offset, kind in bits 24-28 of info, and the type it refers to (void).
+        let (name_off, kind) = match next.peek() {
+            Some(&&(at, name_off, kind)) if at == id => {
+                next.next();
+                (name_off, kind)
+            }
+            _ => (0, KIND_PTR),
+        };
+        put(&mut blob, name_off);
+        put(&mut blob, kind << 24);
+        put(&mut blob, 0);
+    }
+    blob.extend_from_slice(&strings);
+    aya::Btf::parse(&blob, aya::Endianness::default())
+        .map_err(|e| format!("building the attach points' BTF: {e}"))
+}
+
 /// Where the task iterator and its exit probe find each field they read, in this kernel.
 pub fn task_layout(btf: &Btf) -> Result<TaskLayout, String> {
     let off = |struct_name: &str, path: &[&str]| {
@@ -183,5 +266,56 @@ mod tests {
         // Kernels whose sysfs BTF cannot be mapped read it through a copy: the same layout.
         let copied = load_copied().expect("BTF copied to a memory file");
         assert_eq!(task_layout(&copied), Ok(l));
+    }
+
+    #[test]
+    fn attach_points_keep_their_kernel_ids_and_nothing_else() {
+        if !std::path::Path::new(VMLINUX).exists() {
+            return;
+        }
+        let btf = load().expect("this kernel's BTF");
+        let wanted = [
+            ("btf_trace_sched_switch", AttachKind::Typedef),
+            ("bpf_iter_task", AttachKind::Func),
+            ("no_such_type_anywhere", AttachKind::Typedef),
+        ];
+        let bytes = attach_points(&btf, &wanted)
+            .expect("a BTF aya parses")
+            .to_bytes();
+        let word = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
+        let (type_len, str_len) = (word(12) as usize, word(20) as usize);
+        let strings = &bytes[24 + type_len..24 + type_len + str_len];
+        let name_at = |off: usize| {
+            let end = strings[off..].iter().position(|&b| b == 0).unwrap();
+            std::str::from_utf8(&strings[off..off + end]).unwrap()
+        };
+        let mut named = Vec::new();
+        for (i, record) in bytes[24..24 + type_len].chunks_exact(12).enumerate() {
+            let field = |n: usize| u32::from_ne_bytes(record[4 * n..4 * n + 4].try_into().unwrap());
+            if field(0) != 0 {
+                named.push((i as u32 + 1, name_at(field(0) as usize), field(1) >> 24));
+            } else {
+                assert_eq!(field(1) >> 24, KIND_PTR, "placeholder {}", i + 1);
+            }
+        }
+        let kernel_id = |name: &str, kind: fn(&Type) -> bool| {
+            btf.resolve_ids_by_name(name)
+                .unwrap()
+                .into_iter()
+                .find(|id| kind(&btf.resolve_type_by_id(*id).unwrap()))
+                .unwrap()
+        };
+        let switch = kernel_id("btf_trace_sched_switch", |t| matches!(t, Type::Typedef(_)));
+        let iter = kernel_id("bpf_iter_task", |t| matches!(t, Type::Func(_)));
+        let mut expected = vec![
+            (switch, "btf_trace_sched_switch", KIND_TYPEDEF),
+            (iter, "bpf_iter_task", KIND_FUNC),
+        ];
+        expected.sort_unstable();
+        assert_eq!(named, expected);
+        assert!(
+            str_len < 64,
+            "only the names found are kept: {str_len} bytes"
+        );
     }
 }
