@@ -15,6 +15,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::container::{label_matches, Containers};
 use crate::record::{self, RecordError, Recorder, Rotation};
 use crate::sample::Sample;
+use crate::session::{Session, Snapshot};
 use crate::source::{IoSource, Scope, SourceChoice};
 use crate::startup::{self, SignalRuntime};
 
@@ -223,6 +224,105 @@ fn run_recording(
     })?;
     recorder.finish()?;
     Ok(recorded)
+}
+
+/// A recording's refreshes by index, for a view that moves through them (the full-screen
+/// view's `t`/`T` and jump to a time): the recorded times, read once, and any refresh rebuilt
+/// on demand from the few records it needs, through the same session as a plain replay.
+pub struct Timeline {
+    files: Vec<PathBuf>,
+    pids: Vec<u32>,
+    /// Wall times of the records in range, in order.
+    times: Vec<SystemTime>,
+    day: Date,
+    tz: TimeZone,
+}
+
+impl Timeline {
+    /// Reads the record times of `files` (a `record::series`) from `begin` to `end`. Damage
+    /// was said by whoever replayed before; here it only costs the damaged records.
+    pub fn open(
+        files: &[PathBuf],
+        begin: Option<SystemTime>,
+        end: Option<SystemTime>,
+        pids: &[u32],
+        tz: TimeZone,
+    ) -> Result<Timeline, RecordError> {
+        let mut times = Vec::new();
+        let mut created = None;
+        for file in files {
+            let mut reader = record::RecordingReader::open(file)?.range(begin, end);
+            created.get_or_insert(reader.header().created_wall_ns);
+            while let Some(r) = reader.next_record() {
+                if let Ok(r) = r {
+                    times.push(SystemTime::UNIX_EPOCH + Duration::from_nanos(r.wall_ns));
+                }
+            }
+        }
+        Ok(Timeline {
+            files: files.to_vec(),
+            pids: pids.to_vec(),
+            times,
+            day: day_of(created.unwrap_or(0), &tz),
+            tz,
+        })
+    }
+
+    /// Refreshes there are: every record but the first, which is the baseline.
+    pub fn refreshes(&self) -> usize {
+        self.times.len().saturating_sub(1)
+    }
+
+    /// Refresh `i` (1 to `refreshes()`), grouped and summed as `like` is: the interval
+    /// that ends at record `i`, or with `like.accumulated` everything from the first record.
+    pub fn refresh(
+        &self,
+        i: usize,
+        like: &Session,
+    ) -> Result<Snapshot, crate::source::SourceError> {
+        use crate::source::SourceError;
+        let i = i.clamp(1, self.refreshes().max(1));
+        let from = if like.accumulated { 0 } else { i - 1 };
+        let (begin, end) = (self.times.get(from).copied(), self.times.get(i).copied());
+        let source = record::ReplaySource::open(&self.files, begin, end)?.with_pids(&self.pids);
+        let mut session = Session::replay(Box::new(source), Path::new("/proc"));
+        session.model_options = like.model_options;
+        session.accumulated = like.accumulated;
+        session.group_containers = like.group_containers;
+        let mut last = None;
+        let mut samples = 0;
+        loop {
+            match session.refresh() {
+                Ok(snapshot) => {
+                    samples += 1;
+                    last = Some(snapshot);
+                }
+                Err(SourceError::Replay(e)) if e.is_end() => break,
+                Err(SourceError::Replay(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match last {
+            Some(snapshot) if samples > 1 => Ok(snapshot),
+            _ => Err(SourceError::Replay(RecordError::new(
+                &self.files[0],
+                0,
+                record::Problem::Corrupt("the records of this interval are unreadable".into()),
+            ))),
+        }
+    }
+
+    /// The refresh that shows `t`: the first whose record is at or after it, within range.
+    pub fn index_at(&self, t: SystemTime) -> usize {
+        self.times
+            .partition_point(|&r| r < t)
+            .clamp(1, self.refreshes().max(1))
+    }
+
+    /// A time as `--begin` takes it, the recording's first day for `HH:MM`.
+    pub fn parse(&self, text: &str) -> Result<SystemTime, TimeError> {
+        parse_time(text, Timestamp::now(), self.day, &self.tz)
+    }
 }
 
 /// Why `--max-size` is refused.

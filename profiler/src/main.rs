@@ -293,12 +293,21 @@ fn replay(args: ReplayArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        return exit_code(view::tui::run(
-            session,
-            view,
-            std::time::Duration::from_secs(1),
-            signals,
-        ));
+        let timeline = match history::Timeline::open(&files, begin, end, &args.pids, tz) {
+            Ok(timeline) if timeline.refreshes() > 0 => timeline,
+            Ok(_) => {
+                eprintln!(
+                    "profiler: {}: fewer than two samples to show",
+                    args.file.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("profiler: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return exit_code(view::tui::replay(session, timeline, view, signals));
     }
     let mut lines = Lines::new(&view_args, view);
     let replayed = runner::run_unpaced(&mut session, &mut lines, |e| eprintln!("profiler: {e}"));

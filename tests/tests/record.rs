@@ -380,3 +380,65 @@ fn an_existing_recording_is_kept_as_file_1() {
     // Across the restart the interval is the wall-clock gap, never zero or negative.
     assert!(objects.iter().all(|o| o["interval_s"].as_f64() > Some(0.0)));
 }
+
+/// The full-screen replay in a real terminal (tmux): the header shows the recorded time and
+/// the place, `T`/`t` move one interval, `g` jumps to a time.
+#[test]
+fn full_screen_replay_steps_through_time() {
+    let s = Scratch::new("record-tui");
+    let file = record_self(&s, "tui.rec", 4, "1.1");
+    let socket = format!("profiler-replay-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = Command::new("tmux")
+            .args(["-L", &socket])
+            .args(args)
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    struct Server<'a>(&'a dyn Fn(&[&str]) -> String);
+    impl Drop for Server<'_> {
+        fn drop(&mut self) {
+            (self.0)(&["kill-server"]);
+        }
+    }
+    let command = format!("{} replay {file}; sleep 60", profiler_bin().display());
+    tmux(&["new-session", "-d", "-x", "120", "-y", "24", &command]);
+    let _server = Server(&tmux);
+    // The REPLAY part of the header once it shows `place`: (time, place).
+    let wait_for = |place: &str| -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let screen = tmux(&["capture-pane", "-p"]);
+            if let Some(at) = screen.find("REPLAY ") {
+                let part: Vec<&str> = screen[at..].split_whitespace().take(4).collect();
+                if part.get(3) == Some(&place) {
+                    return format!("{} {}", part[1], part[2]);
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no {place} on screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let first = wait_for("1/3");
+    tmux(&["send-keys", "T"]);
+    let second = wait_for("2/3");
+    assert!(second > first, "{second} after {first}");
+    tmux(&["send-keys", "T", "T"]);
+    let third = wait_for("3/3");
+    assert!(third > second, "{third} after {second}; T stops at the end");
+    tmux(&["send-keys", "t"]);
+    assert_eq!(wait_for("2/3"), second);
+    tmux(&["send-keys", "g"]);
+    tmux(&["send-keys", "-l", "--", "-1h"]);
+    tmux(&["send-keys", "Enter"]);
+    assert_eq!(
+        wait_for("1/3"),
+        first,
+        "-1h is before the recording: its start"
+    );
+    tmux(&["send-keys", "q"]);
+}

@@ -493,6 +493,9 @@ fn info_line(
             Shown::Source(_) => {}
         }
     }
+    if let Some(replay) = &state.replay {
+        parts.insert(1, replay.label(refresh.map(|r| r.snapshot.time)));
+    }
     parts.push("? help".into());
     let compact: Vec<String> = std::iter::once(format!("sort {sort}{arrow}"))
         .chain(parts[1..].iter().cloned())
@@ -1048,6 +1051,8 @@ const HELP: &[(&str, &str)] = &[
     ("f", "freeze the display; sampling goes on"),
     ("s", "compare mode: next source, or all side by side"),
     ("up/down", "scroll; also PgUp, PgDn, Home, End"),
+    ("t / T", "replay: one interval back / forward"),
+    ("g", "replay: go to a time (03:00, -1h, 2026-12-02T03:00)"),
     ("? h", "this help (any key closes it)"),
     ("q", "quit"),
 ];
