@@ -28,7 +28,7 @@ pub struct TaskRecord {
 }
 
 /// One sample as the file stores it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
     pub wall_ns: u64,
     pub mono_ns: u64,
@@ -49,7 +49,9 @@ struct State {
 #[derive(Default)]
 pub struct BlockEncoder {
     dict: Vec<Labels>,
-    index: HashMap<Labels, u32>,
+    /// Dictionary entries by tid and start time (cheaper to hash than every label), newest
+    /// last; an entry matches only if all its labels are equal.
+    index: HashMap<(u32, Option<u64>), Vec<u32>>,
     /// Per dictionary entry: its counters in the last record, `None` when it was not in it.
     state: Vec<Option<State>>,
     /// Per dictionary entry: the last record that used it, to catch a task listed twice.
@@ -85,14 +87,21 @@ impl BlockEncoder {
 
         let mut current: Vec<(u32, &TaskRecord)> = Vec::with_capacity(rec.tasks.len());
         for t in &rec.tasks {
-            let found = self.index.get(&t.labels).copied();
+            let key = (t.labels.tid, t.labels.start_time);
+            let found = self.index.get(&key).and_then(|candidates| {
+                candidates
+                    .iter()
+                    .rev()
+                    .find(|&&i| self.dict[i as usize] == t.labels)
+                    .copied()
+            });
             let idx = match found {
                 Some(i) if self.used_in[i as usize] != stamp => i,
                 // New, or a second task with the same labels in one sample: an entry of its own.
                 _ => {
                     let i = self.dict.len() as u32;
                     self.dict.push(t.labels.clone());
-                    self.index.insert(t.labels.clone(), i);
+                    self.index.entry(key).or_default().push(i);
                     self.state.push(None);
                     self.used_in.push(0);
                     i

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::block::{BlockEncoder, Record};
-use super::convert::{fields, record_from_sample};
+use super::convert::{fields, fill_record};
 use super::format::{Codec, Frame, Header, FRAME_LEN, MAX_COUNTERS};
 use super::RecordError;
 use crate::sample::Sample;
@@ -60,6 +60,8 @@ pub struct Recorder {
     codec: Codec,
     /// Monotonic stamps count from the first sample's `taken_at`.
     anchor: Option<Monotonic>,
+    /// The last sample as a record, whose allocations the next one reuses.
+    scratch: Record,
     finished: bool,
 }
 
@@ -86,6 +88,7 @@ impl Recorder {
             rotation: None,
             codec: Codec::Lz4,
             anchor: None,
+            scratch: Record::default(),
             finished: false,
         })
     }
@@ -107,7 +110,11 @@ impl Recorder {
 
     pub fn append(&mut self, sample: &Sample) -> Result<(), RecordError> {
         let anchor = *self.anchor.get_or_insert(sample.taken_at);
-        self.append_record(&record_from_sample(sample, anchor, &self.fields))
+        let mut record = std::mem::take(&mut self.scratch);
+        fill_record(&mut record, sample, anchor, &self.fields);
+        let appended = self.append_record(&record);
+        self.scratch = record;
+        appended
     }
 
     /// Appends a record as the file stores it (its tasks' values in the order of the header's
