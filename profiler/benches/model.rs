@@ -9,7 +9,8 @@ use profiler::sample::{Counters, Sample, TaskSample};
 use profiler::session::{Snapshot, SourceModel};
 use profiler::source::SourceKind;
 use profiler::view::batch::{self, BatchOptions};
-use profiler::view::{json, UserNames, ViewOptions};
+use profiler::view::lookup::Lookup;
+use profiler::view::{json, ViewOptions};
 
 const TASKS: u32 = 100_000;
 const THREADS_PER_PROCESS: u32 = 10;
@@ -85,17 +86,17 @@ fn main() {
         }],
     };
     let view = ViewOptions::default();
-    let mut users = UserNames::default();
+    let mut lookup = Lookup::default();
     let ms_batch = median_ms(|| {
         drop(batch::render(
             &snapshot,
             &view,
             &BatchOptions::default(),
-            &mut users,
+            &mut lookup,
             true,
         ));
     });
-    let ms_json = median_ms(|| drop(json::render(&snapshot, &view, &[], &mut users)));
+    let ms_json = median_ms(|| drop(json::render(&snapshot, &view, &[], &mut lookup)));
     println!("model at {TASKS} tasks (median of {ROUNDS}):");
     println!("  deltas per thread        {ms_threads:8.1} ms");
     println!("  grouped per process      {ms_processes:8.1} ms");

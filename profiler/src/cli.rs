@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+mod display;
+pub use display::{up_to_write, DisplayArgs};
+
 use profiler::source::SourceChoice;
 
 #[derive(Parser, Debug, Clone)]
@@ -27,6 +30,9 @@ pub struct Cli {
     pub list_sources: bool,
     #[command(flatten)]
     pub view: ViewArgs,
+    /// Print the man page (man) or a shell's completions (bash, zsh, fish, elvish) and exit
+    #[arg(long, value_enum, value_name = "WHAT", hide = true)]
+    pub generate: Option<Generate>,
     /// More log output on stderr (-v info, -vv debug); RUST_LOG works too
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -43,24 +49,12 @@ pub struct ViewArgs {
     /// Stop after this many refreshes
     #[arg(short = 'n', long = "iter", value_parser = parse_iter)]
     pub iterations: Option<u64>,
-    /// One row per process instead of per thread
-    #[arg(short = 'P', long)]
-    pub processes: bool,
     /// Rows per thread (default), process (as -P) or container
     #[arg(long, value_enum, value_name = "BY")]
     pub group: Option<Group>,
     /// Only tasks in containers whose label starts with ID (repeatable; `host` for the host's)
     #[arg(long = "container", value_name = "ID")]
     pub containers: Vec<String>,
-    /// Show I/O accumulated since the profiler started instead of per refresh
-    #[arg(short, long)]
-    pub accumulated: bool,
-    /// Only tasks doing I/O
-    #[arg(short, long)]
-    pub only: bool,
-    /// Rates in kilobytes
-    #[arg(short, long)]
-    pub kilobytes: bool,
     /// Prefix each line with the time (implies batch mode)
     #[arg(short, long)]
     pub time: bool,
@@ -71,6 +65,8 @@ pub struct ViewArgs {
     /// One JSON object per refresh on stdout (implies batch)
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub display: DisplayArgs,
 }
 
 /// What to sample, how often, and whose tasks: the same options for the views and `serve`.
@@ -107,7 +103,7 @@ pub enum Command {
         mut_arg("delay", |a| a.default_value("10").help("Seconds between records (fractions allowed)")),
     )]
     Record(RecordArgs),
-    /// Replay a recording in any view: full-screen (t/T step), -b text, --json
+    /// Replay a recording in any view: full-screen (t/T step, g time), -b text, --json
     Replay(ReplayArgs),
 }
 
@@ -182,6 +178,16 @@ pub struct ServeArgs {
     /// file's content (Prometheus: `authorization: {credentials_file: FILE}`)
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+}
+
+/// What `--generate` prints, for packagers and `cargo xtask install`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generate {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -264,8 +270,9 @@ pub fn one_line_error(e: &clap::Error) -> String {
 }
 
 impl ViewArgs {
-    pub fn by_process(&self) -> bool {
-        self.processes || self.group == Some(Group::Process)
+    /// Rows per process: `-P` (given, or kept in the config file) or `--group process`.
+    pub fn by_process(&self, processes: bool) -> bool {
+        processes || self.group == Some(Group::Process)
     }
 
     pub fn by_container(&self) -> bool {
@@ -345,6 +352,30 @@ mod tests {
         "--list-sources",
         "--iter",
         "--delay",
+        "-A",
+        "-c",
+        "-x",
+        "-e",
+        "-l",
+        "-R",
+        "-W",
+        "-oW",
+        "-2",
+        "-9",
+        "--show-prio",
+        "--hide-chars",
+        "--no-only",
+        "--threads",
+        "-g",
+        "rw",
+        "-H",
+        "inline",
+        "--threshold",
+        "10",
+        "11",
+        "--si",
+        "--color",
+        "--ascii",
         "serve",
         "--listen",
         "--top",
@@ -412,8 +443,13 @@ mod tests {
                 };
                 args.push(word);
             }
+            // As main parses them: only what comes before -W.
+            let args = up_to_write(args.into_iter().map(Into::into).collect());
             match Cli::try_parse_from(&args) {
                 Ok(cli) => {
+                    let mut settings = profiler::settings::Settings::default();
+                    cli.view.display.apply(&mut settings);
+                    assert!((1..=10).contains(&settings.threshold.get()), "{args:?}");
                     let (min, max) = DELAY_RANGE_S;
                     assert!(
                         (min..=max).contains(&cli.sampling.delay.as_secs_f64()),

@@ -16,10 +16,11 @@ use crate::serve::series::Tracker;
 use crate::session::{Snapshot, SourceModel};
 use crate::source::{Fallback, SourceError, SourceKind, Unavailable};
 use crate::view::batch::{self, BatchOptions};
+use crate::view::lookup::Lookup;
 use crate::view::tui::render::draw;
 use crate::view::tui::sampler::Refresh;
 use crate::view::tui::state::{Sources, ViewState};
-use crate::view::{json, UserNames, ViewOptions};
+use crate::view::{json, ViewOptions};
 
 /// 2023-11-14T22:13:20Z: a fixed wall clock, so that the JSON time is the same every run.
 fn fixed_time() -> SystemTime {
@@ -339,8 +340,8 @@ fn batch_text(kinds: &[SourceKind], processes: bool, view: &ViewOptions) -> Stri
         quiet: 0,
         processes,
     };
-    let mut users = UserNames::default();
-    batch::render(&snapshot(kinds, processes), view, &opts, &mut users, true).join("\n")
+    let mut lookup = Lookup::default();
+    batch::render(&snapshot(kinds, processes), view, &opts, &mut lookup, true).join("\n")
 }
 
 #[test]
@@ -361,6 +362,47 @@ fn batch() {
     );
 }
 
+/// iotop-c's options in batch mode: PRIO where iotop prints it, profiler's own columns hidden
+/// (iotop's layout), exited tasks left out, SI units that move on at twice their size.
+#[test]
+fn batch_with_iotop_c_options() {
+    use crate::settings::{Column, Settings, Threshold};
+    use crate::view::lookup::IoPrio;
+    let mut settings = Settings {
+        hide_exited: true,
+        si: true,
+        threshold: Threshold::new(2).expect("in range"),
+        ..Settings::default()
+    };
+    for (column, shown) in [
+        (Column::Prio, true),
+        (Column::Chars, false),
+        (Column::Syscalls, false),
+    ] {
+        settings.columns.insert(column, shown);
+    }
+    let view = ViewOptions::from_settings(&settings);
+    let opts = BatchOptions::default();
+    // Priorities come from a syscall: faked; no /proc, so commands stay the sampled names.
+    let mut lookup = Lookup::new(std::path::Path::new("/nonexistent"), |tid| {
+        Some(if tid == 101 {
+            IoPrio::Idle
+        } else {
+            IoPrio::BestEffort(4)
+        })
+    });
+    let text = batch::render(&snapshot(ONE, false), &view, &opts, &mut lookup, true).join("\n");
+    insta::assert_snapshot!("batch_iotop_c_options", text);
+    settings.columns = [Column::Pid, Column::User, Column::Command]
+        .into_iter()
+        .map(|c| (c, false))
+        .collect();
+    settings.full_command = true;
+    let view = ViewOptions::from_settings(&settings);
+    let text = batch::render(&snapshot(ONE, false), &view, &opts, &mut lookup, true).join("\n");
+    insta::assert_snapshot!("batch_hidden_columns", text);
+}
+
 fn json_line(kinds: &[SourceKind], processes: bool) -> String {
     let fallbacks = [Fallback {
         kind: SourceKind::Taskstats,
@@ -368,12 +410,12 @@ fn json_line(kinds: &[SourceKind], processes: bool) -> String {
             advice: "run as root".into(),
         },
     }];
-    let mut users = UserNames::default();
+    let mut lookup = Lookup::default();
     json::render(
         &snapshot(kinds, processes),
         &ViewOptions::default(),
         &fallbacks,
-        &mut users,
+        &mut lookup,
     )
 }
 

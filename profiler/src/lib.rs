@@ -3,6 +3,7 @@
 //! Data flows one way: source → Sample → model → view.
 
 pub mod accumulate;
+pub mod config;
 pub mod container;
 pub mod counter;
 pub mod fuzz;
@@ -18,6 +19,7 @@ pub mod runner;
 pub mod sample;
 pub mod serve;
 pub mod session;
+pub mod settings;
 pub mod source;
 pub mod startup;
 pub mod users;

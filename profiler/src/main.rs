@@ -5,17 +5,20 @@ use std::process::ExitCode;
 
 mod cli;
 
-use clap::Parser;
-use cli::{Cli, Command, RecordArgs, ReplayArgs, ServeArgs, ViewArgs};
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command, DisplayArgs, Generate, RecordArgs, ReplayArgs, ServeArgs, ViewArgs};
+use profiler::config;
 use profiler::history;
 use profiler::model::ModelOptions;
 use profiler::record;
 use profiler::runner::{self, Consumer, Flow};
 use profiler::session::{Session, Snapshot};
+use profiler::settings::Settings;
 use profiler::source::{self, Scope, SourceError, SourceKind};
 use profiler::startup::{self, SignalRuntime};
-use profiler::users::{resolve_users, UserNames};
+use profiler::users::resolve_users;
 use profiler::view::batch::{self, BatchOptions};
+use profiler::view::lookup::Lookup;
 use profiler::view::{self, json, ViewOptions};
 
 fn init_logging(verbose: u8) {
@@ -61,7 +64,9 @@ fn exit_quietly_on_closed_pipe() {
 /// The options, or the exit code after a one-line error (`--help` and `--version` print in
 /// full, as usual).
 fn parse_args() -> Result<Cli, ExitCode> {
-    match Cli::try_parse() {
+    // As iotop-c: `-W` writes the options before it; those after it are ignored.
+    let args = cli::up_to_write(std::env::args_os().collect());
+    match Cli::try_parse_from(args) {
         Ok(cli) => Ok(cli),
         Err(e) if !e.use_stderr() => {
             // --help, --version: clap prints them and ignores a closed stdout.
@@ -131,12 +136,99 @@ fn serve(args: ServeArgs) -> ExitCode {
     })
 }
 
+/// The config file's settings with the command line's over them, or the exit code after a
+/// one-line error naming the file and line.
+fn settings(display: &DisplayArgs) -> Result<Settings, ExitCode> {
+    let loaded = config::default_path().map_or(Ok(Settings::default()), |p| config::load(&p));
+    let mut settings = match loaded {
+        Ok(settings) => settings,
+        // Someone else's HOME (sudo -u, setpriv) is no reason to stop: say it, go on.
+        Err(e @ config::ConfigError::Read { .. }) => {
+            eprintln!("profiler: config file {e}; using the defaults");
+            Settings::default()
+        }
+        Err(e) => return Err(startup::usage_error(&format!("config file {e}"))),
+    };
+    display.apply(&mut settings);
+    Ok(settings)
+}
+
+/// `-W`: the settings to the config file, then exit.
+fn write_settings(settings: &Settings) -> ExitCode {
+    let saved = config::default_path()
+        .ok_or(config::ConfigError::NoPath)
+        .and_then(|path| config::save(&path, settings).map(|()| path));
+    match saved {
+        Ok(path) => {
+            eprintln!("profiler: settings written to {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("profiler: writing the config file: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--generate`: the man page or a shell's completions, from the options declared in `cli`.
+fn generate(what: Generate) -> ExitCode {
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout().lock();
+    let written = match what {
+        Generate::Man => clap_mangen::Man::new(cmd)
+            .section("8")
+            .render(&mut out)
+            .and_then(|()| out.write_all(MAN_FILES.as_bytes())),
+        shell => {
+            let shell = match shell {
+                Generate::Bash => clap_complete::Shell::Bash,
+                Generate::Zsh => clap_complete::Shell::Zsh,
+                Generate::Fish => clap_complete::Shell::Fish,
+                Generate::Elvish | Generate::Man => clap_complete::Shell::Elvish,
+            };
+            clap_complete::generate(shell, &mut cmd, "profiler", &mut out);
+            Ok(())
+        }
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("profiler: writing to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The man page's sections that clap does not know: the config file and the environment.
+const MAN_FILES: &str = r#".SH FILES
+.TP
+\fB$XDG_CONFIG_HOME/profiler/config\fR (or \fB~/.config/profiler/config\fR)
+Settings read at start, in TOML; options on the command line override them. Written by
+\fB\-W\fR (the options before it). Keys: only, processes, kilobytes (true or false);
+amounts (current, accumulated, average\-since\-start); full\-command; exited (background,
+dead\-x); hide\-exited; graph (sort, io, r, w, rw, sw); reverse\-graph; help (none, win,
+inline); si; threshold (1 to 10); charset (unicode, ascii); color (auto, always, never);
+theme (basic, extended); and a [columns] table of column = true or false (pid, prio, user,
+read, write, swapin, io, graph, command, container, syscalls, chars).
+.SH ENVIRONMENT
+.TP
+\fBNO_COLOR\fR
+When set and not empty, no colours, unless \fB\-\-color\fR (or color = "always").
+.TP
+\fBRUST_LOG\fR
+Log filter, as \fB\-v\fR.
+"#;
+
 fn main() -> ExitCode {
     exit_quietly_on_closed_pipe();
     let mut cli = match parse_args() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    if let Some(what) = cli.generate {
+        return generate(what);
+    }
     init_logging(cli.verbose);
     // Before any thread starts, so that every thread reads whole cgroup paths; where it cannot,
     // the container labels say why when they are first needed.
@@ -158,19 +250,27 @@ fn main() -> ExitCode {
             ..Scope::default()
         });
     }
+    let mut args = cli.view;
+    let settings = match settings(&args.display) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if args.display.write {
+        return write_settings(&settings);
+    }
     let (scope, uids) = match startup::scope_and_users(&cli.sampling.pids, &cli.sampling.users) {
         Ok(checked) => checked,
         Err(code) => return code,
     };
-    let mut args = cli.view;
     text_on_dumb_terminal(&mut args);
     let (mut session, signals) = match startup::open(&cli.sampling.source, &scope) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let view = view_options(&mut session, &args, uids);
+    let view = view_options(&mut session, &args, &settings, uids);
     let result = if args.batch_mode() {
-        run_batch(&args, session, view, cli.sampling.delay, signals)
+        let lines = Lines::new(&args, &settings, view);
+        run_batch(lines, session, cli.sampling.delay, signals)
     } else {
         view::tui::run(session, view, cli.sampling.delay, signals)
     };
@@ -196,20 +296,24 @@ fn text_on_dumb_terminal(args: &mut ViewArgs) {
     }
 }
 
-/// The session's grouping and the view's options, from the command line.
-fn view_options(session: &mut Session, args: &ViewArgs, uids: Vec<u32>) -> ViewOptions {
+/// The session's grouping and the view's options, from the command line and the settings.
+fn view_options(
+    session: &mut Session,
+    args: &ViewArgs,
+    settings: &Settings,
+    uids: Vec<u32>,
+) -> ViewOptions {
     session.model_options = ModelOptions {
-        processes: args.by_process(),
+        processes: args.by_process(settings.processes),
     };
-    session.accumulated = args.accumulated;
+    // -a and -A both sum since the start; -A then shows them as rates over that time.
+    session.accumulated = settings.amounts.since_start();
     session.group_containers = args.by_container();
     ViewOptions {
-        only: args.only,
         uids,
-        kilobytes: args.kilobytes,
-        accumulated: args.accumulated,
         containers: args.containers.clone(),
         by_container: args.by_container(),
+        ..ViewOptions::from_settings(settings)
     }
 }
 
@@ -236,6 +340,10 @@ fn record(args: RecordArgs) -> ExitCode {
 /// `profiler replay`: the recording as a source, through the same session and views as live;
 /// text and JSON as fast as they print. Exit code 1 when nothing could be shown.
 fn replay(args: ReplayArgs) -> ExitCode {
+    let settings = match settings(&args.view.display) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let uids = match resolve_users(&args.users) {
         Ok(uids) => uids,
         Err(e) => return startup::usage_error(&e.to_string()),
@@ -284,7 +392,7 @@ fn replay(args: ReplayArgs) -> ExitCode {
     );
     let mut view_args = args.view;
     text_on_dumb_terminal(&mut view_args);
-    let view = view_options(&mut session, &view_args, uids);
+    let view = view_options(&mut session, &view_args, &settings, uids);
     if !view_args.batch_mode() {
         let signals = match startup::SignalRuntime::new() {
             Ok(signals) => signals,
@@ -309,7 +417,7 @@ fn replay(args: ReplayArgs) -> ExitCode {
         };
         return exit_code(view::tui::replay(session, timeline, view, signals));
     }
-    let mut lines = Lines::new(&view_args, view);
+    let mut lines = Lines::new(&view_args, &settings, view);
     let replayed = runner::run_unpaced(&mut session, &mut lines, |e| eprintln!("profiler: {e}"));
     match replayed {
         Ok(done) if done.refreshes > 0 => ExitCode::SUCCESS,
@@ -338,11 +446,11 @@ struct Lines {
     done: u64,
     view: ViewOptions,
     opts: BatchOptions,
-    users: UserNames,
+    lookup: Lookup,
 }
 
 impl Lines {
-    fn new(args: &ViewArgs, view: ViewOptions) -> Self {
+    fn new(args: &ViewArgs, settings: &Settings, view: ViewOptions) -> Self {
         Lines {
             json: args.json,
             iterations: args.iterations,
@@ -351,9 +459,9 @@ impl Lines {
             opts: BatchOptions {
                 time_prefix: args.time,
                 quiet: args.quiet,
-                processes: args.by_process(),
+                processes: args.by_process(settings.processes),
             },
-            users: UserNames::default(),
+            lookup: Lookup::default(),
         }
     }
 }
@@ -373,11 +481,11 @@ impl Consumer for Lines {
         }
         let mut out = std::io::stdout().lock();
         if self.json {
-            let line = json::render(&snapshot, &self.view, &session.fallbacks, &mut self.users);
+            let line = json::render(&snapshot, &self.view, &session.fallbacks, &mut self.lookup);
             writeln!(out, "{line}")?;
         } else {
             let first = self.done == 0;
-            for line in batch::render(&snapshot, &self.view, &self.opts, &mut self.users, first) {
+            for line in batch::render(&snapshot, &self.view, &self.opts, &mut self.lookup, first) {
                 writeln!(out, "{line}")?;
             }
         }
@@ -392,9 +500,8 @@ impl Consumer for Lines {
 }
 
 fn run_batch(
-    args: &ViewArgs,
+    mut lines: Lines,
     mut session: Session,
-    view: ViewOptions,
     delay: std::time::Duration,
     signals: SignalRuntime,
 ) -> anyhow::Result<()> {
@@ -403,7 +510,6 @@ fn run_batch(
         mut sigint,
         mut sigterm,
     } = signals;
-    let mut lines = Lines::new(args, view);
     runtime.block_on(async {
         startup::announce(&session);
         session.start()?;

@@ -1,9 +1,10 @@
-//! Project tasks: `cargo xtask setup | run | test | bench | vmtest | lint | dist`. Each installs
-//! what it needs first.
+//! Project tasks: `cargo xtask setup | run | test | bench | vmtest | lint | dist | install`.
+//! Each installs what it needs first.
 
 mod bench;
 mod dist;
 mod exec;
+mod install;
 mod lint;
 mod run;
 mod setup;
@@ -48,6 +49,8 @@ enum Command {
     Vmtest(vmtest::Args),
     /// rustfmt and clippy (warnings as errors) on every crate, the eBPF probes included
     Lint,
+    /// Install the binary (release), man page, shell completions and systemd unit under a prefix
+    Install(install::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,5 +62,6 @@ fn main() -> anyhow::Result<()> {
         Command::Vmtest(args) => vmtest::vmtest(&args),
         Command::Lint => lint::lint(),
         Command::Dist => dist::dist().map(drop),
+        Command::Install(args) => install::install(&args),
     }
 }

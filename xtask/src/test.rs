@@ -43,7 +43,13 @@ pub fn test(args: &[String]) -> anyhow::Result<()> {
         "PROFILER_BIN",
         workspace_root().join("target/debug/profiler"),
     )
-    .env("PROFILER_STATIC_BIN", &static_bin);
+    .env("PROFILER_STATIC_BIN", &static_bin)
+    // The binary reads its config file at start: not the settings of whoever runs the tests
+    // (an empty directory: every setting at its default).
+    .env(
+        "XDG_CONFIG_HOME",
+        workspace_root().join("target/test-config-home"),
+    );
     if let Err(why) = engines {
         cmd.env("PROFILER_ENGINES_SKIP", why);
     }

@@ -3,10 +3,12 @@
 
 use std::fmt::Write;
 
-use super::{human_bytes, join, Joined, UserNames, ViewOptions};
+use super::lookup::Lookup;
+use super::{join, scaled_bytes, Joined, UserNames, ViewOptions};
 use crate::counter::{Counter, Unit};
 use crate::model::Row;
 use crate::session::Snapshot;
+use crate::settings::Column;
 
 pub const NA: &str = "n/a";
 
@@ -28,7 +30,7 @@ fn amount(v: Option<u64>, interval_s: f64, view: &ViewOptions, bytes: bool) -> S
     };
     let suffix = if view.accumulated { "" } else { "/s" };
     if bytes {
-        format!("{}{suffix}", human_bytes(per, view.kilobytes))
+        format!("{}{suffix}", scaled_bytes(per, view.kilobytes, view.units))
     } else {
         format!("{per:.0}{suffix}")
     }
@@ -57,12 +59,35 @@ fn time_prefix(snapshot: &Snapshot, opts: &BatchOptions) -> String {
     )
 }
 
-/// The lines of one refresh.
+/// Whether batch mode shows a column: all by default, PRIO included where iotop prints it, so
+/// that scripts reading iotop's columns by position read the same ones here.
+fn shows(view: &ViewOptions, column: Column) -> bool {
+    view.shows_column(column, true)
+}
+
+/// The counter columns shown, left to right.
+fn counters(view: &ViewOptions) -> impl Iterator<Item = Counter> + '_ {
+    Counter::BATCH
+        .iter()
+        .copied()
+        .filter(|&c| Column::of_counter(c).is_none_or(|col| shows(view, col)))
+}
+
+/// Appends a cell, after `sep` unless it is the line's first.
+fn push(line: &mut String, sep: &str, cell: std::fmt::Arguments<'_>) {
+    if !line.is_empty() {
+        line.push_str(sep);
+    }
+    let _ = line.write_fmt(cell);
+}
+
+/// The lines of one refresh. `lookup` is asked only about the rows shown, and only for what
+/// the options show (a command line with `-c`, a priority with PRIO shown).
 pub fn render(
     snapshot: &Snapshot,
     view: &ViewOptions,
     opts: &BatchOptions,
-    users: &mut UserNames,
+    lookup: &mut Lookup,
     first: bool,
 ) -> Vec<String> {
     let prefix = time_prefix(snapshot, opts);
@@ -119,34 +144,75 @@ pub fn render(
             lines.push(line);
         }
         for j in join(snapshot, view) {
-            compare_lines(&mut lines, &prefix, &j, snapshot, users);
+            compare_lines(&mut lines, &prefix, &j, snapshot, &mut lookup.users);
         }
         return lines;
     }
+    // Container rows have no priority.
+    let prio = shows(view, Column::Prio) && !view.by_container;
     if show_columns {
-        let mut line = format!("{prefix}{id:>7}  {:<8}", "USER");
-        for &c in Counter::BATCH {
-            let _ = write!(line, " {:>w$}", c.spec().batch_title, w = width(c));
+        let mut line = String::new();
+        if shows(view, Column::Pid) {
+            push(&mut line, "", format_args!("{id:>7}"));
         }
-        let _ = write!(line, "  {name}");
-        lines.push(line);
+        if prio {
+            push(&mut line, "  ", format_args!("{:<4}", "PRIO"));
+        }
+        if shows(view, Column::User) {
+            push(&mut line, "  ", format_args!("{:<8}", "USER"));
+        }
+        for c in counters(view) {
+            push(
+                &mut line,
+                " ",
+                format_args!("{:>w$}", c.spec().batch_title, w = width(c)),
+            );
+        }
+        if shows(view, Column::Command) {
+            push(&mut line, "  ", format_args!("{name}"));
+        }
+        lines.push(format!("{prefix}{line}"));
     }
     for j in join(snapshot, view) {
         let r = j.label();
-        let mut line = format!("{prefix}{:>7}  {:<8}", r.id(), user(r, users));
-        for &c in Counter::BATCH {
+        let mut line = String::new();
+        if shows(view, Column::Pid) {
+            push(&mut line, "", format_args!("{:>7}", r.id()));
+        }
+        if prio {
+            let p = lookup
+                .io_priority(r)
+                .map_or_else(|| NA.to_string(), |p| p.to_string());
+            push(&mut line, "  ", format_args!("{p:<4}"));
+        }
+        if shows(view, Column::User) {
+            push(
+                &mut line,
+                "  ",
+                format_args!("{:<8}", user(r, &mut lookup.users)),
+            );
+        }
+        for c in counters(view) {
             let v = r.delta.get(c);
             let cell = match c.unit() {
                 Unit::Bytes => amount(v, interval, view, true),
                 Unit::Calls => amount(v, interval, view, false),
                 Unit::Nanoseconds => percent(v, interval),
             };
-            let _ = write!(line, " {cell:>w$}", w = width(c));
+            push(&mut line, " ", format_args!("{cell:>w$}", w = width(c)));
         }
-        let exited = if r.exited { " <exited>" } else { "" };
-        let _ = write!(line, "  {}{exited}", r.name());
-        lines.push(line);
+        if shows(view, Column::Command) {
+            let exited = if r.exited { " <exited>" } else { "" };
+            let command = if view.full_command {
+                lookup.command_line(r)
+            } else {
+                r.name().to_string()
+            };
+            push(&mut line, "  ", format_args!("{command}{exited}"));
+        }
+        lines.push(format!("{prefix}{line}"));
     }
+    lookup.forget_unused();
     lines
 }
 

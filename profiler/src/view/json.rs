@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::lookup::Lookup;
 use super::{join, Joined, UserNames, ViewOptions};
 use crate::model::Row;
 use crate::sample::Counters;
@@ -42,6 +43,9 @@ struct Entry<'a> {
     user: Option<Option<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     command: Option<&'a str>,
+    /// With `-c`: the command line, as batch mode shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cmdline: Option<String>,
     container: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     processes: Option<u32>,
@@ -73,6 +77,7 @@ fn entry<'a>(
     snapshot: &Snapshot,
     view: &ViewOptions,
     users: &'a UserNames,
+    cmdline: Option<String>,
 ) -> Entry<'a> {
     let label = j.label();
     let by_source = (snapshot.models.len() > 1).then(|| {
@@ -91,6 +96,7 @@ fn entry<'a>(
         uid: task.then_some(label.uid),
         user: task.then(|| label.uid.and_then(|u| users.cached(u))),
         command: task.then_some(label.command.as_str()),
+        cmdline: cmdline.filter(|_| task),
         container: label.container.as_deref(),
         processes: label.processes(),
         exited: label.exited,
@@ -105,15 +111,18 @@ pub fn render(
     snapshot: &Snapshot,
     view: &ViewOptions,
     fallbacks: &[Fallback],
-    users: &mut UserNames,
+    lookup: &mut Lookup,
 ) -> String {
     let rows = join(snapshot, view);
+    let mut cmdlines = Vec::with_capacity(rows.len());
     for j in &rows {
         if let Some(uid) = j.label().uid {
-            users.name(uid);
+            lookup.users.name(uid);
         }
+        cmdlines.push(view.full_command.then(|| lookup.command_line(j.label())));
     }
-    let users: &UserNames = users;
+    lookup.forget_unused();
+    let users: &UserNames = &lookup.users;
     let refresh = Line {
         time: jiff::Timestamp::try_from(snapshot.time)
             .map(|t| t.to_string())
@@ -139,7 +148,8 @@ pub fn render(
             .reduce(|a, b| a + b),
         tasks: rows
             .iter()
-            .map(|j| entry(j, snapshot, view, users))
+            .zip(cmdlines)
+            .map(|(j, cmdline)| entry(j, snapshot, view, users, cmdline))
             .collect(),
     };
     serde_json::to_string(&refresh).expect("a refresh serialises: only strings, numbers and maps")

@@ -3,12 +3,14 @@
 
 pub mod batch;
 pub mod json;
+pub mod lookup;
 pub mod tui;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::model::Row;
 use crate::session::Snapshot;
+use crate::settings::{Amounts, Column, Settings, Units};
 // The views name users; where names are looked up is `users`.
 pub use crate::users::UserNames;
 
@@ -26,11 +28,40 @@ pub struct ViewOptions {
     pub containers: Vec<String>,
     /// Rows are containers (see `model::group_by_container`), not tasks.
     pub by_container: bool,
+    /// Columns shown or hidden by choice; the others as the view has them by default.
+    pub columns: BTreeMap<Column, bool>,
+    /// The command line (`/proc/PID/cmdline`) instead of the command name.
+    pub full_command: bool,
+    /// Leave out tasks that exited.
+    pub hide_exited: bool,
+    /// `--si`, `--threshold`.
+    pub units: Units,
 }
 
 impl ViewOptions {
+    /// What the settings say the views show. With [`Amounts::AverageSinceStart`] the session
+    /// sums since the start and its interval is the time since then: the view shows rates.
+    pub fn from_settings(s: &Settings) -> ViewOptions {
+        ViewOptions {
+            only: s.only,
+            kilobytes: s.kilobytes,
+            accumulated: s.amounts == Amounts::Accumulated,
+            columns: s.columns.clone(),
+            full_command: s.full_command,
+            hide_exited: s.hide_exited,
+            units: s.units(),
+            ..ViewOptions::default()
+        }
+    }
+
+    /// Whether a column is shown, in a view that shows it by default or not.
+    pub fn shows_column(&self, column: Column, by_default: bool) -> bool {
+        self.columns.get(&column).copied().unwrap_or(by_default)
+    }
+
     pub fn shows(&self, row: &Row) -> bool {
         (!self.only || row.active())
+            && !(self.hide_exited && row.exited)
             && (self.uids.is_empty() || row.uid.is_some_and(|u| self.uids.contains(&u)))
             && self.in_chosen_containers(row)
     }
@@ -109,17 +140,25 @@ pub fn join<'a>(snapshot: &'a Snapshot, opts: &ViewOptions) -> Vec<Joined<'a>> {
 
 /// `1.50 M` style: binary units, two decimals, as iotop prints them.
 pub fn human_bytes(bytes: f64, kilobytes: bool) -> String {
+    scaled_bytes(bytes, kilobytes, Units::default())
+}
+
+/// [`human_bytes`] with iotop-c's `--si` (powers of 1000, same letters as iotop-c) and
+/// `--threshold` (move to the next unit at `threshold` times its size).
+pub fn scaled_bytes(bytes: f64, kilobytes: bool, units: Units) -> String {
+    let base = units.base();
     if kilobytes {
-        return format!("{:.2} K", bytes / 1024.0);
+        return format!("{:.2} K", bytes / base);
     }
-    let units = ["B", "K", "M", "G", "T"];
+    let names = ["B", "K", "M", "G", "T"];
+    let switch_at = base * f64::from(units.threshold.get());
     let mut v = bytes;
     let mut unit = 0;
-    while v >= 1024.0 && unit < units.len() - 1 {
-        v /= 1024.0;
+    while v >= switch_at && unit < names.len() - 1 {
+        v /= base;
         unit += 1;
     }
-    format!("{v:.2} {}", units[unit])
+    format!("{v:.2} {}", names[unit])
 }
 
 #[cfg(test)]
@@ -221,5 +260,32 @@ mod tests {
         assert_eq!(human_bytes(1536.0, false), "1.50 K");
         assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0, false), "3.00 M");
         assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0, true), "3072.00 K");
+    }
+
+    #[test]
+    fn si_and_threshold_scale_like_iotop_c() {
+        use crate::settings::Threshold;
+        let units = |si, t| Units {
+            si,
+            threshold: Threshold::new(t).expect("in range"),
+        };
+        assert_eq!(scaled_bytes(1500.0, false, units(true, 1)), "1.50 K");
+        assert_eq!(scaled_bytes(1500.0, false, units(false, 1)), "1.46 K");
+        assert_eq!(scaled_bytes(1500.0, false, units(false, 2)), "1500.00 B");
+        assert_eq!(scaled_bytes(2048.0, false, units(false, 2)), "2.00 K");
+        assert_eq!(scaled_bytes(5e6, false, units(false, 10)), "4882.81 K");
+        assert_eq!(scaled_bytes(5e6, false, units(true, 10)), "5000.00 K");
+        assert_eq!(scaled_bytes(5e6, true, units(true, 1)), "5000.00 K");
+    }
+
+    #[test]
+    fn hide_exited_leaves_out_exit_records() {
+        let opts = ViewOptions {
+            hide_exited: true,
+            ..ViewOptions::default()
+        };
+        assert!(!opts.shows(&task_row(1, 1, 5, true)));
+        assert!(opts.shows(&task_row(1, 1, 5, false)));
+        assert!(ViewOptions::default().shows(&task_row(1, 1, 5, true)));
     }
 }

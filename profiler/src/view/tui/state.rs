@@ -4,20 +4,23 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use regex::Regex;
 
+mod history;
+mod prompt;
+
 use super::sampler::{IoPrio, Refresh, SamplerCommand};
-use crate::counter::{Counter, PerCounter, Unit};
-use crate::model::{Model, Row};
+use crate::counter::{Counter, Unit};
+use crate::model::Row;
 use crate::sample::Counters;
 use crate::source::{SourceKind, Unavailable};
 use crate::view::ViewOptions;
-
-/// How many refreshes the per-row history keeps.
-pub const HISTORY_LEN: usize = 8;
+pub use history::{History, HISTORY_LEN};
+use prompt::{compile_filter, Edit};
+pub use prompt::{Input, InputKind};
 
 impl Counter {
     /// What a cell shows, as a number: per second, or the amount in accumulated mode; delays
@@ -174,24 +177,6 @@ impl Sources {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InputKind {
-    /// `/`: a regex over the command and the container label.
-    Command,
-    /// `u`: a user name or uid.
-    User,
-}
-
-/// A line being typed at the bottom of the screen.
-#[derive(Clone, Debug)]
-pub struct Input {
-    pub kind: InputKind,
-    pub text: String,
-    pub error: Option<String>,
-    /// The command filter before editing began, for Esc: `/` filters as you type.
-    before: Option<Regex>,
-}
-
 /// What a key asks of the event loop, besides the state change itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -205,70 +190,6 @@ pub enum Action {
 pub struct Geometry {
     pub rows: usize,
     pub page: usize,
-}
-
-/// Tasks are told apart by (pid, tid); containers by their label, as their pid is a count.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum RowKey {
-    Task(u32, Option<u32>),
-    Container(String),
-}
-
-impl RowKey {
-    fn of(row: &Row, containers: bool) -> RowKey {
-        if containers {
-            RowKey::Container(row.name().to_string())
-        } else {
-            RowKey::Task(row.pid, row.tid)
-        }
-    }
-}
-
-/// The last [`HISTORY_LEN`] values of every counter of every row that did something lately.
-/// Idle rows cost nothing: a row enters at its first non-zero value and leaves when its window
-/// is all zeros or it is gone.
-#[derive(Clone, Debug, Default)]
-pub struct History {
-    rows: HashMap<RowKey, VecDeque<PerCounter<f32>>>,
-}
-
-impl History {
-    /// `containers`: the model's rows are containers (see `model::group_by_container`).
-    pub fn record(&mut self, model: &Model, accumulated: bool, containers: bool) {
-        let mut seen = HashMap::with_capacity(self.rows.len());
-        for row in &model.rows {
-            let key = RowKey::of(row, containers);
-            // Only what the table can show makes a row busy.
-            let values = PerCounter::from_fn(|c| {
-                Some(c)
-                    .filter(|c| Counter::TABLE.contains(c))
-                    .and_then(|c| c.value(&row.delta, model.interval_s, accumulated))
-                    .map_or(f32::NAN, |v| v as f32)
-            });
-            let busy = values.iter().any(|(_, v)| *v > 0.0);
-            if let Some(mut window) = self.rows.remove(&key).or_else(|| busy.then(VecDeque::new)) {
-                if window.len() == HISTORY_LEN {
-                    window.pop_front();
-                }
-                window.push_back(values);
-                if window.iter().any(|w| w.iter().any(|(_, v)| *v > 0.0)) {
-                    seen.insert(key, window);
-                }
-            }
-        }
-        self.rows = seen;
-    }
-
-    /// Oldest first; fewer than [`HISTORY_LEN`] for rows that became busy lately.
-    pub fn values(&self, row: &Row, containers: bool, counter: Counter) -> Vec<f32> {
-        self.rows
-            .get(&RowKey::of(row, containers))
-            .map_or_else(Vec::new, |w| w.iter().map(|v| v[counter]).collect())
-    }
-
-    pub fn clear(&mut self) {
-        self.rows.clear();
-    }
 }
 
 /// Everything the TUI shows besides the measurements themselves.
@@ -498,63 +419,14 @@ impl ViewState {
                 return Action::Sampler(SamplerCommand::Accumulated(self.view.accumulated));
             }
             KeyCode::Char('c' | 'C') => {
-                self.view.by_container = !self.view.by_container;
-                self.scroll = 0;
-                if self.view.by_container {
-                    match self.sort {
-                        // The label is where the command was.
-                        Column::Container => self.sort = Column::Command,
-                        Column::Prio | Column::User => {
-                            self.sort = default_sort(&self.sources);
-                            self.reverse = false;
-                        }
-                        _ => {}
-                    }
-                }
-                return Action::Sampler(SamplerCommand::Containers(self.view.by_container));
+                return Action::Sampler(SamplerCommand::Containers(self.toggle_containers()))
             }
-            KeyCode::Char('x' | 'X') => {
-                self.char_columns = !self.char_columns;
-                if !self.char_columns
-                    && matches!(self.sort, Column::Counter(c) if c.spec().on_request)
-                {
-                    self.sort = Column::Counter(Counter::WriteBytes);
-                    self.reverse = false;
-                }
-            }
+            KeyCode::Char('x' | 'X') => self.toggle_char_columns(),
             KeyCode::Char('?' | 'h' | 'H') => self.help = true,
             KeyCode::Char('f' | 'F') => self.frozen = !self.frozen,
-            KeyCode::Char('s' | 'S') if self.sources.compare() => {
-                let n = self.sources.kinds.len();
-                self.shown = match self.shown {
-                    Shown::Compare => Shown::Source(0),
-                    Shown::Source(i) if i + 1 < n => Shown::Source(i + 1),
-                    Shown::Source(_) => Shown::Compare,
-                };
-                self.scroll = 0;
-            }
-            KeyCode::Char('/') => {
-                let text = self
-                    .filter
-                    .as_ref()
-                    .map(|re| re.as_str().to_string())
-                    .unwrap_or_default();
-                self.input = Some(Input {
-                    kind: InputKind::Command,
-                    text,
-                    error: None,
-                    before: self.filter.clone(),
-                });
-            }
-            KeyCode::Char('u' | 'U') => {
-                let text = self.user_label.clone().unwrap_or_default();
-                self.input = Some(Input {
-                    kind: InputKind::User,
-                    text,
-                    error: None,
-                    before: None,
-                });
-            }
+            KeyCode::Char('s' | 'S') if self.sources.compare() => self.next_shown(),
+            KeyCode::Char('/') => self.open_prompt(InputKind::Command),
+            KeyCode::Char('u' | 'U') => self.open_prompt(InputKind::User),
             KeyCode::Up => self.scroll_by(geometry, -1),
             KeyCode::Down => self.scroll_by(geometry, 1),
             KeyCode::PageUp => self.scroll_by(geometry, -(geometry.page.max(1) as isize)),
@@ -567,40 +439,81 @@ impl ViewState {
         Action::None
     }
 
-    /// Esc outside a prompt: drop the command and user filters.
-    fn filter_cleared(&mut self) {
-        self.filter = None;
-        self.view.uids.clear();
-        self.user_label = None;
+    /// `c`: one row per container, or per task again; returns what the sampler is to group.
+    fn toggle_containers(&mut self) -> bool {
+        self.view.by_container = !self.view.by_container;
+        self.scroll = 0;
+        if self.view.by_container {
+            match self.sort {
+                // The label is where the command was.
+                Column::Container => self.sort = Column::Command,
+                Column::Prio | Column::User => {
+                    self.sort = default_sort(&self.sources);
+                    self.reverse = false;
+                }
+                _ => {}
+            }
+        }
+        self.view.by_container
+    }
+
+    /// `x`: the RCHAR and WCHAR columns; hiding the sort column sorts by DISK WRITE.
+    fn toggle_char_columns(&mut self) {
+        self.char_columns = !self.char_columns;
+        if !self.char_columns && matches!(self.sort, Column::Counter(c) if c.spec().on_request) {
+            self.sort = Column::Counter(Counter::WriteBytes);
+            self.reverse = false;
+        }
+    }
+
+    /// `s` in compare mode: the next source's table, then all side by side.
+    fn next_shown(&mut self) {
+        let n = self.sources.kinds.len();
+        self.shown = match self.shown {
+            Shown::Compare => Shown::Source(0),
+            Shown::Source(i) if i + 1 < n => Shown::Source(i + 1),
+            Shown::Source(_) => Shown::Compare,
+        };
+        self.scroll = 0;
+    }
+
+    /// Opens a prompt on what it filters now, the cursor at the end.
+    fn open_prompt(&mut self, kind: InputKind) {
+        self.input = Some(match kind {
+            InputKind::Command => {
+                let text = self
+                    .filter
+                    .as_ref()
+                    .map(|re| re.as_str().to_string())
+                    .unwrap_or_default();
+                Input::new(kind, text, self.filter.clone())
+            }
+            InputKind::User => Input::new(kind, self.user_label.clone().unwrap_or_default(), None),
+        });
     }
 
     fn on_input_key(&mut self, key: KeyEvent) -> Action {
         let Some(input) = self.input.as_mut() else {
             return Action::None;
         };
-        match key.code {
-            KeyCode::Esc => {
+        match input.on_key(key) {
+            Edit::Cancel => {
                 if input.kind == InputKind::Command {
-                    self.filter = input.before.take();
+                    self.filter = input.take_before();
                 }
                 self.input = None;
                 return Action::None;
             }
-            KeyCode::Enter => {
+            Edit::Submit => {
                 self.submit_input();
                 return Action::None;
             }
-            KeyCode::Backspace => {
-                input.text.pop();
-            }
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                input.text.push(c)
-            }
-            _ => return Action::None,
+            Edit::Unchanged => return Action::None,
+            Edit::Changed => {}
         }
         if input.kind == InputKind::Command {
             // The filter follows the typing while the pattern is valid; the last valid one stays.
-            match compile_filter(&input.text) {
+            match compile_filter(input.text()) {
                 Ok(re) => {
                     input.error = None;
                     self.filter = re;
@@ -619,7 +532,7 @@ impl ViewState {
             return;
         };
         match input.kind {
-            InputKind::Command => match compile_filter(&input.text) {
+            InputKind::Command => match compile_filter(input.text()) {
                 Ok(re) => {
                     self.filter = re;
                     self.input = None;
@@ -628,7 +541,7 @@ impl ViewState {
             },
             InputKind::User => {
                 let names: Vec<String> = input
-                    .text
+                    .text()
                     .split([',', ' '])
                     .filter(|s| !s.is_empty())
                     .map(String::from)
@@ -644,6 +557,13 @@ impl ViewState {
             }
         }
         self.scroll = 0;
+    }
+
+    /// Esc outside a prompt: drop the command and user filters.
+    fn filter_cleared(&mut self) {
+        self.filter = None;
+        self.view.uids.clear();
+        self.user_label = None;
     }
 }
 
@@ -662,25 +582,4 @@ fn default_sort(sources: &Sources) -> Column {
 
 fn both<T: Ord>(a: Option<T>, b: Option<T>) -> Option<Ordering> {
     Some(a?.cmp(&b?))
-}
-
-/// An empty pattern is no filter. Errors are one line: the regex crate's own are several.
-pub fn compile_filter(pattern: &str) -> Result<Option<Regex>, String> {
-    if pattern.is_empty() {
-        return Ok(None);
-    }
-    regex::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .build()
-        .map(Some)
-        .map_err(|e| {
-            let text = e.to_string();
-            let why = text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid")
-                .trim();
-            format!("invalid regex: {}", why.trim_start_matches("error: "))
-        })
 }

@@ -1322,3 +1322,162 @@ fn compare_mode_joins_containers_by_label() {
         ],
     );
 }
+
+fn with(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+    KeyEvent::new(code, modifiers)
+}
+
+/// What the prompt holds and where its cursor is, in characters.
+fn prompt(state: &ViewState) -> (&str, usize) {
+    let input = state.input.as_ref().expect("a prompt is open");
+    (input.text(), input.line.cursor())
+}
+
+fn type_in(state: &mut ViewState, text: &str) {
+    for c in text.chars() {
+        state.on_key(key(KeyCode::Char(c)), Geometry::default());
+    }
+}
+
+#[test]
+fn the_filter_prompt_edits_like_a_line_editor() {
+    let g = Geometry::default();
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    state.on_key(key(KeyCode::Char('/')), g);
+    type_in(&mut state, "rsync kworker");
+    assert_eq!(prompt(&state), ("rsync kworker", 13));
+
+    state.on_key(key(KeyCode::Left), g);
+    state.on_key(key(KeyCode::Left), g);
+    type_in(&mut state, "X");
+    assert_eq!(
+        prompt(&state),
+        ("rsync kworkXer", 12),
+        "typing inserts at the cursor"
+    );
+    state.on_key(key(KeyCode::Right), g);
+    state.on_key(key(KeyCode::Backspace), g);
+    assert_eq!(
+        prompt(&state),
+        ("rsync kworkXr", 12),
+        "Backspace deletes left"
+    );
+    state.on_key(key(KeyCode::Delete), g);
+    assert_eq!(prompt(&state), ("rsync kworkX", 12), "Del deletes right");
+
+    state.on_key(key(KeyCode::Home), g);
+    assert_eq!(prompt(&state).1, 0);
+    state.on_key(key(KeyCode::End), g);
+    assert_eq!(prompt(&state).1, 12);
+    state.on_key(with(KeyCode::Char('a'), KeyModifiers::CONTROL), g);
+    assert_eq!(prompt(&state).1, 0, "Ctrl-A goes to the start");
+    state.on_key(with(KeyCode::Char('e'), KeyModifiers::CONTROL), g);
+    assert_eq!(prompt(&state).1, 12, "Ctrl-E goes to the end");
+
+    state.on_key(with(KeyCode::Char('w'), KeyModifiers::CONTROL), g);
+    assert_eq!(
+        prompt(&state),
+        ("rsync ", 6),
+        "Ctrl-W deletes the word left"
+    );
+    type_in(&mut state, "dd");
+    state.on_key(with(KeyCode::Backspace, KeyModifiers::ALT), g);
+    assert_eq!(prompt(&state), ("rsync ", 6), "so does Alt-Backspace");
+
+    state.on_key(key(KeyCode::Home), g);
+    state.on_key(key(KeyCode::Right), g);
+    state.on_key(key(KeyCode::Right), g);
+    state.on_key(with(KeyCode::Char('k'), KeyModifiers::CONTROL), g);
+    assert_eq!(prompt(&state), ("rs", 2), "Ctrl-K deletes to the end");
+    assert_eq!(
+        state.filter.as_ref().map(|re| re.as_str()),
+        Some("rs"),
+        "the filter follows every edit"
+    );
+    state.on_key(with(KeyCode::Char('u'), KeyModifiers::CONTROL), g);
+    assert_eq!(prompt(&state), ("", 0), "Ctrl-U clears the line");
+    assert!(state.filter.is_none(), "an empty pattern is no filter");
+
+    type_in(&mut state, "sync");
+    state.on_key(key(KeyCode::Enter), g);
+    assert!(state.input.is_none(), "Enter keeps the filter");
+    assert_eq!(state.filter.as_ref().map(|re| re.as_str()), Some("sync"));
+
+    state.on_key(key(KeyCode::Char('/')), g);
+    assert_eq!(
+        prompt(&state),
+        ("sync", 4),
+        "the prompt opens on the filter, at its end"
+    );
+    state.on_key(with(KeyCode::Char('u'), KeyModifiers::CONTROL), g);
+    type_in(&mut state, "dd");
+    state.on_key(key(KeyCode::Esc), g);
+    assert!(state.input.is_none());
+    assert_eq!(
+        state.filter.as_ref().map(|re| re.as_str()),
+        Some("sync"),
+        "Esc gives back the filter from before the prompt"
+    );
+}
+
+#[test]
+fn the_user_prompt_edits_the_same_way() {
+    let g = Geometry::default();
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    state.on_key(key(KeyCode::Char('u')), g);
+    type_in(&mut state, "root,alice");
+    state.on_key(with(KeyCode::Char('w'), KeyModifiers::CONTROL), g);
+    assert_eq!(prompt(&state), ("root,", 5));
+    state.on_key(key(KeyCode::Home), g);
+    type_in(&mut state, "q");
+    assert_eq!(
+        prompt(&state),
+        ("qroot,", 1),
+        "q is typed into the prompt, it does not quit"
+    );
+    assert!(
+        state.view.uids.is_empty(),
+        "the user filter waits for Enter"
+    );
+}
+
+#[test]
+fn the_prompt_shows_the_cursor_where_the_editor_has_it() {
+    let g = Geometry::default();
+    let mut state = state_for(sources(&[SourceKind::Taskstats], Vec::new()));
+    let cursor = |state: &ViewState, width: u16| {
+        let mut terminal = Terminal::new(TestBackend::new(width, 10)).expect("test terminal");
+        terminal
+            .draw(|f| {
+                draw(f, None, state);
+            })
+            .expect("drawing");
+        let at = terminal.get_cursor_position().expect("cursor");
+        let buf = terminal.backend().buffer();
+        let line: String = (0..width).map(|x| buf[(x, 9)].symbol()).collect();
+        (line.trim_end().to_string(), at.x, at.y)
+    };
+    state.on_key(key(KeyCode::Char('/')), g);
+    type_in(&mut state, "kworker");
+    let label = "filter command or container (regex): ";
+    let at_end = label.len() as u16 + 7;
+    assert_eq!(cursor(&state, 80), (format!("{label}kworker"), at_end, 9));
+    state.on_key(key(KeyCode::Home), g);
+    assert_eq!(cursor(&state, 80).1, label.len() as u16);
+    state.on_key(key(KeyCode::Right), g);
+    assert_eq!(cursor(&state, 80).1, label.len() as u16 + 1);
+
+    // Too long for the room after the label: the line scrolls to keep the cursor in sight.
+    state.on_key(key(KeyCode::End), g);
+    type_in(&mut state, "|rsync|systemd");
+    let (line, x, _) = cursor(&state, 50);
+    assert_eq!(
+        x, 49,
+        "the cursor after the last character, on the last cell"
+    );
+    assert_eq!(line, format!("{label}sync|systemd"));
+    state.on_key(key(KeyCode::Home), g);
+    let (line, x, _) = cursor(&state, 50);
+    assert_eq!(x, label.len() as u16);
+    assert_eq!(line, format!("{label}kworker|rsync"));
+}
