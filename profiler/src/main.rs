@@ -269,7 +269,7 @@ fn main() -> ExitCode {
     };
     let view = view_options(&mut session, &args, &settings, uids);
     let result = if args.batch_mode() {
-        let lines = Lines::new(&args, &settings, view);
+        let lines = Lines::new(&args, &settings, view, false);
         run_batch(lines, session, cli.sampling.delay, signals)
     } else {
         view::tui::run(session, view, cli.sampling.delay, signals)
@@ -417,7 +417,7 @@ fn replay(args: ReplayArgs) -> ExitCode {
         };
         return exit_code(view::tui::replay(session, timeline, view, signals));
     }
-    let mut lines = Lines::new(&view_args, &settings, view);
+    let mut lines = Lines::new(&view_args, &settings, view, true);
     let replayed = runner::run_unpaced(&mut session, &mut lines, |e| eprintln!("profiler: {e}"));
     match replayed {
         Ok(done) if done.refreshes > 0 => ExitCode::SUCCESS,
@@ -450,7 +450,8 @@ struct Lines {
 }
 
 impl Lines {
-    fn new(args: &ViewArgs, settings: &Settings, view: ViewOptions) -> Self {
+    /// `recorded`: the rows are a replay's, about which nothing is looked up now.
+    fn new(args: &ViewArgs, settings: &Settings, view: ViewOptions, recorded: bool) -> Self {
         Lines {
             json: args.json,
             iterations: args.iterations,
@@ -461,7 +462,11 @@ impl Lines {
                 quiet: args.quiet,
                 processes: args.by_process(settings.processes),
             },
-            lookup: Lookup::default(),
+            lookup: if recorded {
+                Lookup::recorded()
+            } else {
+                Lookup::default()
+            },
         }
     }
 }
