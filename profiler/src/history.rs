@@ -236,11 +236,12 @@ pub struct Timeline {
     times: Vec<SystemTime>,
     day: Date,
     tz: TimeZone,
+    /// What could not be read, for the caller to say: it costs only the damaged records.
+    pub damage: Vec<RecordError>,
 }
 
 impl Timeline {
-    /// Reads the record times of `files` (a `record::series`) from `begin` to `end`. Damage
-    /// was said by whoever replayed before; here it only costs the damaged records.
+    /// Reads the record times of `files` (a `record::series`) from `begin` to `end`.
     pub fn open(
         files: &[PathBuf],
         begin: Option<SystemTime>,
@@ -250,12 +251,21 @@ impl Timeline {
     ) -> Result<Timeline, RecordError> {
         let mut times = Vec::new();
         let mut created = None;
+        let mut damage = Vec::new();
         for file in files {
-            let mut reader = record::RecordingReader::open(file)?.range(begin, end);
+            let mut reader = match record::RecordingReader::open(file) {
+                Ok(reader) => reader.range(begin, end),
+                Err(e) if created.is_some() => {
+                    damage.push(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             created.get_or_insert(reader.header().created_wall_ns);
             while let Some(r) = reader.next_record() {
-                if let Ok(r) = r {
-                    times.push(SystemTime::UNIX_EPOCH + Duration::from_nanos(r.wall_ns));
+                match r {
+                    Ok(r) => times.push(SystemTime::UNIX_EPOCH + Duration::from_nanos(r.wall_ns)),
+                    Err(e) => damage.push(e),
                 }
             }
         }
@@ -265,6 +275,7 @@ impl Timeline {
             times,
             day: day_of(created.unwrap_or(0), &tz),
             tz,
+            damage,
         })
     }
 

@@ -402,19 +402,25 @@ fn replay(args: ReplayArgs) -> ExitCode {
             }
         };
         let timeline = match history::Timeline::open(&files, begin, end, &args.pids, tz) {
-            Ok(timeline) if timeline.refreshes() > 0 => timeline,
-            Ok(_) => {
-                eprintln!(
-                    "profiler: {}: fewer than two samples to show",
-                    args.file.display()
-                );
-                return ExitCode::FAILURE;
+            Ok(timeline) => {
+                // Said before the screen is taken, and left in the scrollback after it.
+                for e in &timeline.damage {
+                    eprintln!("profiler: {e}");
+                }
+                timeline
             }
             Err(e) => {
                 eprintln!("profiler: {e}");
                 return ExitCode::FAILURE;
             }
         };
+        if timeline.refreshes() == 0 {
+            eprintln!(
+                "profiler: {}: fewer than two samples to show",
+                args.file.display()
+            );
+            return ExitCode::FAILURE;
+        }
         return exit_code(view::tui::replay(session, timeline, view, signals));
     }
     let mut lines = Lines::new(&view_args, &settings, view, true);
