@@ -110,14 +110,15 @@ impl TaskFilter {
                 .retain(|t| t.uid.is_some_and(|u| self.uids.contains(&u)));
         }
         if let Some(containers) = &mut self.containers {
+            // Labels are cached per live process, those filtered out included.
+            let live: std::collections::HashSet<u32> = sample.tasks.iter().map(|t| t.pid).collect();
             let filters = &self.filters;
             sample.tasks.retain(|t| {
                 containers
                     .of_task(t.pid, t.cgroup_id, t.exited)
                     .is_some_and(|label| filters.iter().any(|f| label_matches(&label, f)))
             });
-            let pids: std::collections::HashSet<u32> = sample.tasks.iter().map(|t| t.pid).collect();
-            containers.retain_pids(|pid| pids.contains(&pid));
+            containers.retain_pids(|pid| live.contains(&pid));
         }
     }
 }

@@ -452,3 +452,33 @@ fn full_screen_replay_steps_through_time() {
     );
     tmux(&["send-keys", "q"]);
 }
+
+/// `record --container` keeps only that container's tasks, and the replay labels them from
+/// the cgroup ids eBPF recorded.
+#[test]
+fn record_keeps_only_the_containers_asked_for() {
+    require_root();
+    let s = Scratch::new("record-container");
+    let file = s.path("c.rec");
+    let out = profiler(&[
+        "record",
+        "--source",
+        "ebpf",
+        "--container",
+        "host",
+        "-n",
+        "3",
+        "-d",
+        "0.2",
+        "-o",
+        &file,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = profiler(&["replay", &file, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for object in json_lines(&out) {
+        let tasks = object["tasks"].as_array().expect("tasks");
+        assert!(!tasks.is_empty());
+        assert!(tasks.iter().all(|t| t["container"] == "host"), "{object}");
+    }
+}
