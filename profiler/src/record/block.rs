@@ -57,6 +57,10 @@ pub struct BlockEncoder {
     /// Per dictionary entry: the last record that used it, to catch a task listed twice.
     used_in: Vec<u64>,
     present: Vec<u32>,
+    /// The dictionary entry of each task of the last record, in its order: sources list tasks
+    /// in a stable order, so the task at the same place is usually the same, found without
+    /// hashing.
+    order: Vec<u32>,
     records: Vec<u8>,
     pub count: u32,
     pub first_wall_ns: u64,
@@ -86,14 +90,22 @@ impl BlockEncoder {
         self.last_wall_ns = self.last_wall_ns.max(rec.wall_ns);
 
         let mut current: Vec<(u32, &TaskRecord)> = Vec::with_capacity(rec.tasks.len());
-        for t in &rec.tasks {
+        let mut order = Vec::with_capacity(rec.tasks.len());
+        for (at, t) in rec.tasks.iter().enumerate() {
             let key = (t.labels.tid, t.labels.start_time);
-            let found = self.index.get(&key).and_then(|candidates| {
-                candidates
-                    .iter()
-                    .rev()
-                    .find(|&&i| self.dict[i as usize] == t.labels)
-                    .copied()
+            let same_place = self
+                .order
+                .get(at)
+                .copied()
+                .filter(|&i| self.dict[i as usize] == t.labels);
+            let found = same_place.or_else(|| {
+                self.index.get(&key).and_then(|candidates| {
+                    candidates
+                        .iter()
+                        .rev()
+                        .find(|&&i| self.dict[i as usize] == t.labels)
+                        .copied()
+                })
             });
             let idx = match found {
                 Some(i) if self.used_in[i as usize] != stamp => i,
@@ -109,7 +121,9 @@ impl BlockEncoder {
             };
             self.used_in[idx as usize] = stamp;
             current.push((idx, t));
+            order.push(idx);
         }
+        self.order = order;
         current.sort_unstable_by_key(|&(i, _)| i);
 
         let out = &mut self.records;
