@@ -422,6 +422,21 @@ impl Containers {
             .map(str::to_owned)
     }
 
+    /// The cgroup v2 id (the inode of its directory) of a live process, for a recording of a
+    /// source that does not capture it: replayed, the id tells its container as the eBPF
+    /// source's do. None without the host's cgroup v2 tree.
+    pub fn cgroup_id_of_pid(&self, pid: u32) -> Option<u64> {
+        if self.relative {
+            return None;
+        }
+        let dir = self.cgroup2.as_ref()?;
+        let path = self.v2_path_of(pid)?;
+        let rel = path.strip_prefix(&self.cgroup2_root).unwrap_or(&path);
+        std::fs::metadata(dir.join(rel.trim_start_matches('/')))
+            .ok()
+            .map(|m| m.ino())
+    }
+
     /// Forgets processes that are gone, so the cache does not grow without bound.
     pub fn retain_pids(&mut self, live: impl Fn(u32) -> bool) {
         self.by_pid.retain(|pid, _| live(*pid));

@@ -123,6 +123,39 @@ impl TaskFilter {
     }
 }
 
+/// Gives tasks the cgroup id their source did not capture (taskstats, procfs), read once per
+/// process, so that a replay can tell their containers.
+struct CgroupIds {
+    containers: Containers,
+    by_pid: std::collections::HashMap<u32, u64>,
+}
+
+impl CgroupIds {
+    fn apply(&mut self, sample: &mut Sample) {
+        for t in sample.tasks.iter_mut().filter(|t| t.cgroup_id.is_none()) {
+            t.cgroup_id = match self.by_pid.get(&t.pid) {
+                Some(&id) => Some(id),
+                // An exited task's pid may be another process's by now.
+                None if t.exited => None,
+                None => {
+                    let id = self.containers.cgroup_id_of_pid(t.pid);
+                    if let Some(id) = id {
+                        self.by_pid.insert(t.pid, id);
+                    }
+                    id
+                }
+            };
+        }
+        let live: std::collections::HashSet<u32> = sample
+            .tasks
+            .iter()
+            .filter(|t| !t.exited)
+            .map(|t| t.pid)
+            .collect();
+        self.by_pid.retain(|pid, _| live.contains(pid));
+    }
+}
+
 /// `profiler record`: samples the source every `delay` (the first at once) and appends each
 /// sample to the file; SIGINT, SIGTERM and SIGHUP close the open block and end it.
 pub fn record(opts: &RecordOptions) -> ExitCode {
@@ -185,6 +218,10 @@ fn run_recording(
         filters: opts.containers.clone(),
         containers: (!opts.containers.is_empty()).then(|| Containers::new(&opts.scope.proc_root)),
     };
+    let mut cgroup_ids = CgroupIds {
+        containers: Containers::new(&opts.scope.proc_root),
+        by_pid: Default::default(),
+    };
     let mut recorded = 0u64;
     // The last error said, so that one that repeats every interval is said once.
     let mut said: Option<String> = None;
@@ -208,6 +245,7 @@ fn run_recording(
                     match source.sample() {
                         Ok(mut sample) => {
                             filter.apply(&mut sample);
+                            cgroup_ids.apply(&mut sample);
                             match recorder.append(&sample) {
                                 Ok(()) => recorded += 1,
                                 Err(e) => say(&e),

@@ -454,16 +454,15 @@ fn full_screen_replay_steps_through_time() {
 }
 
 /// `record --container` keeps only that container's tasks, and the replay labels them from
-/// the cgroup ids eBPF recorded.
-#[test]
-fn record_keeps_only_the_containers_asked_for() {
+/// the cgroup ids recorded: eBPF's own, and for procfs (which has none) read at recording.
+fn record_keeps_only_the_containers_asked_for(source: &str) {
     require_root();
-    let s = Scratch::new("record-container");
+    let s = Scratch::new(&format!("record-container-{source}"));
     let file = s.path("c.rec");
     let out = profiler(&[
         "record",
         "--source",
-        "ebpf",
+        source,
         "--container",
         "host",
         "-n",
@@ -481,4 +480,14 @@ fn record_keeps_only_the_containers_asked_for() {
         assert!(!tasks.is_empty());
         assert!(tasks.iter().all(|t| t["container"] == "host"), "{object}");
     }
+}
+
+#[test]
+fn record_keeps_only_the_containers_asked_for_with_ebpf() {
+    record_keeps_only_the_containers_asked_for("ebpf");
+}
+
+#[test]
+fn record_keeps_only_the_containers_asked_for_with_procfs() {
+    record_keeps_only_the_containers_asked_for("procfs");
 }
