@@ -61,6 +61,9 @@ pub struct BlockEncoder {
     /// in a stable order, so the task at the same place is usually the same, found without
     /// hashing.
     order: Vec<u32>,
+    /// Per dictionary entry: another has its tid and start time. Those are always looked up
+    /// by hash, which picks among them as the format's order of entries wants.
+    shared_key: Vec<bool>,
     records: Vec<u8>,
     pub count: u32,
     pub first_wall_ns: u64,
@@ -97,7 +100,7 @@ impl BlockEncoder {
                 .order
                 .get(at)
                 .copied()
-                .filter(|&i| self.dict[i as usize] == t.labels);
+                .filter(|&i| !self.shared_key[i as usize] && self.dict[i as usize] == t.labels);
             let found = same_place.or_else(|| {
                 self.index.get(&key).and_then(|candidates| {
                     candidates
@@ -113,7 +116,13 @@ impl BlockEncoder {
                 _ => {
                     let i = self.dict.len() as u32;
                     self.dict.push(t.labels.clone());
-                    self.index.entry(key).or_default().push(i);
+                    let candidates = self.index.entry(key).or_default();
+                    let shared = !candidates.is_empty();
+                    for &c in candidates.iter() {
+                        self.shared_key[c as usize] = true;
+                    }
+                    candidates.push(i);
+                    self.shared_key.push(shared);
                     self.state.push(None);
                     self.used_in.push(0);
                     i
