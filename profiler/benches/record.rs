@@ -1,7 +1,9 @@
 //! Size and cost of recording history (`profiler::record`), on synthetic samples: bytes per
 //! record for ~100 mostly idle processes and for 10,000 idle threads, a day at -d 10, the
-//! encoding cost per refresh, and reading one hour out of a day. No kernel involved; run:
-//! `cargo bench -p profiler --bench record`.
+//! encoding cost per refresh, and reading one hour out of a day, with no kernel involved;
+//! then, on this machine (root: `cargo xtask bench`), what recording adds to each real
+//! source's refresh, and the file of `profiler record -d 1` against `atop -w` over the same
+//! 30 seconds. `cargo bench -p profiler --bench record`.
 
 use std::path::Path;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -234,5 +236,106 @@ fn main() {
         "  replay: {n} samples of 10,000 tasks {:8.1} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
+    live_cost(&dir);
+    against_atop(&dir);
     std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+/// Each source that opens here, on every task of this machine: the time of a refresh
+/// (`sample()`) against the time of recording it (`append`, the fsync of each closed block
+/// included), over 120 refreshes 100 ms apart (two blocks).
+fn live_cost(dir: &Path) {
+    use profiler::record::header_for;
+    use profiler::source::{self, Scope, SourceKind};
+    println!("recording cost on this machine, 120 refreshes 100 ms apart:");
+    for kind in SourceKind::ALL {
+        let scope = Scope::default();
+        let mut source = match source::open(kind, &scope) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("  {kind:<9}  not measured: {e}");
+                continue;
+            }
+        };
+        let path = dir.join(format!("{kind}.rec"));
+        let mut w = Recorder::create(&path, &header_for(source.as_ref(), &scope.proc_root))
+            .expect("create");
+        let (mut sampling, mut recording, mut tasks) = (Duration::ZERO, Duration::ZERO, 0);
+        let (mut closing, mut len) = (Duration::ZERO, 0);
+        for _ in 0..120 {
+            std::thread::sleep(Duration::from_millis(100));
+            let t = Instant::now();
+            let sample = source.sample().expect("sample");
+            let t1 = Instant::now();
+            w.append(&sample).expect("append");
+            let took = t1.elapsed();
+            recording += took;
+            sampling += t1 - t;
+            tasks = sample.tasks.len();
+            // An append that wrote a block: compressing, writing and fsyncing it.
+            let now_len = std::fs::metadata(&path).map_or(0, |m| m.len());
+            if now_len != len {
+                closing += took;
+                len = now_len;
+            }
+        }
+        let t = Instant::now();
+        w.finish().expect("finish");
+        recording += t.elapsed();
+        closing += t.elapsed();
+        let size = std::fs::metadata(&path).expect("stat").len();
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / 120.0;
+        println!(
+            "  {kind:<9}  {tasks} tasks: refresh {:7.0} us, recording it {:6.0} us: +{:.1}% \
+             (goal <= +10%), of which {:.0} us closing blocks (write, fsync); {:.0} bytes per \
+             record",
+            us(sampling),
+            us(recording),
+            recording.as_secs_f64() / sampling.as_secs_f64() * 100.0,
+            us(closing),
+            size as f64 / 120.0
+        );
+    }
+}
+
+/// `profiler record -d 1` and `atop -w FILE 1` side by side for the same 30 seconds.
+fn against_atop(dir: &Path) {
+    use std::process::{Command, Stdio};
+    const SECONDS: u32 = 30;
+    let has_atop = Command::new("atop")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !has_atop {
+        println!("atop comparison: skipped, atop is not installed (apt-get install atop)");
+        return;
+    }
+    let ours = dir.join("ours.rec");
+    let theirs = dir.join("atop.raw");
+    let n = SECONDS.to_string();
+    let mut profiler = Command::new(env!("CARGO_BIN_EXE_profiler"))
+        .args(["record", "-d", "1", "-n", &n, "-o"])
+        .arg(&ours)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("profiler record");
+    let mut atop = Command::new("atop")
+        .arg("-w")
+        .arg(&theirs)
+        .args(["1", &n])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("atop -w");
+    let ok = profiler.wait().expect("profiler").success() && atop.wait().expect("atop").success();
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let (a, b) = (size(&ours), size(&theirs));
+    println!(
+        "{SECONDS} s at -d 1 on this machine: profiler record {a} bytes, atop -w {b} bytes: \
+         {:.2}x atop's size{}",
+        a as f64 / b as f64,
+        if ok { "" } else { " (one of them failed)" }
+    );
 }

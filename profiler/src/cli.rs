@@ -28,6 +28,21 @@ pub struct Cli {
     /// List the sources, whether each works here, why not, and what it needs
     #[arg(long)]
     pub list_sources: bool,
+    #[command(flatten)]
+    pub view: ViewArgs,
+    /// Print the man page (man) or a shell's completions (bash, zsh, fish, elvish) and exit
+    #[arg(long, value_enum, value_name = "WHAT", hide = true)]
+    pub generate: Option<Generate>,
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG works too
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// How refreshes are shown: the same options live and in `replay`.
+#[derive(Args, Debug, Clone)]
+pub struct ViewArgs {
     /// Batch mode: print refreshes as text lines instead of the full-screen view
     #[arg(short, long)]
     pub batch: bool,
@@ -52,14 +67,6 @@ pub struct Cli {
     pub json: bool,
     #[command(flatten)]
     pub display: DisplayArgs,
-    /// Print the man page (man) or a shell's completions (bash, zsh, fish, elvish) and exit
-    #[arg(long, value_enum, value_name = "WHAT", hide = true)]
-    pub generate: Option<Generate>,
-    /// More log output on stderr (-v info, -vv debug); RUST_LOG works too
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    pub verbose: u8,
-    #[command(subcommand)]
-    pub command: Option<Command>,
 }
 
 /// What to sample, how often, and whose tasks: the same options for the views and `serve`.
@@ -90,6 +97,66 @@ pub enum Command {
             .help("Seconds between samples (fractions allowed); scrapes read the last sample")),
     )]
     Serve(ServeArgs),
+    /// Record samples to a file, one per interval, until SIGINT/SIGTERM/SIGHUP (or -n)
+    #[command(
+        mut_arg("source", |a| a.help("Source: auto, taskstats, ebpf or procfs (one)")),
+        mut_arg("delay", |a| a.default_value("10").help("Seconds between records (fractions allowed)")),
+    )]
+    Record(RecordArgs),
+    /// Replay a recording in any view: full-screen (t/T step, g time), -b text, --json
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RecordArgs {
+    /// The recording; an existing one is moved to FILE.1 (see --keep)
+    #[arg(
+        short,
+        long = "output",
+        value_name = "FILE",
+        default_value = "profiler.rec"
+    )]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub sampling: Sampling,
+    /// Only tasks in containers whose label starts with ID (repeatable; `host` for the host's)
+    #[arg(long = "container", value_name = "ID")]
+    pub containers: Vec<String>,
+    /// Stop after this many records
+    #[arg(short = 'n', long = "iter", value_parser = parse_iter)]
+    pub iterations: Option<u64>,
+    /// Bound the recording and its older files together to SIZE (500M, 2G): FILE rotates to
+    /// FILE.1 … FILE.K, the oldest dropped
+    #[arg(long, value_name = "SIZE", value_parser = profiler::history::parse_size)]
+    pub max_size: Option<u64>,
+    /// Older files kept (FILE.1 … FILE.K), by rotation and when FILE exists at start
+    #[arg(long, value_name = "K", default_value = "3")]
+    pub keep: u32,
+    /// With --keep 0, replace an existing FILE instead of refusing
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReplayArgs {
+    /// The recording (its rotated files FILE.K … FILE.1 are played first)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// From this time: HH:MM[:SS] (on the recording's first day), -1h (before now), or
+    /// 2026-12-02T03:00 (local) / RFC 3339
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub begin: Option<String>,
+    /// Until this time (inclusive), as --begin
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub end: Option<String>,
+    #[command(flatten)]
+    pub view: ViewArgs,
+    /// Only these processes (repeatable)
+    #[arg(short, long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only tasks of these users, by name or uid (repeatable)
+    #[arg(short, long = "user", value_name = "USER")]
+    pub users: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -202,7 +269,7 @@ pub fn one_line_error(e: &clap::Error) -> String {
     format!("{message} (see --help)")
 }
 
-impl Cli {
+impl ViewArgs {
     /// Rows per process: `-P` (given, or kept in the config file) or `--group process`.
     pub fn by_process(&self, processes: bool) -> bool {
         processes || self.group == Some(Group::Process)
@@ -246,6 +313,13 @@ mod tests {
         let cli = Cli::try_parse_from(["profiler", "-p", "1"]).expect("parses");
         assert_eq!(cli.sampling.delay, Duration::from_secs(1));
         assert_eq!(cli.sampling.pids, [1]);
+        let Some(Command::Record(record)) = Cli::try_parse_from(["profiler", "record"])
+            .expect("parses")
+            .command
+        else {
+            panic!("record parsed")
+        };
+        assert_eq!(record.sampling.delay, Duration::from_secs(10));
         let cli = Cli::try_parse_from(["profiler", "serve", "-u", "root"]).expect("parses");
         let Some(Command::Serve(serve)) = cli.command else {
             panic!("serve parsed as {:?}", cli.command)
@@ -306,6 +380,15 @@ mod tests {
         "--listen",
         "--top",
         "--per-thread",
+        "record",
+        "replay",
+        "--begin",
+        "--end",
+        "--max-size",
+        "--keep",
+        "03:00",
+        "-1h",
+        "500M",
         "--",
         "-",
         "0",
@@ -365,7 +448,7 @@ mod tests {
             match Cli::try_parse_from(&args) {
                 Ok(cli) => {
                     let mut settings = profiler::settings::Settings::default();
-                    cli.display.apply(&mut settings);
+                    cli.view.display.apply(&mut settings);
                     assert!((1..=10).contains(&settings.threshold.get()), "{args:?}");
                     let (min, max) = DELAY_RANGE_S;
                     assert!(
@@ -373,7 +456,7 @@ mod tests {
                         "{args:?}: {:?}",
                         cli.sampling.delay
                     );
-                    assert_ne!(cli.iterations, Some(0), "{args:?}");
+                    assert_ne!(cli.view.iterations, Some(0), "{args:?}");
                     if let Some(Command::Serve(s)) = &cli.command {
                         let delay = s.sampling.delay.as_secs_f64();
                         assert!((min..=max).contains(&delay), "{args:?}");

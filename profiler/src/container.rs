@@ -253,6 +253,8 @@ pub struct Containers {
     learnt: HashMap<u64, String>,
     /// Said once: exited tasks whose cgroup id could not be resolved.
     warned_unresolved: bool,
+    /// Labelling recorded tasks: their pids are not this host's processes now.
+    recorded: bool,
 }
 
 impl Containers {
@@ -276,6 +278,16 @@ impl Containers {
             by_pid: HashMap::new(),
             learnt: HashMap::new(),
             warned_unresolved: false,
+            recorded: false,
+        }
+    }
+
+    /// For tasks of a recording: labelled from their recorded cgroup id only, since
+    /// /proc/PID/cgroup now describes whatever process has that pid today.
+    pub fn recorded(proc_root: &Path) -> Self {
+        Containers {
+            recorded: true,
+            ..Containers::new(proc_root)
         }
     }
 
@@ -329,6 +341,9 @@ impl Containers {
 
     /// Container of a process, from /proc/PID/cgroup, remembered while the process is seen.
     pub fn of_pid(&mut self, pid: u32) -> Option<String> {
+        if self.recorded {
+            return None;
+        }
         if self.relative {
             self.warn_unresolved(CGROUP_NAMESPACE_ADVICE.into());
             return None;
@@ -357,7 +372,7 @@ impl Containers {
         {
             return Some(label);
         }
-        if !exited {
+        if !exited && !self.recorded {
             let by_v2 = self.v2_path_of(pid).map(|p| classify(&p));
             let label = self.of_pid(pid);
             // Learnt only where the id's own hierarchy tells containers apart: on a v1-only
@@ -368,6 +383,14 @@ impl Containers {
             if label.is_some() {
                 return label;
             }
+        }
+        if self.recorded {
+            self.warn_unresolved(
+                "their recorded cgroup ids are not in this host's cgroup tree (the containers \
+                 are gone, or the recording was made elsewhere)"
+                    .into(),
+            );
+            return None;
         }
         let where_ = match &self.cgroup2 {
             Some(root) => format!("the cgroup v2 tree at {}", root.display()),
@@ -397,6 +420,21 @@ impl Containers {
         text.lines()
             .find_map(|l| l.strip_prefix("0::"))
             .map(str::to_owned)
+    }
+
+    /// The cgroup v2 id (the inode of its directory) of a live process, for a recording of a
+    /// source that does not capture it: replayed, the id tells its container as the eBPF
+    /// source's do. None without the host's cgroup v2 tree.
+    pub fn cgroup_id_of_pid(&self, pid: u32) -> Option<u64> {
+        if self.relative {
+            return None;
+        }
+        let dir = self.cgroup2.as_ref()?;
+        let path = self.v2_path_of(pid)?;
+        let rel = path.strip_prefix(&self.cgroup2_root).unwrap_or(&path);
+        std::fs::metadata(dir.join(rel.trim_start_matches('/')))
+            .ok()
+            .map(|m| m.ino())
     }
 
     /// Forgets processes that are gone, so the cache does not grow without bound.

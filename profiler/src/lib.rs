@@ -9,6 +9,7 @@ pub mod counter;
 pub mod fuzz;
 #[cfg(test)]
 mod golden;
+pub mod history;
 pub mod model;
 #[cfg(test)]
 mod module_graph;

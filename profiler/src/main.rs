@@ -6,14 +6,17 @@ use std::process::ExitCode;
 mod cli;
 
 use clap::{CommandFactory, Parser};
-use cli::{Cli, Command, Generate, ServeArgs};
+use cli::{Cli, Command, DisplayArgs, Generate, RecordArgs, ReplayArgs, ServeArgs, ViewArgs};
 use profiler::config;
+use profiler::history;
 use profiler::model::ModelOptions;
+use profiler::record;
 use profiler::runner::{self, Consumer, Flow};
 use profiler::session::{Session, Snapshot};
 use profiler::settings::Settings;
 use profiler::source::{self, Scope, SourceError, SourceKind};
 use profiler::startup::{self, SignalRuntime};
+use profiler::users::resolve_users;
 use profiler::view::batch::{self, BatchOptions};
 use profiler::view::lookup::Lookup;
 use profiler::view::{self, json, ViewOptions};
@@ -135,7 +138,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 
 /// The config file's settings with the command line's over them, or the exit code after a
 /// one-line error naming the file and line.
-fn settings(cli: &Cli) -> Result<Settings, ExitCode> {
+fn settings(display: &DisplayArgs) -> Result<Settings, ExitCode> {
     let loaded = config::default_path().map_or(Ok(Settings::default()), |p| config::load(&p));
     let mut settings = match loaded {
         Ok(settings) => settings,
@@ -146,7 +149,7 @@ fn settings(cli: &Cli) -> Result<Settings, ExitCode> {
         }
         Err(e) => return Err(startup::usage_error(&format!("config file {e}"))),
     };
-    cli.display.apply(&mut settings);
+    display.apply(&mut settings);
     Ok(settings)
 }
 
@@ -234,8 +237,11 @@ fn main() -> ExitCode {
     {
         log::debug!("container labels: staying in this cgroup namespace: {why}");
     }
-    if let Some(Command::Serve(args)) = cli.command.take() {
-        return serve(args);
+    match cli.command.take() {
+        Some(Command::Serve(args)) => return serve(args),
+        Some(Command::Record(args)) => return record(args),
+        Some(Command::Replay(args)) => return replay(args),
+        None => {}
     }
 
     if cli.list_sources {
@@ -244,44 +250,34 @@ fn main() -> ExitCode {
             ..Scope::default()
         });
     }
-    let settings = match settings(&cli) {
+    let mut args = cli.view;
+    let settings = match settings(&args.display) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if cli.display.write {
+    if args.display.write {
         return write_settings(&settings);
     }
     let (scope, uids) = match startup::scope_and_users(&cli.sampling.pids, &cli.sampling.users) {
         Ok(checked) => checked,
         Err(code) => return code,
     };
-
-    if !cli.batch_mode() && std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
-        // A dumb terminal cannot place the cursor: the full-screen view would be garbage.
-        eprintln!("profiler: TERM=dumb cannot show the full-screen view; printing text (-b)");
-        cli.batch = true;
-    }
+    text_on_dumb_terminal(&mut args);
     let (mut session, signals) = match startup::open(&cli.sampling.source, &scope) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let processes = cli.by_process(settings.processes);
-    session.model_options = ModelOptions { processes };
-    // -a and -A both sum since the start; -A then shows them as rates over that time.
-    session.accumulated = settings.amounts.since_start();
-    session.group_containers = cli.by_container();
-    let view = ViewOptions {
-        uids,
-        containers: cli.containers.clone(),
-        by_container: cli.by_container(),
-        ..ViewOptions::from_settings(&settings)
-    };
-
-    let result = if cli.batch_mode() {
-        run_batch(&cli, processes, session, view, signals)
+    let view = view_options(&mut session, &args, &settings, uids);
+    let result = if args.batch_mode() {
+        let lines = Lines::new(&args, &settings, view, false);
+        run_batch(lines, session, cli.sampling.delay, signals)
     } else {
         view::tui::run(session, view, settings, cli.sampling.delay, signals)
     };
+    exit_code(result)
+}
+
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -289,6 +285,163 @@ fn main() -> ExitCode {
             eprintln!("profiler: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A dumb terminal cannot place the cursor: the full-screen view would be garbage.
+fn text_on_dumb_terminal(args: &mut ViewArgs) {
+    if !args.batch_mode() && std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+        eprintln!("profiler: TERM=dumb cannot show the full-screen view; printing text (-b)");
+        args.batch = true;
+    }
+}
+
+/// The session's grouping and the view's options, from the command line and the settings.
+fn view_options(
+    session: &mut Session,
+    args: &ViewArgs,
+    settings: &Settings,
+    uids: Vec<u32>,
+) -> ViewOptions {
+    session.model_options = ModelOptions {
+        processes: args.by_process(settings.processes),
+    };
+    // -a and -A both sum since the start; -A then shows them as rates over that time.
+    session.accumulated = settings.amounts.since_start();
+    session.group_containers = args.by_container();
+    ViewOptions {
+        uids,
+        containers: args.containers.clone(),
+        by_container: args.by_container(),
+        ..ViewOptions::from_settings(settings)
+    }
+}
+
+/// `profiler record`'s options, as the recording loop takes them.
+fn record(args: RecordArgs) -> ExitCode {
+    let (scope, uids) = match startup::scope_and_users(&args.sampling.pids, &args.sampling.users) {
+        Ok(checked) => checked,
+        Err(code) => return code,
+    };
+    history::record(&history::RecordOptions {
+        path: args.output,
+        source: args.sampling.source,
+        delay: args.sampling.delay,
+        scope,
+        uids,
+        containers: args.containers,
+        iterations: args.iterations,
+        max_bytes: args.max_size,
+        keep: args.keep,
+        force: args.force,
+    })
+}
+
+/// `profiler replay`: the recording as a source, through the same session and views as live;
+/// text and JSON as fast as they print. Exit code 1 when nothing could be shown.
+fn replay(args: ReplayArgs) -> ExitCode {
+    let settings = match settings(&args.view.display) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let uids = match resolve_users(&args.users) {
+        Ok(uids) => uids,
+        Err(e) => return startup::usage_error(&e.to_string()),
+    };
+    let files = record::series(&args.file);
+    let header = match record::RecordingReader::open(&files[0]) {
+        Ok(reader) => reader.header().clone(),
+        Err(e) => {
+            eprintln!("profiler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tz = jiff::tz::TimeZone::system();
+    let day = history::day_of(header.created_wall_ns, &tz);
+    let now = jiff::Timestamp::now();
+    let mut range = [None, None];
+    for (at, text) in range.iter_mut().zip([&args.begin, &args.end]) {
+        if let Some(text) = text {
+            match history::parse_time(text, now, day, &tz) {
+                Ok(t) => *at = Some(t),
+                Err(e) => return startup::usage_error(&e.to_string()),
+            }
+        }
+    }
+    let [begin, end] = range;
+    if let (Some(b), Some(e)) = (begin, end) {
+        if b > e {
+            return startup::usage_error("--begin is after --end");
+        }
+    }
+    let source = match record::ReplaySource::open(&files, begin, end) {
+        Ok(source) => source.with_pids(&args.pids),
+        Err(e) => {
+            eprintln!("profiler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut session = Session::replay(Box::new(source), std::path::Path::new("/proc"));
+    startup::announce(&session);
+    eprintln!(
+        "replay: {} ({} recorded on {}, kernel {})",
+        args.file.display(),
+        header.source,
+        header.host_name,
+        header.kernel_release
+    );
+    let mut view_args = args.view;
+    text_on_dumb_terminal(&mut view_args);
+    let view = view_options(&mut session, &view_args, &settings, uids);
+    if !view_args.batch_mode() {
+        let signals = match startup::SignalRuntime::new() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("profiler: {}", startup::chain(&e));
+                return ExitCode::FAILURE;
+            }
+        };
+        let timeline = match history::Timeline::open(&files, begin, end, &args.pids, tz) {
+            Ok(timeline) => {
+                // Said before the screen is taken, and left in the scrollback after it.
+                for e in &timeline.damage {
+                    eprintln!("profiler: {e}");
+                }
+                timeline
+            }
+            Err(e) => {
+                eprintln!("profiler: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if timeline.refreshes() == 0 {
+            eprintln!(
+                "profiler: {}: fewer than two samples to show",
+                args.file.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        return exit_code(view::tui::replay(session, timeline, view, settings, signals));
+    }
+    let mut lines = Lines::new(&view_args, &settings, view, true);
+    let replayed = runner::run_unpaced(&mut session, &mut lines, |e| eprintln!("profiler: {e}"));
+    match replayed {
+        Ok(done) if done.refreshes > 0 => ExitCode::SUCCESS,
+        Ok(done) => {
+            let what = match done.samples {
+                0 if done.damaged > 0 => "nothing readable",
+                0 => "no samples",
+                _ => "a single sample (a refresh needs two)",
+            };
+            let range = if begin.is_some() || end.is_some() {
+                " between --begin and --end"
+            } else {
+                ""
+            };
+            eprintln!("profiler: {}: {what}{range}", args.file.display());
+            ExitCode::FAILURE
+        }
+        Err(e) => exit_code(Err(e)),
     }
 }
 
@@ -300,6 +453,28 @@ struct Lines {
     view: ViewOptions,
     opts: BatchOptions,
     lookup: Lookup,
+}
+
+impl Lines {
+    /// `recorded`: the rows are a replay's, about which nothing is looked up now.
+    fn new(args: &ViewArgs, settings: &Settings, view: ViewOptions, recorded: bool) -> Self {
+        Lines {
+            json: args.json,
+            iterations: args.iterations,
+            done: 0,
+            view,
+            opts: BatchOptions {
+                time_prefix: args.time,
+                quiet: args.quiet,
+                processes: args.by_process(settings.processes),
+            },
+            lookup: if recorded {
+                Lookup::recorded()
+            } else {
+                Lookup::default()
+            },
+        }
+    }
 }
 
 impl Consumer for Lines {
@@ -336,10 +511,9 @@ impl Consumer for Lines {
 }
 
 fn run_batch(
-    cli: &Cli,
-    processes: bool,
+    mut lines: Lines,
     mut session: Session,
-    view: ViewOptions,
+    delay: std::time::Duration,
     signals: SignalRuntime,
 ) -> anyhow::Result<()> {
     let SignalRuntime {
@@ -347,24 +521,12 @@ fn run_batch(
         mut sigint,
         mut sigterm,
     } = signals;
-    let mut lines = Lines {
-        json: cli.json,
-        iterations: cli.iterations,
-        done: 0,
-        view,
-        opts: BatchOptions {
-            time_prefix: cli.time,
-            quiet: cli.quiet,
-            processes,
-        },
-        lookup: Lookup::default(),
-    };
     runtime.block_on(async {
         startup::announce(&session);
         session.start()?;
         runner::run(
             &mut session,
-            cli.sampling.delay,
+            delay,
             &mut lines,
             SignalRuntime::stopped(&mut sigint, &mut sigterm),
         )

@@ -76,6 +76,50 @@ pub async fn run<C: Consumer>(
     }
 }
 
+/// How a replay ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Samples read from the recording, the baseline included.
+    pub samples: u64,
+    /// Refreshes handed to the consumer.
+    pub refreshes: u64,
+    /// Parts of the recording that could not be read (each said to `damaged`).
+    pub damaged: u64,
+}
+
+/// Plays a recording (a session over a `record::ReplaySource`) through `consumer` as fast as
+/// it takes the refreshes: no ticks, the recorded times are in the snapshots. The first
+/// sample is the baseline, as live. Damage goes to `damaged` and the replay goes on with what
+/// follows it; the recording's end ends the loop.
+pub fn run_unpaced<C: Consumer>(
+    session: &mut Session,
+    consumer: &mut C,
+    mut damaged: impl FnMut(&crate::record::RecordError),
+) -> anyhow::Result<Replayed> {
+    let mut done = Replayed::default();
+    loop {
+        let started = std::time::Instant::now();
+        match session.refresh() {
+            Ok(snapshot) => {
+                done.samples += 1;
+                if done.samples == 1 {
+                    continue;
+                }
+                done.refreshes += 1;
+                if consumer.refreshed(session, Ok(snapshot), started.elapsed())? == Flow::Stop {
+                    return Ok(done);
+                }
+            }
+            Err(SourceError::Replay(e)) if e.is_end() => return Ok(done),
+            Err(SourceError::Replay(e)) => {
+                done.damaged += 1;
+                damaged(&e);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,9 @@ pub struct Session {
     pub group_containers: bool,
     containers: Containers,
     proc_root: std::path::PathBuf,
+    /// Replaying a recording: tasks are history, so /proc (what is alive now, which container
+    /// a pid is in now) says nothing about them.
+    history: bool,
 }
 
 impl Session {
@@ -121,7 +124,34 @@ impl Session {
             group_containers: false,
             containers: Containers::new(&scope.proc_root),
             proc_root: scope.proc_root.clone(),
+            history: false,
         })
+    }
+
+    /// A session over a recording played back (`record::ReplaySource`): the same model and
+    /// views as live. Containers are labelled from recorded cgroup ids only, resolved against
+    /// this host's cgroup tree; a process is alive while the recording lists it.
+    pub fn replay(source: Box<dyn IoSource>, proc_root: &std::path::Path) -> Session {
+        Session {
+            sources: vec![Opened {
+                source,
+                first_taken_at: None,
+                prev: None,
+                accumulator: Accumulator::default(),
+            }],
+            fallbacks: Vec::new(),
+            model_options: ModelOptions::default(),
+            accumulated: false,
+            group_containers: false,
+            containers: Containers::recorded(proc_root),
+            proc_root: proc_root.to_path_buf(),
+            history: true,
+        }
+    }
+
+    /// The opened sources, for a mode that wants their raw samples (`record`).
+    pub fn into_sources(self) -> Vec<Box<dyn IoSource>> {
+        self.sources.into_iter().map(|s| s.source).collect()
     }
 
     /// Takes the baseline sample, so that the first refresh shown has deltas.
@@ -186,8 +216,21 @@ impl Session {
     pub fn refresh(&mut self) -> Result<Snapshot, SourceError> {
         let mut models = Vec::with_capacity(self.sources.len());
         let mut live = std::collections::HashSet::new();
+        let mut time = None;
         for s in &mut self.sources {
             let sample = s.source.sample()?;
+            // When the first source was read: the recorded time in a replay.
+            time.get_or_insert(sample.wall_time);
+            let recorded: std::collections::HashSet<u32> = if self.history {
+                sample
+                    .tasks
+                    .iter()
+                    .filter(|t| !t.exited)
+                    .map(|t| t.pid)
+                    .collect()
+            } else {
+                Default::default()
+            };
             let mut model = model::compute(s.prev.as_ref(), &sample, ModelOptions::default());
             let unmeasured = s.source.unavailable();
             model.measured = Some(PerCounter::from_fn(|c| {
@@ -223,8 +266,13 @@ impl Session {
                 };
                 if self.accumulated && !self.group_containers {
                     let proc_root = &self.proc_root;
+                    let history = self.history;
                     s.accumulator.add_retired_threads(&mut model.rows, |pid| {
-                        proc_root.join(pid.to_string()).exists()
+                        if history {
+                            recorded.contains(&pid)
+                        } else {
+                            proc_root.join(pid.to_string()).exists()
+                        }
                     });
                 }
             }
@@ -242,7 +290,7 @@ impl Session {
         }
         self.containers.retain_pids(|pid| live.contains(&pid));
         Ok(Snapshot {
-            time: SystemTime::now(),
+            time: time.unwrap_or_else(SystemTime::now),
             models,
         })
     }

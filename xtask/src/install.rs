@@ -71,7 +71,12 @@ fn layout(prefix: &Path) -> Vec<(PathBuf, Source, u32)> {
         // systemd reads units from PREFIX/lib/systemd/system for /usr and /usr/local.
         (
             prefix.join("lib/systemd/system/profiler.service"),
-            Source::Unit,
+            Source::Unit("profiler.service"),
+            0o644,
+        ),
+        (
+            prefix.join("lib/systemd/system/profiler-record.service"),
+            Source::Unit("profiler-record.service"),
             0o644,
         ),
     ]
@@ -81,8 +86,9 @@ enum Source {
     Binary,
     /// `profiler --generate WHAT`.
     Generated(&'static str),
-    /// deploy/profiler.service, its ExecStart pointing at the installed binary.
-    Unit,
+    /// A unit in deploy/ (the exporter, the recorder), its ExecStart pointing at the installed
+    /// binary.
+    Unit(&'static str),
 }
 
 /// Copies and generates every file; returns the paths written (under `destdir` when given).
@@ -102,7 +108,7 @@ pub fn install_files(
                 std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?
             }
             Source::Generated(what) => generate(binary, what)?,
-            Source::Unit => unit(&prefix.join("bin/profiler"))?.into_bytes(),
+            Source::Unit(name) => unit(name, &prefix.join("bin/profiler"))?.into_bytes(),
         };
         let to = staged(&path);
         write(&to, &content, mode)?;
@@ -126,9 +132,9 @@ fn generate(binary: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
-/// The unit file, starting the binary where it was installed.
-fn unit(installed_binary: &Path) -> anyhow::Result<String> {
-    let source = workspace_root().join("deploy/profiler.service");
+/// A unit file of deploy/, starting the binary where it was installed.
+fn unit(name: &str, installed_binary: &Path) -> anyhow::Result<String> {
+    let source = workspace_root().join("deploy").join(name);
     let text = std::fs::read_to_string(&source)
         .with_context(|| format!("reading {}", source.display()))?;
     let from = "ExecStart=/usr/local/bin/profiler ";
@@ -190,6 +196,7 @@ mod tests {
                 under("share/zsh/site-functions/_profiler"),
                 under("share/fish/vendor_completions.d/profiler.fish"),
                 under("lib/systemd/system/profiler.service"),
+                under("lib/systemd/system/profiler-record.service"),
             ]
         );
         let read = |p: &str| std::fs::read_to_string(under(p)).expect("installed file");
@@ -211,6 +218,11 @@ mod tests {
         assert!(
             unit.contains("\nExecStart=/opt/profiler/bin/profiler serve"),
             "the unit starts the installed binary: {unit}"
+        );
+        let unit = read("lib/systemd/system/profiler-record.service");
+        assert!(
+            unit.contains("\nExecStart=/opt/profiler/bin/profiler record"),
+            "the recording unit starts the installed binary: {unit}"
         );
         // Installing again replaces every file.
         install_files(&binary, prefix, Some(&destdir)).expect("installed again");

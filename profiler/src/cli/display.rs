@@ -350,7 +350,7 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("profiler").chain(args.iter().copied()))
             .unwrap_or_else(|e| panic!("{args:?}: {e}"));
         let mut s = Settings::default();
-        cli.display.apply(&mut s);
+        cli.view.display.apply(&mut s);
         s
     }
 

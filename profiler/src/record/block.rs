@@ -28,7 +28,7 @@ pub struct TaskRecord {
 }
 
 /// One sample as the file stores it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
     pub wall_ns: u64,
     pub mono_ns: u64,
@@ -49,12 +49,21 @@ struct State {
 #[derive(Default)]
 pub struct BlockEncoder {
     dict: Vec<Labels>,
-    index: HashMap<Labels, u32>,
+    /// Dictionary entries by tid and start time (cheaper to hash than every label), newest
+    /// last; an entry matches only if all its labels are equal.
+    index: HashMap<(u32, Option<u64>), Vec<u32>>,
     /// Per dictionary entry: its counters in the last record, `None` when it was not in it.
     state: Vec<Option<State>>,
     /// Per dictionary entry: the last record that used it, to catch a task listed twice.
     used_in: Vec<u64>,
     present: Vec<u32>,
+    /// The dictionary entry of each task of the last record, in its order: sources list tasks
+    /// in a stable order, so the task at the same place is usually the same, found without
+    /// hashing.
+    order: Vec<u32>,
+    /// Per dictionary entry: another has its tid and start time. Those are always looked up
+    /// by hash, which picks among them as the format's order of entries wants.
+    shared_key: Vec<bool>,
     records: Vec<u8>,
     pub count: u32,
     pub first_wall_ns: u64,
@@ -84,15 +93,36 @@ impl BlockEncoder {
         self.last_wall_ns = self.last_wall_ns.max(rec.wall_ns);
 
         let mut current: Vec<(u32, &TaskRecord)> = Vec::with_capacity(rec.tasks.len());
-        for t in &rec.tasks {
-            let found = self.index.get(&t.labels).copied();
+        let mut order = Vec::with_capacity(rec.tasks.len());
+        for (at, t) in rec.tasks.iter().enumerate() {
+            let key = (t.labels.tid, t.labels.start_time);
+            let same_place = self
+                .order
+                .get(at)
+                .copied()
+                .filter(|&i| !self.shared_key[i as usize] && self.dict[i as usize] == t.labels);
+            let found = same_place.or_else(|| {
+                self.index.get(&key).and_then(|candidates| {
+                    candidates
+                        .iter()
+                        .rev()
+                        .find(|&&i| self.dict[i as usize] == t.labels)
+                        .copied()
+                })
+            });
             let idx = match found {
                 Some(i) if self.used_in[i as usize] != stamp => i,
                 // New, or a second task with the same labels in one sample: an entry of its own.
                 _ => {
                     let i = self.dict.len() as u32;
                     self.dict.push(t.labels.clone());
-                    self.index.insert(t.labels.clone(), i);
+                    let candidates = self.index.entry(key).or_default();
+                    let shared = !candidates.is_empty();
+                    for &c in candidates.iter() {
+                        self.shared_key[c as usize] = true;
+                    }
+                    candidates.push(i);
+                    self.shared_key.push(shared);
                     self.state.push(None);
                     self.used_in.push(0);
                     i
@@ -100,7 +130,9 @@ impl BlockEncoder {
             };
             self.used_in[idx as usize] = stamp;
             current.push((idx, t));
+            order.push(idx);
         }
+        self.order = order;
         current.sort_unstable_by_key(|&(i, _)| i);
 
         let out = &mut self.records;

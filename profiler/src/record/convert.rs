@@ -10,37 +10,46 @@ use crate::counter::{Counter, Counters};
 use crate::sample::{Sample, TaskSample};
 use crate::source::{IoSource, Unavailable};
 
-/// A sample as the file stores it; `anchor` is the instant monotonic stamps count from, and
-/// `fields[i]` is the counter the file's column `i` holds, if this build knows it (see `fields`).
-pub fn record_from_sample(s: &Sample, anchor: Monotonic, fields: &[Option<Counter>]) -> Record {
-    Record {
-        wall_ns: s
-            .wall_time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-        mono_ns: s.taken_at.saturating_duration_since(anchor).as_nanos() as u64,
-        lost_events: s.lost_events,
-        skipped_tasks: s.skipped_tasks,
-        denied_tasks: s.denied_tasks,
-        tasks: s
-            .tasks
-            .iter()
-            .map(|t| TaskRecord {
+/// A sample as the file stores it, written into `out` so that the tasks' allocations of the
+/// previous record are reused (the recorder does this every interval, for every task).
+/// `anchor` is the instant monotonic stamps count from, and `fields[i]` the counter the
+/// file's column `i` holds, if this build knows it (see `fields`).
+pub fn fill_record(out: &mut Record, s: &Sample, anchor: Monotonic, fields: &[Option<Counter>]) {
+    out.wall_ns = s
+        .wall_time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    out.mono_ns = s.taken_at.saturating_duration_since(anchor).as_nanos() as u64;
+    out.lost_events = s.lost_events;
+    out.skipped_tasks = s.skipped_tasks;
+    out.denied_tasks = s.denied_tasks;
+    out.tasks.truncate(s.tasks.len());
+    for (i, t) in s.tasks.iter().enumerate() {
+        if i == out.tasks.len() {
+            out.tasks.push(TaskRecord {
                 labels: Labels {
-                    tid: t.tid,
-                    pid: t.pid,
-                    uid: t.uid,
-                    command: t.command.clone(),
-                    start_time: t.start_time,
-                    cgroup_id: t.cgroup_id,
+                    tid: 0,
+                    pid: 0,
+                    uid: None,
+                    command: String::new(),
+                    start_time: None,
+                    cgroup_id: None,
                 },
-                values: fields
-                    .iter()
-                    .map(|f| f.and_then(|c| t.counters.get(c)))
-                    .collect(),
-                exited: t.exited,
-            })
-            .collect(),
+                values: Vec::with_capacity(fields.len()),
+                exited: false,
+            });
+        }
+        let r = &mut out.tasks[i];
+        r.labels.tid = t.tid;
+        r.labels.pid = t.pid;
+        r.labels.uid = t.uid;
+        r.labels.command.clone_from(&t.command);
+        r.labels.start_time = t.start_time;
+        r.labels.cgroup_id = t.cgroup_id;
+        r.values.clear();
+        r.values
+            .extend(fields.iter().map(|f| f.and_then(|c| t.counters.get(c))));
+        r.exited = t.exited;
     }
 }
 

@@ -21,7 +21,7 @@ pub use convert::header_for;
 pub use format::{Header, UnavailableCounters};
 pub use reader::{series, RecordingReader};
 pub use replay::ReplaySource;
-pub use writer::{BlockLimits, Recorder, Rotation};
+pub use writer::{shift, BlockLimits, Recorder, Rotation};
 
 /// A recording that cannot be written or read, with the file and the byte it went wrong at.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 use crate::sample::Monotonic;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::convert;
 use super::reader::RecordingReader;
@@ -22,6 +22,13 @@ pub struct ReplaySource {
     next_files: VecDeque<PathBuf>,
     range: (Option<SystemTime>, Option<SystemTime>),
     anchor: Monotonic,
+    /// Only tasks of these processes; empty: all.
+    pids: Vec<u32>,
+    /// The last sample handed out, and what is added to the monotonic stamps of the file being
+    /// played: each recording run counts them from its own start, so a series that spans a
+    /// restart (the older file from before it) would otherwise go back in time.
+    last: Option<(Monotonic, SystemTime)>,
+    mono_shift: Duration,
 }
 
 impl ReplaySource {
@@ -58,7 +65,35 @@ impl ReplaySource {
             next_files: rest.iter().cloned().collect(),
             range: (begin, end),
             anchor,
+            pids: Vec::new(),
+            last: None,
+            mono_shift: Duration::ZERO,
         })
+    }
+
+    /// Keeps only the tasks of these processes, as `-p` does live.
+    pub fn with_pids(mut self, pids: &[u32]) -> Self {
+        self.pids = pids.to_vec();
+        self
+    }
+
+    /// A sample with the filter applied and its monotonic stamp continuing the last one's.
+    fn deliver(&mut self, mut s: Sample) -> Sample {
+        if !self.pids.is_empty() {
+            s.tasks.retain(|t| self.pids.contains(&t.pid));
+        }
+        s.taken_at = s.taken_at + self.mono_shift;
+        if let Some((taken_at, wall)) = self.last {
+            if s.taken_at <= taken_at {
+                // A new recording run: go on from the last sample by the wall-clock gap.
+                let gap = s.wall_time.duration_since(wall).unwrap_or_default();
+                let want = taken_at + gap.max(Duration::from_nanos(1));
+                self.mono_shift += want.saturating_duration_since(s.taken_at);
+                s.taken_at = want;
+            }
+        }
+        self.last = Some((s.taken_at, s.wall_time));
+        s
     }
 
     pub fn path(&self) -> &Path {
@@ -80,7 +115,7 @@ impl IoSource for ReplaySource {
     fn sample(&mut self) -> Result<Sample, SourceError> {
         loop {
             match self.reader.next() {
-                Some(r) => return Ok(r?),
+                Some(r) => return Ok(self.deliver(r?)),
                 None => {
                     let Some(next) = self.next_files.pop_front() else {
                         let at = self.reader.offset();

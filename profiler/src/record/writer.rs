@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::block::{BlockEncoder, Record};
-use super::convert::{fields, record_from_sample};
+use super::convert::{fields, fill_record};
 use super::format::{Codec, Frame, Header, FRAME_LEN, MAX_COUNTERS};
 use super::RecordError;
 use crate::sample::Sample;
@@ -60,6 +60,8 @@ pub struct Recorder {
     codec: Codec,
     /// Monotonic stamps count from the first sample's `taken_at`.
     anchor: Option<Monotonic>,
+    /// The last sample as a record, whose allocations the next one reuses.
+    scratch: Record,
     finished: bool,
 }
 
@@ -86,6 +88,7 @@ impl Recorder {
             rotation: None,
             codec: Codec::Lz4,
             anchor: None,
+            scratch: Record::default(),
             finished: false,
         })
     }
@@ -107,7 +110,11 @@ impl Recorder {
 
     pub fn append(&mut self, sample: &Sample) -> Result<(), RecordError> {
         let anchor = *self.anchor.get_or_insert(sample.taken_at);
-        self.append_record(&record_from_sample(sample, anchor, &self.fields))
+        let mut record = std::mem::take(&mut self.scratch);
+        fill_record(&mut record, sample, anchor, &self.fields);
+        let appended = self.append_record(&record);
+        self.scratch = record;
+        appended
     }
 
     /// Appends a record as the file stores it (its tasks' values in the order of the header's
@@ -180,28 +187,34 @@ impl Recorder {
     }
 
     fn rotate(&mut self, keep: u32) -> Result<(), RecordError> {
-        let numbered = |n: u32| {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{n}"));
-            PathBuf::from(p)
-        };
-        let err = |e| RecordError::io(&self.path, self.file_len, "rotating", e);
-        let gone = |r: std::io::Result<()>| match r {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        };
-        // With nothing kept, the file starts over.
-        if keep > 0 {
-            gone(fs::remove_file(numbered(keep))).map_err(err)?;
-            for n in (1..keep).rev() {
-                gone(fs::rename(numbered(n), numbered(n + 1))).map_err(err)?;
-            }
-            fs::rename(&self.path, numbered(1)).map_err(err)?;
-        }
+        shift(&self.path, keep)
+            .map_err(|e| RecordError::io(&self.path, self.file_len, "rotating", e))?;
         self.file = start_file(&self.path, &self.header)?;
         self.file_len = self.header.len() as u64;
         Ok(())
     }
+}
+
+/// FILE.keep is deleted, FILE.(keep-1) … FILE.1 become FILE.keep … FILE.2, and FILE becomes
+/// FILE.1; with `keep` 0, nothing is moved. Files that are missing are skipped.
+pub fn shift(path: &Path, keep: u32) -> std::io::Result<()> {
+    let numbered = |n: u32| {
+        let mut p = path.to_path_buf().into_os_string();
+        p.push(format!(".{n}"));
+        PathBuf::from(p)
+    };
+    let gone = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    if keep > 0 {
+        gone(fs::remove_file(numbered(keep)))?;
+        for n in (1..keep).rev() {
+            gone(fs::rename(numbered(n), numbered(n + 1)))?;
+        }
+        gone(fs::rename(path, numbered(1)))?;
+    }
+    Ok(())
 }
 
 impl Drop for Recorder {

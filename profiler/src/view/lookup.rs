@@ -19,6 +19,8 @@ pub struct Lookup {
     /// The keys used since [`Lookup::forget_unused`] last ran.
     used: std::collections::HashSet<(u32, Option<u64>)>,
     ioprio: fn(u32) -> Option<IoPrio>,
+    /// The rows are a recording's: their pids are not this host's processes now.
+    recorded: bool,
 }
 
 impl Default for Lookup {
@@ -37,6 +39,16 @@ impl Lookup {
             cmdlines: HashMap::new(),
             used: Default::default(),
             ioprio,
+            recorded: false,
+        }
+    }
+
+    /// For a replay: nothing is read about the rows, whose pids may be other processes by
+    /// now: command lines are the recorded command names, priorities unknown.
+    pub fn recorded() -> Lookup {
+        Lookup {
+            recorded: true,
+            ..Lookup::default()
         }
     }
 
@@ -53,7 +65,7 @@ impl Lookup {
         if let Some(known) = self.cmdlines.get(&key) {
             return known.clone();
         }
-        if row.exited {
+        if row.exited || self.recorded {
             return row.command.clone();
         }
         let line = read_cmdline(&self.proc_root, row.pid, &row.command);
@@ -65,7 +77,9 @@ impl Lookup {
     /// containers, tasks that exited and tasks gone.
     pub fn io_priority(&mut self, row: &Row) -> Option<IoPrio> {
         match row.kind {
-            RowKind::Task if !row.exited => (self.ioprio)(row.tid.unwrap_or(row.pid)),
+            RowKind::Task if !row.exited && !self.recorded => {
+                (self.ioprio)(row.tid.unwrap_or(row.pid))
+            }
             _ => None,
         }
     }
@@ -176,6 +190,19 @@ mod tests {
         assert_eq!(line(&mut lookup, 13, "evil"), "evil?[2J");
         assert_eq!(line(&mut lookup, 99, "gone"), "gone");
         std::fs::remove_dir_all(&root).expect("cleaned up");
+    }
+
+    #[test]
+    fn a_replay_looks_nothing_up() {
+        let mut lookup = Lookup::recorded();
+        let me = std::process::id();
+        let task = row(me, 1, "recorded-name", false);
+        assert_eq!(lookup.command_line(&task), "recorded-name");
+        assert_eq!(
+            lookup.io_priority(&task),
+            None,
+            "today's priority of that pid"
+        );
     }
 
     #[test]

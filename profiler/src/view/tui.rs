@@ -5,6 +5,7 @@
 
 mod effects;
 pub(crate) mod render;
+pub(crate) mod replay;
 pub(crate) mod sampler;
 pub(crate) mod state;
 #[cfg(test)]
@@ -23,6 +24,7 @@ use ratatui::Terminal;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
+use crate::history::Timeline;
 use crate::session::Session;
 use crate::settings::Settings;
 use crate::startup::SignalRuntime;
@@ -34,10 +36,39 @@ use state::{Action, Geometry, Sources, ViewState};
 
 /// Runs the full-screen view until the user quits, refreshing every `delay`.
 pub fn run(
-    mut session: Session,
+    session: Session,
     view: ViewOptions,
     settings: Settings,
     delay: Duration,
+    signals: SignalRuntime,
+) -> anyhow::Result<()> {
+    show(session, view, settings, Feed::Live(delay), signals)
+}
+
+/// Runs the full-screen view over a recording (`session` a replay, for its description and
+/// settings), on its first refresh until a key moves it (see `replay`).
+pub fn replay(
+    session: Session,
+    timeline: Timeline,
+    view: ViewOptions,
+    settings: Settings,
+    signals: SignalRuntime,
+) -> anyhow::Result<()> {
+    show(session, view, settings, Feed::Replay(timeline), signals)
+}
+
+/// Where refreshes come from: the session sampled every interval, or a recording stepped
+/// through by keys.
+enum Feed {
+    Live(Duration),
+    Replay(Timeline),
+}
+
+fn show(
+    mut session: Session,
+    view: ViewOptions,
+    settings: Settings,
+    feed: Feed,
     signals: SignalRuntime,
 ) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
@@ -83,7 +114,15 @@ pub fn run(
                 .join(","),
         );
     }
-    session.start().context("taking the first sample")?;
+    if let Feed::Replay(timeline) = &feed {
+        state.replay = Some(replay::Replay {
+            at: 1,
+            count: timeline.refreshes(),
+            prompt: None,
+        });
+    } else {
+        session.start().context("taking the first sample")?;
+    }
 
     let (sampler_tx, sampler_rx) = mpsc::unbounded_channel();
     let (command_tx, command_rx) = mpsc::unbounded_channel();
@@ -96,13 +135,18 @@ pub fn run(
     // Declared first, dropped last: the event loop's ends of the channels are gone by then, so
     // the sampler stops, and the session is dropped before the process exits, whether the loop
     // returned or panicked.
-    let _sampler = SamplerThread::spawn(
-        session,
-        delay,
-        PathBuf::from("/proc"),
-        command_rx,
-        sampler_tx,
-    )?;
+    let _sampler = match feed {
+        Feed::Live(delay) => SamplerThread::spawn(
+            session,
+            delay,
+            PathBuf::from("/proc"),
+            command_rx,
+            sampler_tx,
+        )?,
+        Feed::Replay(timeline) => {
+            SamplerThread::spawn_replay(session, timeline, command_rx, sampler_tx)?
+        }
+    };
     let SignalRuntime {
         runtime,
         sigint,
@@ -296,6 +340,10 @@ impl App {
             .collect();
         self.state.cmdlines.retain(|key, _| live.contains(key));
         self.lookup.forget_unused();
+        if let (Some(replay), Some((at, count))) = (self.state.replay.as_mut(), refresh.replay) {
+            replay.at = at;
+            replay.count = count;
+        }
         self.state.record(&refresh);
         self.current = Some(refresh);
     }

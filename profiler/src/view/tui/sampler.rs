@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use crate::history::Timeline;
 use crate::runner::{self, Consumer, Flow};
 use crate::sample::Counters;
 use crate::session::{Session, Snapshot};
@@ -29,6 +30,8 @@ pub struct Refresh {
     pub accumulated: bool,
     /// Block I/O of the whole system; None on the first refresh or without /proc/vmstat.
     pub actual: Option<ActualIo>,
+    /// Replaying: this refresh's place among the recording's, from 1, and how many there are.
+    pub replay: Option<(usize, usize)>,
     /// Each view's [`Model::total_delta`](crate::model::Model::total_delta), summed once here
     /// rather than over every row at each frame.
     pub totals: Vec<Counters>,
@@ -53,6 +56,7 @@ impl Refresh {
             containers,
             accumulated,
             actual,
+            replay: None,
             totals,
         }
     }
@@ -77,6 +81,10 @@ pub enum SamplerCommand {
     },
     /// Read the I/O priority of these tasks (the rows on screen), now and at each refresh.
     Prio(Vec<u32>),
+    /// Replaying: show the refresh this many intervals later (earlier when negative).
+    Step(i64),
+    /// Replaying: show the refresh at this time (as `--begin` takes it).
+    Seek(String),
 }
 
 /// What the sampler tells the event loop.
@@ -180,6 +188,94 @@ impl SamplerThread {
     }
 }
 
+impl SamplerThread {
+    /// The sampler of a replay: it sends the refresh asked for (the first at once) and waits
+    /// for the next command; `settings` says how to group and sum, as a live session would.
+    pub fn spawn_replay(
+        settings: Session,
+        timeline: Timeline,
+        commands: UnboundedReceiver<SamplerCommand>,
+        events: UnboundedSender<SamplerEvent>,
+    ) -> anyhow::Result<SamplerThread> {
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("sampler".into())
+            .spawn(move || {
+                let _done = done_tx;
+                replay(settings, &timeline, commands, &events);
+            })
+            .context("starting the sampler")?;
+        Ok(SamplerThread {
+            handle: Some(handle),
+            done,
+        })
+    }
+}
+
+/// Sends refresh `at` of `timeline`, then moves as commands say, until the event loop hangs up.
+/// Priorities are the kernel's now, not the recording's: none are read.
+fn replay(
+    mut settings: Session,
+    timeline: &Timeline,
+    mut commands: UnboundedReceiver<SamplerCommand>,
+    events: &UnboundedSender<SamplerEvent>,
+) {
+    let last = timeline.refreshes().max(1);
+    let mut at = 1;
+    let mut amounts = Amounts::Current;
+    loop {
+        let event = match timeline.refresh(at, &settings) {
+            Ok(snapshot) => {
+                let mut refresh = Refresh::new(
+                    snapshot,
+                    settings.model_options.processes,
+                    settings.group_containers,
+                    // With `-A` the session sums since the start over the time since then: rates.
+                    settings.accumulated && amounts == Amounts::Accumulated,
+                    None,
+                );
+                refresh.replay = Some((at, last));
+                SamplerEvent::Refresh(Box::new(refresh))
+            }
+            Err(e) => SamplerEvent::Failed(e.to_string()),
+        };
+        if events.send(event).is_err() {
+            return;
+        }
+        loop {
+            let Some(command) = commands.blocking_recv() else {
+                return;
+            };
+            match command {
+                SamplerCommand::Rows {
+                    processes,
+                    containers,
+                    amounts: asked,
+                } => {
+                    settings.model_options.processes = processes;
+                    settings.group_containers = containers;
+                    settings.accumulated = asked.since_start();
+                    amounts = asked;
+                }
+                SamplerCommand::Prio(_) => continue,
+                SamplerCommand::Step(n) => {
+                    at = at.saturating_add_signed(n as isize).clamp(1, last);
+                }
+                SamplerCommand::Seek(text) => match timeline.parse(&text) {
+                    Ok(t) => at = timeline.index_at(t),
+                    Err(e) => {
+                        if events.send(SamplerEvent::Failed(e.to_string())).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                },
+            }
+            break;
+        }
+    }
+}
+
 impl Drop for SamplerThread {
     fn drop(&mut self) {
         let Some(handle) = self.handle.take() else {
@@ -273,6 +369,8 @@ impl Consumer for Sampler {
                 self.on_screen = ids;
                 return Ok(self.send(SamplerEvent::Prio(prio_of(&self.on_screen))));
             }
+            // Live, time only goes forward.
+            SamplerCommand::Step(_) | SamplerCommand::Seek(_) => {}
         }
         Ok(Flow::Continue)
     }

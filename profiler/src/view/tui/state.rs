@@ -263,6 +263,8 @@ pub struct ViewState {
     /// I/O priority by TID (PID for process rows), of the rows last on screen.
     pub prio: HashMap<u32, IoPrio>,
     pub users: HashMap<u32, String>,
+    /// Showing a recording: where in it, and its keys.
+    pub replay: Option<super::replay::Replay>,
 }
 
 impl ViewState {
@@ -312,6 +314,7 @@ impl ViewState {
             error: None,
             prio: HashMap::new(),
             users: HashMap::new(),
+            replay: None,
         }
     }
 
@@ -475,6 +478,9 @@ impl ViewState {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         if ctrl && matches!(key.code, KeyCode::Char('c' | 'C')) {
             return Action::Quit;
+        }
+        if let Some(asked) = self.replay.as_mut().and_then(|r| r.on_key(key)) {
+            return asked.map_or(Action::None, Action::Sampler);
         }
         if self.input.is_some() {
             return self.on_input_key(key);

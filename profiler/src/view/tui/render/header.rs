@@ -215,6 +215,9 @@ fn info_line(
             Shown::Source(_) => {}
         }
     }
+    if let Some(replay) = &state.replay {
+        parts.insert(1, replay.label(refresh.map(|r| r.snapshot.time)));
+    }
     if state.settings.help != HelpType::None {
         parts.push("? help".into());
     }

@@ -57,6 +57,8 @@ const HELP: &[(&str, &str)] = &[
     ("W", "write these settings to the config file"),
     ("D", "every setting back to its default"),
     ("up/down", "scroll; also PgUp, PgDn, Home, End"),
+    ("t / T", "replay: one interval back / forward"),
+    ("j", "replay: jump to a time (03:00, -1h, 2026-12-02T03:00)"),
     (
         "? h",
         "key hints under the table / this help (any key closes it)",
