@@ -334,13 +334,19 @@ fn ebpf_unavailable() -> Vec<Unavailable> {
     ]
 }
 
+/// Nothing looked up on this machine: the fixture's tids may be live tasks here (kernel threads
+/// have low tids), whose priorities and command lines would leak into the output.
+fn no_lookup() -> Lookup {
+    Lookup::new(std::path::Path::new("/nonexistent"), |_| None)
+}
+
 fn batch_text(kinds: &[SourceKind], processes: bool, view: &ViewOptions) -> String {
     let opts = BatchOptions {
         time_prefix: false,
         quiet: 0,
         processes,
     };
-    let mut lookup = Lookup::default();
+    let mut lookup = no_lookup();
     batch::render(&snapshot(kinds, processes), view, &opts, &mut lookup, true).join("\n")
 }
 
@@ -410,7 +416,7 @@ fn json_line(kinds: &[SourceKind], processes: bool) -> String {
             advice: "run as root".into(),
         },
     }];
-    let mut lookup = Lookup::default();
+    let mut lookup = no_lookup();
     json::render(
         &snapshot(kinds, processes),
         &ViewOptions::default(),
