@@ -421,7 +421,9 @@ fn replay(args: ReplayArgs) -> ExitCode {
             );
             return ExitCode::FAILURE;
         }
-        return exit_code(view::tui::replay(session, timeline, view, settings, signals));
+        return exit_code(view::tui::replay(
+            session, timeline, view, settings, signals,
+        ));
     }
     let mut lines = Lines::new(&view_args, &settings, view, true);
     let replayed = runner::run_unpaced(&mut session, &mut lines, |e| eprintln!("profiler: {e}"));

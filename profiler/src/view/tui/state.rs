@@ -2,7 +2,6 @@
 //! it learnt along the way (history, I/O priorities, user names). Keys change it here, without
 //! touching the terminal, so every transition can be tested.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,156 +9,21 @@ use std::path::PathBuf;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use regex::Regex;
 
+mod columns;
 mod history;
+mod input;
 mod prompt;
 
 use super::sampler::{IoPrio, Refresh, SamplerCommand};
-use crate::counter::{Counter, Unit};
+use crate::counter::Counter;
 use crate::model::Row;
-use crate::sample::Counters;
 use crate::settings::{self, Amounts, Charset, ColorChoice, ExitedMark, HelpType, Settings};
 use crate::source::{SourceKind, Unavailable};
 use crate::view::ViewOptions;
+pub use columns::{Column, Grouping};
 pub use history::{History, HISTORY_LEN};
-use prompt::{compile_filter, Edit};
+pub use input::IoClass;
 pub use prompt::{Input, InputKind};
-
-impl Counter {
-    /// What a cell shows, as a number: per second, or the amount in accumulated mode; delays
-    /// as a share of the interval either way (as the batch view does).
-    pub fn value(self, counters: &Counters, interval_s: f64, accumulated: bool) -> Option<f64> {
-        let raw = counters.get(self)? as f64;
-        Some(match self.unit() {
-            Unit::Nanoseconds if interval_s > 0.0 => raw / 1e9 / interval_s * 100.0,
-            Unit::Nanoseconds => 0.0,
-            _ if accumulated || interval_s <= 0.0 => raw,
-            _ => raw / interval_s,
-        })
-    }
-}
-
-/// What a row of the table is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Grouping {
-    Threads,
-    Processes,
-    /// One row per container: the id column counts processes, the command is the label.
-    Containers,
-}
-
-impl Grouping {
-    pub fn of(processes: bool, containers: bool) -> Grouping {
-        match (containers, processes) {
-            (true, _) => Grouping::Containers,
-            (false, true) => Grouping::Processes,
-            (false, false) => Grouping::Threads,
-        }
-    }
-}
-
-/// A column of the per-task table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Column {
-    Id,
-    Prio,
-    User,
-    Container,
-    Counter(Counter),
-    History,
-    Command,
-}
-
-impl Column {
-    /// Left to right, those the settings show. Container rows have no user or priority, and
-    /// their label is in the command's place.
-    pub fn display_order(settings: &Settings, grouping: Grouping) -> Vec<Column> {
-        let mut cols = vec![Column::Id];
-        if grouping != Grouping::Containers {
-            cols.extend([Column::Prio, Column::User, Column::Container]);
-        }
-        cols.extend(Counter::TABLE.iter().copied().map(Column::Counter));
-        cols.extend([Column::History, Column::Command]);
-        cols.retain(|c| settings.shows(c.setting(), c.shown_by_default()));
-        cols
-    }
-
-    /// The column of the settings (`1` … `9`, `--hide-…`) this one is.
-    pub fn setting(self) -> settings::Column {
-        match self {
-            Column::Id => settings::Column::Pid,
-            Column::Prio => settings::Column::Prio,
-            Column::User => settings::Column::User,
-            Column::Container => settings::Column::Container,
-            Column::Counter(c) => {
-                settings::Column::of_counter(c).expect("every table counter has a column")
-            }
-            Column::History => settings::Column::Graph,
-            Column::Command => settings::Column::Command,
-        }
-    }
-
-    /// The full-screen view shows every column but RCHAR and WCHAR unless told otherwise.
-    pub fn shown_by_default(self) -> bool {
-        !matches!(self, Column::Counter(c) if c.spec().on_request)
-    }
-
-    /// What left/right step through: every shown column but the history.
-    pub fn sortable(settings: &Settings, grouping: Grouping) -> Vec<Column> {
-        Column::display_order(settings, grouping)
-            .into_iter()
-            .filter(|&c| c != Column::History)
-            .collect()
-    }
-
-    /// As iotop: amounts largest first, names and ids in ascending order.
-    pub fn descending_by_default(self) -> bool {
-        matches!(self, Column::Counter(_))
-    }
-
-    /// The header, and a shorter one for narrow terminals. `grouping` names the id and the
-    /// command; `accumulated` drops the per-second of syscall counts.
-    pub fn headers(
-        self,
-        grouping: Grouping,
-        accumulated: bool,
-    ) -> (Cow<'static, str>, Cow<'static, str>) {
-        let id = match grouping {
-            Grouping::Threads => "TID",
-            Grouping::Processes => "PID",
-            Grouping::Containers => "PROCS",
-        };
-        let (long, short) = match self {
-            Column::Id => (id, id),
-            Column::Prio => ("PRIO", "PRIO"),
-            Column::User => ("USER", "USER"),
-            Column::Container => ("CONTAINER", "CONT"),
-            Column::Counter(c) => {
-                let spec = c.spec();
-                // Byte amounts say their rate in each cell; counts of calls in the heading.
-                return if spec.unit == Unit::Calls && !accumulated {
-                    (
-                        format!("{}/s", spec.title).into(),
-                        format!("{}/s", spec.short).into(),
-                    )
-                } else {
-                    (spec.title.into(), spec.short.into())
-                };
-            }
-            Column::History => ("HISTORY", "HIST"),
-            Column::Command if grouping == Grouping::Containers => ("CONTAINER", "CONTAINER"),
-            Column::Command => ("COMMAND", "COMMAND"),
-        };
-        (long.into(), short.into())
-    }
-
-    /// The name the header line uses for the sort key.
-    pub fn name(self, grouping: Grouping) -> Cow<'static, str> {
-        match self {
-            Column::Counter(c) => c.spec().title.into(),
-            c => c.headers(grouping, false).0,
-        }
-    }
-}
 
 /// What the table shows when several sources are compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -700,148 +564,6 @@ impl ViewState {
         self.scroll = 0;
     }
 
-    /// Opens a prompt on what it filters now, the cursor at the end.
-    fn open_prompt(&mut self, kind: InputKind) {
-        self.input = Some(match kind {
-            InputKind::Command => {
-                let text = self
-                    .filter
-                    .as_ref()
-                    .map(|re| re.as_str().to_string())
-                    .unwrap_or_default();
-                Input::new(kind, text, self.filter.clone())
-            }
-            InputKind::User => Input::new(kind, self.user_label.clone().unwrap_or_default(), None),
-            InputKind::Pid => {
-                let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
-                Input::new(kind, pids.join(","), None)
-            }
-            InputKind::IoniceId | InputKind::IoniceClass { .. } | InputKind::IoniceLevel { .. } => {
-                Input::new(kind, String::new(), None)
-            }
-        });
-    }
-
-    /// `i`: asks which task (the first row on screen unless told), then the class, then the
-    /// level, as iotop-c does.
-    fn open_ionice(&mut self, top: Option<u32>) {
-        let text = top.map(|id| id.to_string()).unwrap_or_default();
-        self.input = Some(Input::new(InputKind::IoniceId, text, None));
-    }
-
-    fn on_input_key(&mut self, key: KeyEvent) -> Action {
-        let Some(input) = self.input.as_mut() else {
-            return Action::None;
-        };
-        match input.on_key(key) {
-            Edit::Cancel => {
-                if input.kind == InputKind::Command {
-                    self.filter = input.take_before();
-                }
-                self.input = None;
-                return Action::None;
-            }
-            Edit::Submit => return self.submit_input(),
-            Edit::Unchanged => return Action::None,
-            Edit::Changed => {}
-        }
-        if input.kind == InputKind::Command {
-            // The filter follows the typing while the pattern is valid; the last valid one stays.
-            match compile_filter(input.text()) {
-                Ok(re) => {
-                    input.error = None;
-                    self.filter = re;
-                    self.scroll = 0;
-                }
-                Err(e) => input.error = Some(e),
-            }
-        } else {
-            input.error = None;
-        }
-        Action::None
-    }
-
-    fn submit_input(&mut self) -> Action {
-        let Some(input) = self.input.as_mut() else {
-            return Action::None;
-        };
-        match input.kind {
-            InputKind::Command => match compile_filter(input.text()) {
-                Ok(re) => {
-                    self.filter = re;
-                    self.input = None;
-                }
-                Err(e) => input.error = Some(e),
-            },
-            InputKind::User => {
-                let names: Vec<String> = input
-                    .text()
-                    .split([',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect();
-                match crate::users::resolve_users(&names) {
-                    Ok(uids) => {
-                        self.view.uids = uids;
-                        self.user_label = (!names.is_empty()).then(|| names.join(","));
-                        // iotop-c's `f` asks for the users, then the processes.
-                        self.open_prompt(InputKind::Pid);
-                    }
-                    Err(e) => input.error = Some(e.to_string()),
-                }
-            }
-            InputKind::Pid => match parse_pids(input.text()) {
-                Ok(pids) => {
-                    self.pids = pids;
-                    self.input = None;
-                }
-                Err(e) => input.error = Some(e),
-            },
-            InputKind::IoniceId => match input.text().trim().parse::<u32>() {
-                Ok(id) if id > 0 => {
-                    self.input = Some(Input::new(InputKind::IoniceClass { id }, "be".into(), None))
-                }
-                _ => input.error = Some("a task id (TID, or PID in process mode)".into()),
-            },
-            InputKind::IoniceClass { id } => match parse_class(input.text()) {
-                Some(IoClass::Idle) => {
-                    self.input = None;
-                    return self.ionice(id, IoPrio::Idle);
-                }
-                Some(class) => {
-                    self.input = Some(Input::new(
-                        InputKind::IoniceLevel { id, class },
-                        "4".into(),
-                        None,
-                    ))
-                }
-                None => input.error = Some("rt, be or idle (1, 2 or 3)".into()),
-            },
-            InputKind::IoniceLevel { id, class } => match input.text().trim().parse::<u8>() {
-                Ok(level @ 0..=7) => {
-                    self.input = None;
-                    let prio = match class {
-                        IoClass::Realtime => IoPrio::Realtime(level),
-                        IoClass::BestEffort => IoPrio::BestEffort(level),
-                        IoClass::Idle => IoPrio::Idle,
-                    };
-                    return self.ionice(id, prio);
-                }
-                _ => input.error = Some("a level from 0 (highest) to 7".into()),
-            },
-        }
-        self.scroll = 0;
-        Action::None
-    }
-
-    fn ionice(&self, id: u32, prio: IoPrio) -> Action {
-        Action::Ionice {
-            id,
-            process: self.grouping() == Grouping::Processes,
-            prio,
-        }
-    }
-
     /// Esc outside a prompt: drop the command, user and process filters.
     fn filter_cleared(&mut self) {
         self.filter = None;
@@ -862,34 +584,6 @@ fn default_sort(sources: &Sources) -> Column {
     } else {
         Counter::WriteBytes
     })
-}
-
-/// The I/O scheduling classes, as the `i` prompt takes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IoClass {
-    Realtime,
-    BestEffort,
-    Idle,
-}
-
-fn parse_class(text: &str) -> Option<IoClass> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "rt" | "realtime" | "real-time" | "1" => Some(IoClass::Realtime),
-        "be" | "best-effort" | "2" => Some(IoClass::BestEffort),
-        "idle" | "3" => Some(IoClass::Idle),
-        _ => None,
-    }
-}
-
-/// `f`'s second question: process ids, by commas or spaces; empty for all.
-fn parse_pids(text: &str) -> Result<Vec<u32>, String> {
-    text.split([',', ' '])
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<u32>()
-                .map_err(|_| format!("`{s}` is not a process id"))
-        })
-        .collect()
 }
 
 fn both<T: Ord>(a: Option<T>, b: Option<T>) -> Option<Ordering> {
