@@ -633,11 +633,13 @@ fn i_says_when_cap_sys_nice_is_needed() {
     let (root_pid, own_pid) = (root_task.0.id(), own_task.0.id());
     let before = ioprio_get(root_pid);
     let tmux = Tmux::start("tui-ionice-eperm", 160, 40);
+    // setpriv itself starts the profiler (not `env`, which as nobody could not reach a binary
+    // under a 0700 directory such as a clone in `mktemp -d`).
     let command_line = format!(
-        "setpriv {} env XDG_CONFIG_HOME={} {} --source procfs -d 0.5 -p {own_pid} -p {root_pid}; \
+        "XDG_CONFIG_HOME={} setpriv {} {} --source procfs -d 0.5 -p {own_pid} -p {root_pid}; \
          echo EXIT=$?",
-        nobody.join(" "),
         scratch.path("config"),
+        nobody.join(" "),
         profiler_bin().display(),
     );
     tmux.send(&[&command_line, "Enter"]);
