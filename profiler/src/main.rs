@@ -178,6 +178,7 @@ fn generate(what: Generate) -> ExitCode {
         Generate::Man => clap_mangen::Man::new(cmd)
             .section("8")
             .render(&mut out)
+            .and_then(|()| out.write_all(man_keys().as_bytes()))
             .and_then(|()| out.write_all(MAN_FILES.as_bytes())),
         shell => {
             let shell = match shell {
@@ -201,6 +202,17 @@ fn generate(what: Generate) -> ExitCode {
 }
 
 /// The man page's sections that clap does not know: the config file and the environment.
+/// The man page's KEYS section: the full-screen view's keys, from the list its help window shows.
+fn man_keys() -> String {
+    // roff: a hyphen is `\-`, a backslash `\e`; a line must not start with a dot.
+    let roff = |s: &str| s.replace('\\', "\\e").replace('-', "\\-");
+    let mut section = String::from(".SH KEYS\nIn the full-screen view (without \\fB\\-b\\fR):\n");
+    for (key, does) in profiler::view::tui::KEYS {
+        section.push_str(&format!(".TP\n\\fB{}\\fR\n\\&{}\n", roff(key), roff(does)));
+    }
+    section
+}
+
 const MAN_FILES: &str = r#".SH FILES
 .TP
 \fB$XDG_CONFIG_HOME/profiler/config\fR (or \fB~/.config/profiler/config\fR)

@@ -428,6 +428,18 @@ fn man_page_and_completions_name_every_option() {
         "FILES names the config file"
     );
     assert!(man.contains("NO_COLOR"), "ENVIRONMENT names NO_COLOR");
+    // KEYS: the full-screen view's keys, as its help window lists them.
+    let keys = &man[man.find(".SH KEYS").expect("a KEYS section")..];
+    for (key, does) in [
+        ("i", "ionice a task"),
+        ("W", "write these settings to the config file"),
+        ("Ctrl\\-T", "kernel.task_delayacct on / off"),
+    ] {
+        assert!(
+            keys.contains(&format!("\\fB{key}\\fR\n\\&{does}")),
+            "{key} in KEYS: {keys:.600}"
+        );
+    }
     for shell in ["bash", "zsh", "fish", "elvish"] {
         let script = home.lines(&["--generate", shell]).join("\n");
         for option in ["accum-bw", "fullcmdline", "hide-prio", "threshold"] {

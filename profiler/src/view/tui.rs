@@ -5,6 +5,7 @@
 
 mod effects;
 pub(crate) mod render;
+pub use render::KEYS;
 pub(crate) mod replay;
 pub(crate) mod sampler;
 pub(crate) mod state;

@@ -6,6 +6,7 @@ mod columns;
 mod compare;
 mod header;
 mod help;
+pub use help::KEYS;
 mod prompt;
 mod rows;
 mod table;

@@ -9,7 +9,8 @@ use ratatui::Frame;
 use super::text::wrap;
 use crate::view::tui::state::{ViewState, HISTORY_LEN};
 
-const HELP: &[(&str, &str)] = &[
+/// The full-screen view's keys and what each does: the help window, and the man page's KEYS.
+pub const KEYS: &[(&str, &str)] = &[
     ("left/right", "sort by the previous / next column"),
     ("r space", "reverse the sort order"),
     ("o", "only tasks doing I/O"),
@@ -85,8 +86,8 @@ pub(super) fn draw_help(frame: &mut Frame<'_>, state: &ViewState) {
     let area = frame.area();
     let w = area.width.min(100);
     let inner = usize::from(w.saturating_sub(2));
-    let keys = HELP.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    let mut lines: Vec<Line<'static>> = HELP
+    let keys = KEYS.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut lines: Vec<Line<'static>> = KEYS
         .iter()
         .map(|(k, what)| {
             Line::from(vec![
