@@ -37,6 +37,22 @@ pub fn profiler_bin() -> PathBuf {
     path
 }
 
+/// The profiler, to be run as `nobody` (uid and gid 65534, no groups, no capabilities) with
+/// the arguments the caller adds. setpriv starts it itself, which works from a checkout under
+/// a 0700 directory too.
+pub fn profiler_as_nobody() -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(profiler_bin());
+    command
+}
+
 /// The `workload` binary; cargo builds it before this package's integration tests.
 pub fn workload_bin() -> PathBuf {
     let path = target_dir_bin("workload");

@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
-use profiler_tests::{profiler_bin, require_root, settle, Run, Scratch, Workload};
+use profiler_tests::{
+    profiler_as_nobody, profiler_bin, require_root, settle, Run, Scratch, Workload,
+};
 use serde_json::Value;
 
 fn profiler(args: &[&str]) -> std::process::Output {
@@ -43,14 +45,7 @@ fn bad_input_is_one_line_and_exit_code_2() {
 
 /// Runs the profiler as `nobody`, with no capabilities.
 fn as_nobody(args: &[&str]) -> std::process::Output {
-    Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(profiler_bin())
+    profiler_as_nobody()
         .args(args)
         .output()
         .expect("running setpriv")

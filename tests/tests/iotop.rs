@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
-use profiler_tests::{profiler_bin, require_root};
+use profiler_tests::{profiler_as_nobody, profiler_bin, require_root};
 use serde_json::Value;
 
 /// A temporary `XDG_CONFIG_HOME` (and `HOME`), removed on drop.
@@ -183,14 +183,7 @@ fn an_unreadable_config_file_is_said_once_and_the_defaults_hold() {
     std::fs::write(home.file(), "only = true\n").expect("writing");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&home.0, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(profiler_bin())
+    let out = profiler_as_nobody()
         .args(["-b", "-n", "1"])
         .env("XDG_CONFIG_HOME", &home.0)
         .output()
