@@ -119,7 +119,6 @@ fn show(
         state.replay = Some(replay::Replay {
             at: 1,
             count: timeline.refreshes(),
-            prompt: None,
         });
     } else {
         session.start().context("taking the first sample")?;

@@ -14,6 +14,7 @@ mod history;
 mod input;
 mod prompt;
 
+use super::replay::ReplayKey;
 use super::sampler::{IoPrio, Refresh, SamplerCommand};
 use crate::counter::Counter;
 use crate::model::Row;
@@ -343,11 +344,18 @@ impl ViewState {
         if ctrl && matches!(key.code, KeyCode::Char('c' | 'C')) {
             return Action::Quit;
         }
-        if let Some(asked) = self.replay.as_mut().and_then(|r| r.on_key(key)) {
-            return asked.map_or(Action::None, Action::Sampler);
-        }
         if self.input.is_some() {
             return self.on_input_key(key);
+        }
+        if self.replay.is_some() {
+            match super::replay::key(key) {
+                Some(ReplayKey::Step(n)) => return Action::Sampler(SamplerCommand::Step(n)),
+                Some(ReplayKey::AskTime) => {
+                    self.open_prompt(InputKind::Time);
+                    return Action::None;
+                }
+                None => {}
+            }
         }
         // What a key said is for until the next key.
         self.status = None;

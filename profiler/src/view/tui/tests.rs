@@ -1538,3 +1538,42 @@ fn the_prompt_shows_the_cursor_where_the_editor_has_it() {
     assert_eq!(x, label.len() as u16);
     assert_eq!(line, format!("{label}kworker|rsync"));
 }
+
+/// A replay's `j` asks for a time at the prompt line, with the editor the other prompts have;
+/// while it is open every key is text (`q`, `t`), Enter asks the sampler for that time, Esc
+/// cancels. `t`/`T` step the replay when no prompt is open.
+#[test]
+fn replay_keys_step_and_j_asks_for_a_time_at_the_prompt_line() {
+    let mut state = state_for(sources(&[SourceKind::Procfs], procfs_unavailable()));
+    state.replay = Some(super::replay::Replay { at: 3, count: 9 });
+    let g = Geometry::default();
+    let on = |state: &mut ViewState, code| state.on_key(key(code), g);
+    assert_eq!(
+        on(&mut state, KeyCode::Char('t')),
+        Action::Sampler(SamplerCommand::Step(-1))
+    );
+    assert_eq!(
+        on(&mut state, KeyCode::Char('T')),
+        Action::Sampler(SamplerCommand::Step(1))
+    );
+    assert_eq!(on(&mut state, KeyCode::Char('j')), Action::None);
+    for c in "03:0q".chars() {
+        assert_eq!(
+            on(&mut state, KeyCode::Char(c)),
+            Action::None,
+            "{c} is text"
+        );
+    }
+    on(&mut state, KeyCode::Backspace);
+    on(&mut state, KeyCode::Char('0'));
+    assert_eq!(state.input.as_ref().map(|i| i.text()), Some("03:00"));
+    assert_eq!(
+        on(&mut state, KeyCode::Enter),
+        Action::Sampler(SamplerCommand::Seek("03:00".into()))
+    );
+    assert!(state.input.is_none());
+    on(&mut state, KeyCode::Char('j'));
+    on(&mut state, KeyCode::Char('1'));
+    assert_eq!(on(&mut state, KeyCode::Esc), Action::None);
+    assert!(state.input.is_none(), "Esc cancels");
+}

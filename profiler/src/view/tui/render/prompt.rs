@@ -1,4 +1,4 @@
-//! The prompt line of the `/`, `f` and `i` prompts, with the cursor where the editor has it.
+//! The prompt line of the `/`, `f`, `i` and replay `j` prompts, with the cursor where the editor has it.
 
 use ratatui::layout::{Position, Rect};
 use ratatui::style::{Modifier, Style};
@@ -18,6 +18,7 @@ pub(super) fn draw_prompt(frame: &mut Frame<'_>, input: &Input, at: Rect, palett
         InputKind::IoniceId => "ionice which task (TID, or PID with p): ".to_string(),
         InputKind::IoniceClass { id } => format!("ionice {id}: class (rt, be, idle): "),
         InputKind::IoniceLevel { id, .. } => format!("ionice {id}: level (0 highest … 7): "),
+        InputKind::Time => "go to time (03:00, -1h, 2026-12-02T03:00): ".to_string(),
     };
     let label_width = label.chars().count();
     // Past the label, a line longer than the room scrolls to keep the cursor in sight, with a

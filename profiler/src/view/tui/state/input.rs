@@ -5,7 +5,7 @@ use crossterm::event::KeyEvent;
 
 use super::prompt::{compile_filter, Edit};
 use super::{Action, Grouping, Input, InputKind, ViewState};
-use crate::view::tui::sampler::IoPrio;
+use crate::view::tui::sampler::{IoPrio, SamplerCommand};
 
 impl ViewState {
     /// Opens a prompt on what it filters now, the cursor at the end.
@@ -24,9 +24,10 @@ impl ViewState {
                 let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
                 Input::new(kind, pids.join(","), None)
             }
-            InputKind::IoniceId | InputKind::IoniceClass { .. } | InputKind::IoniceLevel { .. } => {
-                Input::new(kind, String::new(), None)
-            }
+            InputKind::IoniceId
+            | InputKind::IoniceClass { .. }
+            | InputKind::IoniceLevel { .. }
+            | InputKind::Time => Input::new(kind, String::new(), None),
         });
     }
 
@@ -137,6 +138,13 @@ impl ViewState {
                 }
                 _ => input.error = Some("a level from 0 (highest) to 7".into()),
             },
+            InputKind::Time => {
+                let text = input.text().trim().to_string();
+                self.input = None;
+                if !text.is_empty() {
+                    return Action::Sampler(SamplerCommand::Seek(text));
+                }
+            }
         }
         self.scroll = 0;
         Action::None

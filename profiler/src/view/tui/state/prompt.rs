@@ -1,4 +1,4 @@
-//! The `/`, `f` and `i` prompts: a line editor (tui-input) over the text, and the pattern it
+//! The `/`, `f` and `i` prompts, and a replay's `j`: a line editor (tui-input) over the text, and the pattern it
 //! makes.
 
 use crossterm::event::{Event, KeyCode, KeyEvent};
@@ -19,6 +19,8 @@ pub enum InputKind {
     IoniceClass { id: u32 },
     /// `i`, last, for the realtime and best-effort classes: the level.
     IoniceLevel { id: u32, class: super::IoClass },
+    /// `j` in a replay: the time to show, as `--begin` takes it.
+    Time,
 }
 
 /// A line being typed at the bottom of the screen, edited as iotop-c's filter prompts are:
