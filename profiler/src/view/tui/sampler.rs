@@ -226,14 +226,7 @@ fn replay(
     loop {
         let event = match timeline.refresh(at, &settings) {
             Ok(snapshot) => {
-                let mut refresh = Refresh::new(
-                    snapshot,
-                    settings.model_options.processes,
-                    settings.group_containers,
-                    // With `-A` the session sums since the start over the time since then: rates.
-                    settings.accumulated && amounts == Amounts::Accumulated,
-                    None,
-                );
+                let mut refresh = refresh_for(&settings, snapshot, amounts, None);
                 refresh.replay = Some((at, last));
                 SamplerEvent::Refresh(Box::new(refresh))
             }
@@ -251,12 +244,7 @@ fn replay(
                     processes,
                     containers,
                     amounts: asked,
-                } => {
-                    settings.model_options.processes = processes;
-                    settings.group_containers = containers;
-                    settings.accumulated = asked.since_start();
-                    amounts = asked;
-                }
+                } => amounts = apply_rows(&mut settings, processes, containers, asked),
                 SamplerCommand::Prio(_) => continue,
                 SamplerCommand::Step(n) => {
                     at = at.saturating_add_signed(n as isize).clamp(1, last);
@@ -274,6 +262,37 @@ fn replay(
             break;
         }
     }
+}
+
+/// `SamplerCommand::Rows` applied to the session that makes the refreshes, live or replayed;
+/// returns the amounts, which the refreshes then show.
+fn apply_rows(
+    session: &mut Session,
+    processes: bool,
+    containers: bool,
+    amounts: Amounts,
+) -> Amounts {
+    session.model_options.processes = processes;
+    session.group_containers = containers;
+    session.accumulated = amounts.since_start();
+    amounts
+}
+
+/// What the view gets of one of `session`'s snapshots, summed as `amounts` asks.
+fn refresh_for(
+    session: &Session,
+    snapshot: Snapshot,
+    amounts: Amounts,
+    actual: Option<ActualIo>,
+) -> Refresh {
+    Refresh::new(
+        snapshot,
+        session.model_options.processes,
+        session.group_containers,
+        // With `-A` the session sums since the start over the time since then: rates.
+        session.accumulated && amounts == Amounts::Accumulated,
+        actual,
+    )
 }
 
 impl Drop for SamplerThread {
@@ -327,14 +346,7 @@ impl Consumer for Sampler {
             Ok(snapshot) => snapshot,
             Err(e) => return Ok(self.send(SamplerEvent::Failed(e.to_string()))),
         };
-        let refresh = Refresh::new(
-            snapshot,
-            session.model_options.processes,
-            session.group_containers,
-            // With `-A` the session sums since the start over the time since then: rates.
-            session.accumulated && self.amounts == Amounts::Accumulated,
-            self.vmstat.next(),
-        );
+        let refresh = refresh_for(session, snapshot, self.amounts, self.vmstat.next());
         if self.send(SamplerEvent::Refresh(Box::new(refresh))) == Flow::Stop {
             return Ok(Flow::Stop);
         }
@@ -359,12 +371,7 @@ impl Consumer for Sampler {
                 processes,
                 containers,
                 amounts,
-            } => {
-                session.model_options.processes = processes;
-                session.group_containers = containers;
-                session.accumulated = amounts.since_start();
-                self.amounts = amounts;
-            }
+            } => self.amounts = apply_rows(session, processes, containers, amounts),
             SamplerCommand::Prio(ids) => {
                 self.on_screen = ids;
                 return Ok(self.send(SamplerEvent::Prio(prio_of(&self.on_screen))));
