@@ -10,7 +10,7 @@ use super::convert;
 use super::reader::RecordingReader;
 use super::{Problem, RecordError};
 use crate::sample::Sample;
-use crate::source::{IoSource, SourceError, SourceKind, Unavailable};
+use crate::source::{IoSource, Scope, SourceError, SourceKind, Unavailable};
 
 pub struct ReplaySource {
     kind: SourceKind,
@@ -22,8 +22,8 @@ pub struct ReplaySource {
     next_files: VecDeque<PathBuf>,
     range: (Option<SystemTime>, Option<SystemTime>),
     anchor: Monotonic,
-    /// Only tasks of these processes; empty: all.
-    pids: Vec<u32>,
+    /// Only tasks of the processes in scope, as `-p` does live.
+    scope: Scope,
     /// The last sample handed out, and what is added to the monotonic stamps of the file being
     /// played: each recording run counts them from its own start, so a series that spans a
     /// restart (the older file from before it) would otherwise go back in time.
@@ -65,7 +65,7 @@ impl ReplaySource {
             next_files: rest.iter().cloned().collect(),
             range: (begin, end),
             anchor,
-            pids: Vec::new(),
+            scope: Scope::default(),
             last: None,
             mono_shift: Duration::ZERO,
         })
@@ -73,14 +73,14 @@ impl ReplaySource {
 
     /// Keeps only the tasks of these processes, as `-p` does live.
     pub fn with_pids(mut self, pids: &[u32]) -> Self {
-        self.pids = pids.to_vec();
+        self.scope.pids = pids.iter().copied().collect();
         self
     }
 
     /// A sample with the filter applied and its monotonic stamp continuing the last one's.
     fn deliver(&mut self, mut s: Sample) -> Sample {
-        if !self.pids.is_empty() {
-            s.tasks.retain(|t| self.pids.contains(&t.pid));
+        if !self.scope.pids.is_empty() {
+            s.tasks.retain(|t| self.scope.includes(t.pid));
         }
         s.taken_at = s.taken_at + self.mono_shift;
         if let Some((taken_at, wall)) = self.last {
