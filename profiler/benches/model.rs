@@ -24,7 +24,7 @@ fn sample(tick: u64) -> Sample {
                 tid: 1000 + i,
                 pid: 1000 + i - i % THREADS_PER_PROCESS,
                 uid: Some(i % 50),
-                command: format!("task{}", i % 997),
+                command: format!("task{}", i % 997).into(),
                 start_time: Some(u64::from(i)),
                 cgroup_id: None,
                 counters: Counters {

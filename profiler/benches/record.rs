@@ -95,7 +95,7 @@ impl Machine {
                 tid: pid + t,
                 pid,
                 uid: Some(pid % 5 * 1000),
-                command: command.clone(),
+                command: command.as_str().into(),
                 start_time: Some(u64::from(pid) * 1_000_003),
                 cgroup_id: Some(4000 + u64::from(pid % 20)),
                 counters: Counters {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::model::{Row, RowKind};
-use crate::sample::Counters;
+use crate::sample::{Command, Counters};
 
 /// Refreshes a process's exited threads are remembered after its last row: one for a process
 /// a source skipped once.
@@ -233,7 +233,7 @@ impl Accumulator {
                 pid: 0,
                 tid: None,
                 uid: None,
-                command: String::new(),
+                command: Command::default(),
                 cgroup_id: None,
                 start_time: None,
                 container: Some(l.clone()),
@@ -256,7 +256,7 @@ mod tests {
             pid,
             tid: Some(tid),
             uid: Some(0),
-            command: format!("t{tid}"),
+            command: format!("t{tid}").into(),
             cgroup_id: None,
             start_time: start,
             container: Some("docker:abc".into()),

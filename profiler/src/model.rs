@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::counter::{Counter, PerCounter};
-use crate::sample::{Counters, Sample, TaskSample};
+use crate::sample::{Command, Counters, Sample, TaskSample};
 
 /// How to group and what to compare against.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub struct Row {
     pub pid: u32,
     pub tid: Option<u32>,
     pub uid: Option<u32>,
-    pub command: String,
+    pub command: Command,
     pub cgroup_id: Option<u64>,
     /// When the thread started, in the unit of its source (see [`TaskSample::start_time`]);
     /// a process row has its main thread's. Only comparable between rows of one source.
@@ -270,7 +270,7 @@ pub fn group_by_container(model: Model) -> Model {
                     uid: None,
                     cgroup_id: None,
                     start_time: None,
-                    command: String::new(),
+                    command: Command::default(),
                     container: Some(label.clone()),
                     ..row
                 };
@@ -302,7 +302,7 @@ mod tests {
             tid,
             pid,
             uid: Some(0),
-            command: format!("t{tid}"),
+            command: format!("t{tid}").into(),
             start_time: start,
             cgroup_id: None,
             counters: Counters {

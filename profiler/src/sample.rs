@@ -67,7 +67,7 @@ pub struct TaskSample {
     pub pid: u32,
     pub uid: Option<u32>,
     /// Command name, printable: bytes that are not UTF-8 or not printable are escaped.
-    pub command: String,
+    pub command: Command,
     /// When the task started, in a unit of the source's choosing; tells a reused TID from the
     /// task that had it before. `None` when the source cannot tell.
     pub start_time: Option<u64>,
@@ -108,14 +108,24 @@ impl Sample {
     }
 }
 
+/// A task's command name. The kernel's are at most 15 bytes: kept inline, a command costs
+/// no allocation when a source reads it or a view copies it.
+pub type Command = compact_str::CompactString;
+
 /// Makes a task's command printable: valid UTF-8 stays, except control characters, and every
 /// other byte becomes `\xNN`. Trailing NULs (from fixed-size kernel buffers) are dropped.
-pub fn printable_command(raw: &[u8]) -> String {
+pub fn printable_command(raw: &[u8]) -> Command {
     let raw = match raw.iter().position(|&b| b == 0) {
         Some(end) => &raw[..end],
         None => raw,
     };
-    let mut out = String::with_capacity(raw.len());
+    // The usual name: valid UTF-8 without control characters, taken as it is.
+    if let Ok(name) = std::str::from_utf8(raw) {
+        if !name.chars().any(char::is_control) {
+            return Command::from(name);
+        }
+    }
+    let mut out = Command::with_capacity(raw.len());
     for chunk in raw.utf8_chunks() {
         for c in chunk.valid().chars() {
             if c.is_control() {

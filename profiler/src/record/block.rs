@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::sample::Command;
+
 use super::format::{
     put_opt, put_str, put_varint, put_zigzag, Cursor, KIND_DELTA, KIND_GONE, KIND_SET, TAG_EXITED,
 };
@@ -14,7 +16,7 @@ pub struct Labels {
     pub tid: u32,
     pub pid: u32,
     pub uid: Option<u32>,
-    pub command: String,
+    pub command: Command,
     pub start_time: Option<u64>,
     pub cgroup_id: Option<u64>,
 }
@@ -302,7 +304,7 @@ pub fn decode(payload: &[u8], records: u32, counters: usize) -> Result<Vec<Recor
                 tid: u32::try_from(tid).map_err(|_| "tid out of range")?,
                 pid: u32::try_from(pid).map_err(|_| "pid out of range")?,
                 uid,
-                command,
+                command: command.into(),
                 start_time,
                 cgroup_id,
             })

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::block::{Labels, Record, TaskRecord};
 use super::format::{Header, UnavailableCounters};
 use crate::counter::{Counter, Counters};
-use crate::sample::{Sample, TaskSample};
+use crate::sample::{Command, Sample, TaskSample};
 use crate::source::{IoSource, Unavailable};
 
 /// A sample as the file stores it, written into `out` so that the tasks' allocations of the
@@ -31,7 +31,7 @@ pub fn fill_record(out: &mut Record, s: &Sample, anchor: Monotonic, fields: &[Op
                     tid: 0,
                     pid: 0,
                     uid: None,
-                    command: String::new(),
+                    command: Command::default(),
                     start_time: None,
                     cgroup_id: None,
                 },

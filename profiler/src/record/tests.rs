@@ -33,7 +33,7 @@ fn task(tid: u32, tick: u64) -> TaskSample {
         tid,
         pid: tid - tid % 4,
         uid: (!tid.is_multiple_of(3)).then_some(tid % 5),
-        command: format!("cmd{}", tid % 7),
+        command: format!("cmd{}", tid % 7).into(),
         start_time: (!tid.is_multiple_of(5)).then_some(u64::from(tid) * 3),
         cgroup_id: tid.is_multiple_of(2).then_some(u64::from(tid % 3)),
         counters: Counters {
@@ -75,7 +75,7 @@ fn key(t: &TaskSample) -> (u32, Option<u64>, String, bool, Option<u32>, Option<u
     (
         t.tid,
         t.start_time,
-        t.command.clone(),
+        t.command.to_string(),
         t.exited,
         t.uid,
         t.cgroup_id,
@@ -196,7 +196,7 @@ fn random_samples_round_trip_exactly() {
             }
             t.exited = rng.below(10) == 0;
             if rng.below(20) == 0 {
-                t.command = String::from_utf8_lossy(&rng.bytes(3)).into_owned();
+                t.command = String::from_utf8_lossy(&rng.bytes(3)).into();
             }
         }
         let s = Sample {

@@ -10,6 +10,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::series::Values;
+use crate::sample::Command;
 use crate::counter::{Counter, Unit as CounterUnit};
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -44,7 +45,7 @@ pub struct TaskSeries {
     pub pid: u32,
     /// Set with `--per-thread`.
     pub tid: Option<u32>,
-    pub command: String,
+    pub command: Command,
     pub user: String,
     pub container: String,
     pub values: Values,

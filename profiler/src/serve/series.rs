@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::counter::{Counter, PerCounter};
 use crate::model::Row;
-use crate::sample::Counters;
+use crate::sample::{Command, Counters};
 
 /// A value per counter; `None`: not measured.
 pub type Values = PerCounter<Option<u64>>;
@@ -19,7 +19,7 @@ struct SeriesKey {
     pid: u32,
     tid: Option<u32>,
     uid: Option<u32>,
-    command: String,
+    command: Command,
 }
 
 impl SeriesKey {
@@ -152,7 +152,7 @@ mod tests {
             pid,
             tid: None,
             uid: Some(0),
-            command: format!("p{pid}"),
+            command: format!("p{pid}").into(),
             cgroup_id: None,
             start_time: None,
             container: None,

@@ -16,7 +16,7 @@ use rustix::io::Errno;
 
 use super::{IoSource, Scope, SourceError, SourceKind, Unavailable};
 use crate::counter::Counter;
-use crate::sample::{printable_command, Counters, Sample, TaskSample};
+use crate::sample::{printable_command, Command, Counters, Sample, TaskSample};
 
 /// USER_HZ: the unit of the tick counts in /proc/PID/stat.
 const TICKS_PER_S: u64 = 100;
@@ -42,7 +42,7 @@ pub enum ProcfsError {
 struct Known {
     /// Inode of /proc/PID/task/TID: a reused TID is a new directory with a new inode.
     dir_ino: u64,
-    command: String,
+    command: Command,
     start_time: u64,
     blkio_ticks: Option<u64>,
     io: [u64; 7],
@@ -311,7 +311,7 @@ mod tests {
     fn command(source: &mut ProcfsSource) -> String {
         let sample = source.sample().expect("sample");
         assert_eq!(sample.tasks.len(), 1, "one thread");
-        sample.tasks[0].command.clone()
+        sample.tasks[0].command.to_string()
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl Lookup {
             return known.clone();
         }
         if row.exited || self.recorded {
-            return row.command.clone();
+            return row.command.to_string();
         }
         let line = read_cmdline(&self.proc_root, row.pid, &row.command);
         self.cmdlines.insert(key, line.clone());
