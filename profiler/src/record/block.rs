@@ -40,22 +40,86 @@ pub struct Record {
     pub tasks: Vec<TaskRecord>,
 }
 
+/// Counter values and exit flag of a task, as the decoder tracks them from record to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct State {
     values: Vec<Option<u64>>,
     exited: bool,
 }
 
+/// What a record holds besides its tasks.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordHead {
+    pub wall_ns: u64,
+    pub mono_ns: u64,
+    pub lost_events: Option<u64>,
+    pub skipped_tasks: u64,
+    pub denied_tasks: u64,
+}
+
+/// A task as the encoder reads it: its labels, and its counters in the order of the header's
+/// names. `Columns` is what the task needs to find them (nothing for a [`TaskRecord`]).
+pub trait EncodeTask {
+    type Columns: ?Sized;
+    fn tid(&self) -> u32;
+    fn start_time(&self) -> Option<u64>;
+    /// Whether the task's labels are `labels`.
+    fn labels_are(&self, labels: &Labels) -> bool;
+    fn labels(&self) -> Labels;
+    /// Writes the task's counters into `out`, which has one slot per column.
+    fn values(&self, columns: &Self::Columns, out: &mut [Option<u64>]);
+    fn exited(&self) -> bool;
+}
+
+impl EncodeTask for TaskRecord {
+    type Columns = ();
+
+    fn tid(&self) -> u32 {
+        self.labels.tid
+    }
+
+    fn start_time(&self) -> Option<u64> {
+        self.labels.start_time
+    }
+
+    fn labels_are(&self, labels: &Labels) -> bool {
+        self.labels == *labels
+    }
+
+    fn labels(&self) -> Labels {
+        self.labels.clone()
+    }
+
+    fn values(&self, (): &(), out: &mut [Option<u64>]) {
+        out.copy_from_slice(&self.values);
+    }
+
+    fn exited(&self) -> bool {
+        self.exited
+    }
+}
+
+/// Where each task of the last record stands: present (and whether it had exited) or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Presence {
+    Absent,
+    Present { exited: bool },
+}
+
 /// The open block: its dictionary, the state of every task as of the last record, and the
 /// records encoded so far.
 #[derive(Default)]
 pub struct BlockEncoder {
+    /// Counters per task, as the header names them.
+    counters: usize,
     dict: Vec<Labels>,
     /// Dictionary entries by tid and start time (cheaper to hash than every label), newest
     /// last; an entry matches only if all its labels are equal.
     index: HashMap<(u32, Option<u64>), Vec<u32>>,
-    /// Per dictionary entry: its counters in the last record, `None` when it was not in it.
-    state: Vec<Option<State>>,
+    /// Per dictionary entry: whether it was in the last record.
+    presence: Vec<Presence>,
+    /// Per dictionary entry, `counters` values each: its counters in the last record it was in.
+    values: Vec<Option<u64>>,
     /// Per dictionary entry: the last record that used it, to catch a task listed twice.
     used_in: Vec<u64>,
     present: Vec<u32>,
@@ -67,6 +131,12 @@ pub struct BlockEncoder {
     /// by hash, which picks among them as the format's order of entries wants.
     shared_key: Vec<bool>,
     records: Vec<u8>,
+    /// Reused from record to record: (dictionary entry, place in the record) of each task,
+    /// the record's entries, and one task's counters.
+    current: Vec<(u32, u32)>,
+    next_order: Vec<u32>,
+    entries: Vec<u8>,
+    task_values: Vec<Option<u64>>,
     pub count: u32,
     pub first_wall_ns: u64,
     pub last_wall_ns: u64,
@@ -75,6 +145,14 @@ pub struct BlockEncoder {
 }
 
 impl BlockEncoder {
+    /// An encoder of records whose tasks have `counters` counters each.
+    pub fn new(counters: usize) -> BlockEncoder {
+        BlockEncoder {
+            counters,
+            ..BlockEncoder::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -84,73 +162,87 @@ impl BlockEncoder {
         self.records.len()
     }
 
-    pub fn push(&mut self, rec: &Record) {
+    /// The dictionary entry for `t`, the `at`th task of record `stamp`: the one of the task at
+    /// that place in the last record, else the one its labels hash to, else a new one.
+    fn entry_of<T: EncodeTask>(&mut self, at: usize, t: &T, stamp: u64) -> u32 {
+        let same_place = self
+            .order
+            .get(at)
+            .copied()
+            .filter(|&i| !self.shared_key[i as usize] && t.labels_are(&self.dict[i as usize]));
+        let key = (t.tid(), t.start_time());
+        let found = same_place.or_else(|| {
+            self.index.get(&key).and_then(|candidates| {
+                candidates
+                    .iter()
+                    .rev()
+                    .find(|&&i| t.labels_are(&self.dict[i as usize]))
+                    .copied()
+            })
+        });
+        match found {
+            Some(i) if self.used_in[i as usize] != stamp => i,
+            // New, or a second task with the same labels in one sample: an entry of its own.
+            _ => {
+                let i = self.dict.len() as u32;
+                self.dict.push(t.labels());
+                let candidates = self.index.entry(key).or_default();
+                let shared = !candidates.is_empty();
+                for &c in candidates.iter() {
+                    self.shared_key[c as usize] = true;
+                }
+                candidates.push(i);
+                self.shared_key.push(shared);
+                self.presence.push(Presence::Absent);
+                self.values.extend(std::iter::repeat_n(None, self.counters));
+                self.used_in.push(0);
+                i
+            }
+        }
+    }
+
+    /// Appends one record: `head`, and `tasks` with their counters found through `columns`.
+    pub fn push<T: EncodeTask>(&mut self, head: &RecordHead, tasks: &[T], columns: &T::Columns) {
         if self.count == 0 {
-            self.first_wall_ns = rec.wall_ns;
-            self.last_wall_ns = rec.wall_ns;
+            self.first_wall_ns = head.wall_ns;
+            self.last_wall_ns = head.wall_ns;
         }
         self.count += 1;
         let stamp = u64::from(self.count);
-        self.first_wall_ns = self.first_wall_ns.min(rec.wall_ns);
-        self.last_wall_ns = self.last_wall_ns.max(rec.wall_ns);
+        self.first_wall_ns = self.first_wall_ns.min(head.wall_ns);
+        self.last_wall_ns = self.last_wall_ns.max(head.wall_ns);
 
-        let mut current: Vec<(u32, &TaskRecord)> = Vec::with_capacity(rec.tasks.len());
-        let mut order = Vec::with_capacity(rec.tasks.len());
-        for (at, t) in rec.tasks.iter().enumerate() {
-            let key = (t.labels.tid, t.labels.start_time);
-            let same_place = self
-                .order
-                .get(at)
-                .copied()
-                .filter(|&i| !self.shared_key[i as usize] && self.dict[i as usize] == t.labels);
-            let found = same_place.or_else(|| {
-                self.index.get(&key).and_then(|candidates| {
-                    candidates
-                        .iter()
-                        .rev()
-                        .find(|&&i| self.dict[i as usize] == t.labels)
-                        .copied()
-                })
-            });
-            let idx = match found {
-                Some(i) if self.used_in[i as usize] != stamp => i,
-                // New, or a second task with the same labels in one sample: an entry of its own.
-                _ => {
-                    let i = self.dict.len() as u32;
-                    self.dict.push(t.labels.clone());
-                    let candidates = self.index.entry(key).or_default();
-                    let shared = !candidates.is_empty();
-                    for &c in candidates.iter() {
-                        self.shared_key[c as usize] = true;
-                    }
-                    candidates.push(i);
-                    self.shared_key.push(shared);
-                    self.state.push(None);
-                    self.used_in.push(0);
-                    i
-                }
-            };
+        let mut current = std::mem::take(&mut self.current);
+        let mut order = std::mem::take(&mut self.next_order);
+        current.clear();
+        order.clear();
+        for (at, t) in tasks.iter().enumerate() {
+            let idx = self.entry_of(at, t, stamp);
             self.used_in[idx as usize] = stamp;
-            current.push((idx, t));
+            current.push((idx, at as u32));
             order.push(idx);
         }
-        self.order = order;
+        self.next_order = std::mem::replace(&mut self.order, order);
         current.sort_unstable_by_key(|&(i, _)| i);
 
         let out = &mut self.records;
         put_zigzag(
             out,
-            rec.wall_ns.wrapping_sub(self.last_record_wall_ns) as i64,
+            head.wall_ns.wrapping_sub(self.last_record_wall_ns) as i64,
         );
-        put_zigzag(out, rec.mono_ns.wrapping_sub(self.last_mono_ns) as i64);
-        self.last_record_wall_ns = rec.wall_ns;
-        self.last_mono_ns = rec.mono_ns;
-        put_opt(out, rec.lost_events);
-        put_varint(out, rec.skipped_tasks);
-        put_varint(out, rec.denied_tasks);
+        put_zigzag(out, head.mono_ns.wrapping_sub(self.last_mono_ns) as i64);
+        self.last_record_wall_ns = head.wall_ns;
+        self.last_mono_ns = head.mono_ns;
+        put_opt(out, head.lost_events);
+        put_varint(out, head.skipped_tasks);
+        put_varint(out, head.denied_tasks);
 
         // Entries, merged in index order from the tasks of the last record and of this one.
-        let mut entries = Vec::new();
+        let mut entries = std::mem::take(&mut self.entries);
+        let mut new = std::mem::take(&mut self.task_values);
+        entries.clear();
+        new.clear();
+        new.resize(self.counters, None);
         let mut prev_idx: Option<u32> = None;
         let mut entry = |entries: &mut Vec<u8>, idx: u32| {
             put_varint(entries, u64::from(idx - prev_idx.map_or(0, |p| p + 1)));
@@ -165,7 +257,7 @@ impl BlockEncoder {
             let cur = current.get(b).map(|&(i, _)| i);
             if gone(&self.present, a, cur) {
                 let idx = self.present[a];
-                self.state[idx as usize] = None;
+                self.presence[idx as usize] = Presence::Absent;
                 entry(&mut entries, idx);
                 entries.push(KIND_GONE);
                 n_entries += 1;
@@ -176,57 +268,60 @@ impl BlockEncoder {
             if self.present.get(a) == Some(&idx) {
                 a += 1;
             }
-            let t = current[b].1;
+            let t = &tasks[current[b].1 as usize];
             b += 1;
-            let exited = if t.exited { TAG_EXITED } else { 0 };
-            let slot = &mut self.state[idx as usize];
-            match slot {
-                Some(s) if s.values == t.values && s.exited == t.exited => continue,
-                Some(s) if same_shape(&s.values, &t.values) => {
+            t.values(columns, &mut new);
+            let exited = t.exited();
+            let tag = if exited { TAG_EXITED } else { 0 };
+            let at = idx as usize * self.counters;
+            let old = &mut self.values[at..at + self.counters];
+            let presence = &mut self.presence[idx as usize];
+            let was = *presence;
+            *presence = Presence::Present { exited };
+            match was {
+                Presence::Present { exited: e } if e == exited && *old == *new => continue,
+                Presence::Present { .. } if same_shape(old, &new) => {
                     entry(&mut entries, idx);
-                    entries.push(KIND_DELTA | exited);
-                    let mut mask = 0u64;
-                    for (i, (new, old)) in t.values.iter().zip(&s.values).enumerate() {
-                        if new != old {
-                            mask |= 1 << i;
-                        }
-                    }
+                    entries.push(KIND_DELTA | tag);
+                    let mask = new
+                        .iter()
+                        .zip(old.iter())
+                        .enumerate()
+                        .filter(|(_, (n, o))| n != o)
+                        .fold(0u64, |m, (i, _)| m | 1 << i);
                     put_varint(&mut entries, mask);
-                    for (new, old) in t.values.iter().zip(&s.values) {
-                        if let (Some(n), Some(o)) = (new, old) {
+                    for (n, o) in new.iter().zip(old.iter()) {
+                        if let (Some(n), Some(o)) = (n, o) {
                             if n != o {
                                 put_zigzag(&mut entries, n.wrapping_sub(*o) as i64);
                             }
                         }
                     }
-                    s.values.clone_from(&t.values);
-                    s.exited = t.exited;
                 }
                 _ => {
                     entry(&mut entries, idx);
-                    entries.push(KIND_SET | exited);
-                    let mask = t
-                        .values
+                    entries.push(KIND_SET | tag);
+                    let mask = new
                         .iter()
                         .enumerate()
                         .filter(|(_, v)| v.is_some())
                         .fold(0u64, |m, (i, _)| m | 1 << i);
                     put_varint(&mut entries, mask);
-                    for v in t.values.iter().flatten() {
+                    for v in new.iter().flatten() {
                         put_varint(&mut entries, *v);
                     }
-                    *slot = Some(State {
-                        values: t.values.clone(),
-                        exited: t.exited,
-                    });
                 }
             }
+            old.copy_from_slice(&new);
             n_entries += 1;
         }
         put_varint(out, n_entries);
         out.extend_from_slice(&entries);
         self.present.clear();
         self.present.extend(current.iter().map(|&(i, _)| i));
+        self.current = current;
+        self.entries = entries;
+        self.task_values = new;
     }
 
     /// The payload (dictionary then records), and the encoder ready for the next block.
@@ -254,7 +349,7 @@ impl BlockEncoder {
             }
         }
         out.extend_from_slice(&self.records);
-        *self = BlockEncoder::default();
+        *self = BlockEncoder::new(self.counters);
         out
     }
 }

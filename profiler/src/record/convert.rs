@@ -4,52 +4,67 @@
 use crate::sample::Monotonic;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::block::{Labels, Record, TaskRecord};
+use super::block::{EncodeTask, Labels, Record, RecordHead};
 use super::format::{Header, UnavailableCounters};
 use crate::counter::{Counter, Counters};
-use crate::sample::{Command, Sample, TaskSample};
+use crate::sample::{Sample, TaskSample};
 use crate::source::{IoSource, Unavailable};
 
-/// A sample as the file stores it, written into `out` so that the tasks' allocations of the
-/// previous record are reused (the recorder does this every interval, for every task).
-/// `anchor` is the instant monotonic stamps count from, and `fields[i]` the counter the
-/// file's column `i` holds, if this build knows it (see `fields`).
-pub fn fill_record(out: &mut Record, s: &Sample, anchor: Monotonic, fields: &[Option<Counter>]) {
-    out.wall_ns = s
-        .wall_time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    out.mono_ns = s.taken_at.saturating_duration_since(anchor).as_nanos() as u64;
-    out.lost_events = s.lost_events;
-    out.skipped_tasks = s.skipped_tasks;
-    out.denied_tasks = s.denied_tasks;
-    out.tasks.truncate(s.tasks.len());
-    for (i, t) in s.tasks.iter().enumerate() {
-        if i == out.tasks.len() {
-            out.tasks.push(TaskRecord {
-                labels: Labels {
-                    tid: 0,
-                    pid: 0,
-                    uid: None,
-                    command: Command::default(),
-                    start_time: None,
-                    cgroup_id: None,
-                },
-                values: Vec::with_capacity(fields.len()),
-                exited: false,
-            });
+/// What `s` stores besides its tasks; `anchor` is the instant monotonic stamps count from.
+pub fn record_head(s: &Sample, anchor: Monotonic) -> RecordHead {
+    RecordHead {
+        wall_ns: s
+            .wall_time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        mono_ns: s.taken_at.saturating_duration_since(anchor).as_nanos() as u64,
+        lost_events: s.lost_events,
+        skipped_tasks: s.skipped_tasks,
+        denied_tasks: s.denied_tasks,
+    }
+}
+
+/// A sample's task is encoded as it is, without a copy into a `TaskRecord`: its columns are
+/// the counters of this build that the file's columns hold (see `fields`).
+impl EncodeTask for TaskSample {
+    type Columns = [Option<Counter>];
+
+    fn tid(&self) -> u32 {
+        self.tid
+    }
+
+    fn start_time(&self) -> Option<u64> {
+        self.start_time
+    }
+
+    fn labels_are(&self, l: &Labels) -> bool {
+        self.tid == l.tid
+            && self.pid == l.pid
+            && self.uid == l.uid
+            && self.start_time == l.start_time
+            && self.cgroup_id == l.cgroup_id
+            && self.command == l.command
+    }
+
+    fn labels(&self) -> Labels {
+        Labels {
+            tid: self.tid,
+            pid: self.pid,
+            uid: self.uid,
+            command: self.command.clone(),
+            start_time: self.start_time,
+            cgroup_id: self.cgroup_id,
         }
-        let r = &mut out.tasks[i];
-        r.labels.tid = t.tid;
-        r.labels.pid = t.pid;
-        r.labels.uid = t.uid;
-        r.labels.command.clone_from(&t.command);
-        r.labels.start_time = t.start_time;
-        r.labels.cgroup_id = t.cgroup_id;
-        r.values.clear();
-        r.values
-            .extend(fields.iter().map(|f| f.and_then(|c| t.counters.get(c))));
-        r.exited = t.exited;
+    }
+
+    fn values(&self, fields: &[Option<Counter>], out: &mut [Option<u64>]) {
+        for (v, f) in out.iter_mut().zip(fields) {
+            *v = f.and_then(|c| self.counters.get(c));
+        }
+    }
+
+    fn exited(&self) -> bool {
+        self.exited
     }
 }
 

@@ -7,8 +7,8 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::block::{BlockEncoder, Record};
-use super::convert::{fields, fill_record};
+use super::block::{BlockEncoder, Record, RecordHead};
+use super::convert::{fields, record_head};
 use super::format::{Codec, Frame, Header, FRAME_LEN, MAX_COUNTERS};
 use super::RecordError;
 use crate::sample::Sample;
@@ -60,8 +60,6 @@ pub struct Recorder {
     codec: Codec,
     /// Monotonic stamps count from the first sample's `taken_at`.
     anchor: Option<Monotonic>,
-    /// The last sample as a record, whose allocations the next one reuses.
-    scratch: Record,
     finished: bool,
 }
 
@@ -75,6 +73,7 @@ impl Recorder {
         );
         let path = path.as_ref().to_path_buf();
         let fields = fields(&header.counters);
+        let counters = fields.len();
         let header = header.encode();
         let file = start_file(&path, &header)?;
         Ok(Recorder {
@@ -83,12 +82,11 @@ impl Recorder {
             header,
             fields,
             file,
-            block: BlockEncoder::default(),
+            block: BlockEncoder::new(counters),
             limits: BlockLimits::default(),
             rotation: None,
             codec: Codec::Lz4,
             anchor: None,
-            scratch: Record::default(),
             finished: false,
         })
     }
@@ -110,11 +108,9 @@ impl Recorder {
 
     pub fn append(&mut self, sample: &Sample) -> Result<(), RecordError> {
         let anchor = *self.anchor.get_or_insert(sample.taken_at);
-        let mut record = std::mem::take(&mut self.scratch);
-        fill_record(&mut record, sample, anchor, &self.fields);
-        let appended = self.append_record(&record);
-        self.scratch = record;
-        appended
+        self.block
+            .push(&record_head(sample, anchor), &sample.tasks, &self.fields);
+        self.close_block_at_limit()
     }
 
     /// Appends a record as the file stores it (its tasks' values in the order of the header's
@@ -125,7 +121,18 @@ impl Recorder {
             record.tasks.iter().all(|t| t.values.len() == counters),
             "every task of a record has the {counters} counters the header names"
         );
-        self.block.push(record);
+        let head = RecordHead {
+            wall_ns: record.wall_ns,
+            mono_ns: record.mono_ns,
+            lost_events: record.lost_events,
+            skipped_tasks: record.skipped_tasks,
+            denied_tasks: record.denied_tasks,
+        };
+        self.block.push(&head, &record.tasks, &());
+        self.close_block_at_limit()
+    }
+
+    fn close_block_at_limit(&mut self) -> Result<(), RecordError> {
         let span_ns = self.block.last_wall_ns - self.block.first_wall_ns;
         if self.block.count >= self.limits.records
             || u128::from(span_ns) >= self.limits.span.as_nanos()

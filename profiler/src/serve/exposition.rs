@@ -10,8 +10,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::series::Values;
-use crate::sample::Command;
 use crate::counter::{Counter, Unit as CounterUnit};
+use crate::sample::Command;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
