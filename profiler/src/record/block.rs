@@ -99,11 +99,12 @@ impl EncodeTask for TaskRecord {
     }
 }
 
-/// Where each task of the last record stands: present (and whether it had exited) or not.
+/// Where each task of the last record stands: present (whether it had exited, and which of
+/// its counters were measured, one bit each) or not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Presence {
     Absent,
-    Present { exited: bool },
+    Present { exited: bool, measured: u64 },
 }
 
 /// The open block: its dictionary, the state of every task as of the last record, and the
@@ -118,8 +119,9 @@ pub struct BlockEncoder {
     index: HashMap<(u32, Option<u64>), Vec<u32>>,
     /// Per dictionary entry: whether it was in the last record.
     presence: Vec<Presence>,
-    /// Per dictionary entry, `counters` values each: its counters in the last record it was in.
-    values: Vec<Option<u64>>,
+    /// Per dictionary entry, `counters` values each: its counters in the last record it was
+    /// in (0 where not measured, see `presence`).
+    values: Vec<u64>,
     /// Per dictionary entry: the last record that used it, to catch a task listed twice.
     used_in: Vec<u64>,
     present: Vec<u32>,
@@ -194,7 +196,7 @@ impl BlockEncoder {
                 candidates.push(i);
                 self.shared_key.push(shared);
                 self.presence.push(Presence::Absent);
-                self.values.extend(std::iter::repeat_n(None, self.counters));
+                self.values.extend(std::iter::repeat_n(0, self.counters));
                 self.used_in.push(0);
                 i
             }
@@ -273,46 +275,54 @@ impl BlockEncoder {
             t.values(columns, &mut new);
             let exited = t.exited();
             let tag = if exited { TAG_EXITED } else { 0 };
+            let measured = new
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_some())
+                .fold(0u64, |m, (i, _)| m | 1 << i);
             let at = idx as usize * self.counters;
             let old = &mut self.values[at..at + self.counters];
             let presence = &mut self.presence[idx as usize];
             let was = *presence;
-            *presence = Presence::Present { exited };
+            *presence = Presence::Present { exited, measured };
+            // The counters that changed; with the same ones measured, a change fits in a delta.
+            let changed = || {
+                new.iter()
+                    .zip(old.iter())
+                    .enumerate()
+                    .filter(|(_, (n, o))| n.is_some_and(|n| n != **o))
+                    .fold(0u64, |m, (i, _)| m | 1 << i)
+            };
             match was {
-                Presence::Present { exited: e } if e == exited && *old == *new => continue,
-                Presence::Present { .. } if same_shape(old, &new) => {
+                Presence::Present {
+                    exited: e,
+                    measured: m,
+                } if m == measured => {
+                    let mask = changed();
+                    if mask == 0 && e == exited {
+                        continue;
+                    }
                     entry(&mut entries, idx);
                     entries.push(KIND_DELTA | tag);
-                    let mask = new
-                        .iter()
-                        .zip(old.iter())
-                        .enumerate()
-                        .filter(|(_, (n, o))| n != o)
-                        .fold(0u64, |m, (i, _)| m | 1 << i);
                     put_varint(&mut entries, mask);
                     for (n, o) in new.iter().zip(old.iter()) {
-                        if let (Some(n), Some(o)) = (n, o) {
-                            if n != o {
-                                put_zigzag(&mut entries, n.wrapping_sub(*o) as i64);
-                            }
+                        if let Some(n) = n.filter(|n| n != o) {
+                            put_zigzag(&mut entries, n.wrapping_sub(*o) as i64);
                         }
                     }
                 }
                 _ => {
                     entry(&mut entries, idx);
                     entries.push(KIND_SET | tag);
-                    let mask = new
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, v)| v.is_some())
-                        .fold(0u64, |m, (i, _)| m | 1 << i);
-                    put_varint(&mut entries, mask);
+                    put_varint(&mut entries, measured);
                     for v in new.iter().flatten() {
                         put_varint(&mut entries, *v);
                     }
                 }
             }
-            old.copy_from_slice(&new);
+            for (o, n) in old.iter_mut().zip(new.iter()) {
+                *o = n.unwrap_or(0);
+            }
             n_entries += 1;
         }
         put_varint(out, n_entries);
@@ -352,11 +362,6 @@ impl BlockEncoder {
         *self = BlockEncoder::new(self.counters);
         out
     }
-}
-
-/// Both measure the same counters: a change between them fits in a delta.
-fn same_shape(a: &[Option<u64>], b: &[Option<u64>]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.is_some() == y.is_some())
 }
 
 /// Decodes a block's payload into its records. `counters` is the number of counters the
