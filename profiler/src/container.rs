@@ -255,6 +255,9 @@ pub struct Containers {
     warned_unresolved: bool,
     /// Labelling recorded tasks: their pids are not this host's processes now.
     recorded: bool,
+    /// Labels a recording kept of its cgroup ids, which win over this host's tree (where the
+    /// container may be gone, or an id reused).
+    recorded_labels: HashMap<u64, String>,
 }
 
 impl Containers {
@@ -279,6 +282,7 @@ impl Containers {
             learnt: HashMap::new(),
             warned_unresolved: false,
             recorded: false,
+            recorded_labels: HashMap::new(),
         }
     }
 
@@ -331,6 +335,15 @@ impl Containers {
         }
     }
 
+    /// Takes the labels a recording kept of its cgroup ids (see `recorded`).
+    pub fn learn_recorded(&mut self, labels: &[(u64, String)]) {
+        for (id, label) in labels {
+            if self.recorded_labels.get(id) != Some(label) {
+                self.recorded_labels.insert(*id, label.clone());
+            }
+        }
+    }
+
     /// Container of a cgroup v2 id (what the eBPF probes capture, so exited tasks keep it).
     pub fn of_cgroup_id(&mut self, id: u64) -> Option<String> {
         if !self.id_paths.contains_key(&id) {
@@ -366,6 +379,9 @@ impl Containers {
         let Some(id) = cgroup_id else {
             return self.of_pid(pid);
         };
+        if let Some(label) = self.recorded_labels.get(&id) {
+            return Some(label.clone());
+        }
         if let Some(label) = self
             .of_cgroup_id(id)
             .or_else(|| self.learnt.get(&id).cloned())
@@ -435,6 +451,11 @@ impl Containers {
         std::fs::metadata(dir.join(rel.trim_start_matches('/')))
             .ok()
             .map(|m| m.ino())
+    }
+
+    /// Whether labels of processes are cached (see `retain_pids`).
+    pub fn knows_pids(&self) -> bool {
+        !self.by_pid.is_empty()
     }
 
     /// Forgets processes that are gone, so the cache does not grow without bound.

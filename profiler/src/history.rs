@@ -2,6 +2,7 @@
 //! source's raw samples appended to a file every interval, until a signal), the times that
 //! `--begin`/`--end` take, and sizes for `--max-size`.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -111,7 +112,7 @@ impl TaskFilter {
         }
         if let Some(containers) = &mut self.containers {
             // Labels are cached per live process, those filtered out included.
-            let live: std::collections::HashSet<u32> = sample.tasks.iter().map(|t| t.pid).collect();
+            let live: HashSet<u32> = sample.tasks.iter().map(|t| t.pid).collect();
             let filters = &self.filters;
             sample.tasks.retain(|t| {
                 containers
@@ -126,33 +127,87 @@ impl TaskFilter {
 /// Gives tasks the cgroup id their source did not capture (taskstats, procfs), read once per
 /// process, so that a replay can tell their containers.
 struct CgroupIds {
-    containers: Containers,
-    by_pid: std::collections::HashMap<u32, u64>,
+    /// Per live process: its cgroup id, or None where it has none to find (read once either way).
+    by_pid: HashMap<u32, Option<u64>>,
 }
 
 impl CgroupIds {
-    fn apply(&mut self, sample: &mut Sample) {
+    fn apply(&mut self, containers: &Containers, sample: &mut Sample) {
+        let mut missing = false;
         for t in sample.tasks.iter_mut().filter(|t| t.cgroup_id.is_none()) {
+            missing = true;
             t.cgroup_id = match self.by_pid.get(&t.pid) {
-                Some(&id) => Some(id),
+                Some(&id) => id,
                 // An exited task's pid may be another process's by now.
                 None if t.exited => None,
-                None => {
-                    let id = self.containers.cgroup_id_of_pid(t.pid);
-                    if let Some(id) = id {
-                        self.by_pid.insert(t.pid, id);
-                    }
-                    id
-                }
+                None => *self
+                    .by_pid
+                    .entry(t.pid)
+                    .or_insert_with(|| containers.cgroup_id_of_pid(t.pid)),
             };
         }
-        let live: std::collections::HashSet<u32> = sample
-            .tasks
-            .iter()
-            .filter(|t| !t.exited)
-            .map(|t| t.pid)
-            .collect();
-        self.by_pid.retain(|pid, _| live.contains(pid));
+        if missing {
+            let live: HashSet<u32> = sample
+                .tasks
+                .iter()
+                .filter(|t| !t.exited)
+                .map(|t| t.pid)
+                .collect();
+            self.by_pid.retain(|pid, _| live.contains(pid));
+        }
+    }
+}
+
+/// What `profiler record` does with each sample: keeps the tasks asked for, gives them the
+/// cgroup ids their source did not capture, and appends the sample, with the container label
+/// of each cgroup id new to the block (so that a replay tells the containers as they were,
+/// also once they are gone or on another host).
+pub struct Recording {
+    recorder: Recorder,
+    filter: TaskFilter,
+    cgroup_ids: CgroupIds,
+    containers: Containers,
+}
+
+impl Recording {
+    /// `uids` and `container_filters` as `profiler record -u` and `--container` take them.
+    pub fn new(
+        recorder: Recorder,
+        proc_root: &Path,
+        uids: Vec<u32>,
+        container_filters: Vec<String>,
+    ) -> Recording {
+        Recording {
+            recorder,
+            filter: TaskFilter {
+                uids,
+                containers: (!container_filters.is_empty()).then(|| Containers::new(proc_root)),
+                filters: container_filters,
+            },
+            cgroup_ids: CgroupIds {
+                by_pid: HashMap::new(),
+            },
+            containers: Containers::new(proc_root),
+        }
+    }
+
+    pub fn append(&mut self, mut sample: Sample) -> Result<(), RecordError> {
+        self.filter.apply(&mut sample);
+        self.cgroup_ids.apply(&self.containers, &mut sample);
+        let containers = &mut self.containers;
+        let appended = self.recorder.append_labelled(&sample, |pid, id, exited| {
+            containers.of_task(pid, Some(id), exited)
+        });
+        if self.containers.knows_pids() {
+            let live: HashSet<u32> = sample.tasks.iter().map(|t| t.pid).collect();
+            self.containers.retain_pids(|pid| live.contains(&pid));
+        }
+        appended
+    }
+
+    /// Closes the open block; what was appended is then all on disk.
+    pub fn finish(self) -> Result<(), RecordError> {
+        self.recorder.finish()
     }
 }
 
@@ -213,15 +268,12 @@ fn run_recording(
             keep: opts.keep,
         });
     }
-    let mut filter = TaskFilter {
-        uids: opts.uids.clone(),
-        filters: opts.containers.clone(),
-        containers: (!opts.containers.is_empty()).then(|| Containers::new(&opts.scope.proc_root)),
-    };
-    let mut cgroup_ids = CgroupIds {
-        containers: Containers::new(&opts.scope.proc_root),
-        by_pid: Default::default(),
-    };
+    let mut recording = Recording::new(
+        recorder,
+        &opts.scope.proc_root,
+        opts.uids.clone(),
+        opts.containers.clone(),
+    );
     let mut recorded = 0u64;
     // The last error said, so that one that repeats every interval is said once.
     let mut said: Option<String> = None;
@@ -243,10 +295,8 @@ fn run_recording(
                 _ = sighup.recv() => break,
                 _ = ticks.tick() => {
                     match source.sample() {
-                        Ok(mut sample) => {
-                            filter.apply(&mut sample);
-                            cgroup_ids.apply(&mut sample);
-                            match recorder.append(&sample) {
+                        Ok(sample) => {
+                            match recording.append(sample) {
                                 Ok(()) => recorded += 1,
                                 Err(e) => say(&e),
                             }
@@ -261,7 +311,7 @@ fn run_recording(
         }
         Ok::<(), RecordError>(())
     })?;
-    recorder.finish()?;
+    recording.finish()?;
     Ok(recorded)
 }
 

@@ -93,6 +93,11 @@ pub struct Sample {
     pub skipped_tasks: u64,
     /// Tasks whose counters the source was not allowed to read (other users' tasks, unprivileged).
     pub denied_tasks: u64,
+    /// Container labels of cgroup ids, where the source knows them itself: a recording keeps
+    /// its tasks' labels as they were when it was made, and a replay gives them back. Empty
+    /// from live sources, whose tasks the session labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_labels: Vec<(u64, String)>,
 }
 
 impl Sample {
@@ -104,6 +109,7 @@ impl Sample {
             lost_events: None,
             skipped_tasks: 0,
             denied_tasks: 0,
+            container_labels: Vec::new(),
         }
     }
 }

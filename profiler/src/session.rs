@@ -129,8 +129,9 @@ impl Session {
     }
 
     /// A session over a recording played back (`record::ReplaySource`): the same model and
-    /// views as live. Containers are labelled from recorded cgroup ids only, resolved against
-    /// this host's cgroup tree; a process is alive while the recording lists it.
+    /// views as live. Containers are labelled as the recording labelled them (files of format
+    /// version 1 have no labels: their cgroup ids are resolved against this host's cgroup
+    /// tree); a process is alive while the recording lists it.
     pub fn replay(source: Box<dyn IoSource>, proc_root: &std::path::Path) -> Session {
         Session {
             sources: vec![Opened {
@@ -231,6 +232,9 @@ impl Session {
             } else {
                 Default::default()
             };
+            if self.history {
+                self.containers.learn_recorded(&sample.container_labels);
+            }
             let mut model = model::compute(s.prev.as_ref(), &sample, ModelOptions::default());
             let unmeasured = s.source.unavailable();
             model.measured = Some(PerCounter::from_fn(|c| {

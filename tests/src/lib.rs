@@ -178,6 +178,50 @@ impl Drop for Workload {
     }
 }
 
+/// Where the cgroup v2 hierarchy is mounted.
+pub fn cgroup2_mount() -> PathBuf {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    text.lines()
+        .find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            if !right.starts_with("cgroup2 ") {
+                return None;
+            }
+            left.split(' ').nth(4).map(PathBuf::from)
+        })
+        .expect("a cgroup v2 hierarchy is mounted")
+}
+
+/// A cgroup v2 group, removed (after its tasks are gone) on drop.
+pub struct Group {
+    pub path: PathBuf,
+    pub name: String,
+}
+
+impl Group {
+    pub fn new(name: String) -> Group {
+        let path = cgroup2_mount().join(&name);
+        std::fs::create_dir_all(&path).expect("creating a cgroup");
+        Group { path, name }
+    }
+
+    pub fn adopt(&self, pid: u32) {
+        std::fs::write(self.path.join("cgroup.procs"), pid.to_string())
+            .expect("moving a task into the cgroup");
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.path).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 /// A scratch directory on a disk-backed file system (not tmpfs), removed on drop.
 pub struct Scratch {
     pub dir: PathBuf,

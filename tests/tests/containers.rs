@@ -2,54 +2,10 @@
 //! host, each group's I/O is attributed to it; from inside, the profiler picks a working source,
 //! reports the others with their reasons, and shows the namespace's own pids.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use profiler_tests::{profiler_bin, require_root, settle, Run, Scratch, Workload};
+use profiler_tests::{profiler_bin, require_root, settle, Group, Run, Scratch, Workload};
 use serde_json::Value;
-
-fn cgroup2_mount() -> PathBuf {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    text.lines()
-        .find_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            if !right.starts_with("cgroup2 ") {
-                return None;
-            }
-            left.split(' ').nth(4).map(PathBuf::from)
-        })
-        .expect("a cgroup v2 hierarchy is mounted")
-}
-
-/// A cgroup v2 group, removed (after its tasks are gone) on drop.
-struct Group {
-    path: PathBuf,
-    name: String,
-}
-
-impl Group {
-    fn new(name: String) -> Group {
-        let path = cgroup2_mount().join(&name);
-        std::fs::create_dir_all(&path).expect("creating a cgroup");
-        Group { path, name }
-    }
-
-    fn adopt(&self, pid: u32) {
-        std::fs::write(self.path.join("cgroup.procs"), pid.to_string())
-            .expect("moving a task into the cgroup");
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.path).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-}
 
 fn per_container_totals(source: &str) {
     require_root();

@@ -1,12 +1,15 @@
 //! `profiler record` and `profiler replay` as a user meets them: a recording made while a
 //! child does known I/O replays to the figures the live view showed for the same run; a
 //! recording cut by kill -9 replays up to its last complete block; damaged files are one line
-//! on stderr naming the file and the byte; --begin/--end pick the right records.
+//! on stderr naming the file and the byte; --begin/--end pick the right records; a container
+//! gone by the time of the replay keeps its recorded label.
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use profiler_tests::{profiler_bin, require_root, settle, Run, Scratch, Workload};
+use profiler_tests::{
+    cgroup2_mount, profiler_bin, require_root, settle, Group, Run, Scratch, Workload,
+};
 use serde_json::Value;
 
 fn profiler(args: &[&str]) -> Output {
@@ -244,7 +247,7 @@ fn bad_files_are_one_line_naming_the_file_and_the_byte() {
     let empty = write("empty.rec", b"");
     let passwd = write("passwd.rec", b"root:x:0:0:root:/root:/bin/bash\n");
     let mut newer = bytes.clone();
-    newer[8] = 2;
+    newer[8] = 3;
     let newer = write("newer.rec", &newer);
     let head_cut = write("head.rec", &bytes[..12]);
     let mut corrupt = bytes.clone();
@@ -256,7 +259,7 @@ fn bad_files_are_one_line_naming_the_file_and_the_byte() {
     for (file, says, at) in [
         (&empty, "the file is empty, not a recording", 0),
         (&passwd, "not a profiler recording", 0),
-        (&newer, "recorded in format version 2", 8),
+        (&newer, "recorded in format version 3", 8),
         (&head_cut, "ends inside the file header", 12),
         (&missing, "No such file", 0),
     ] {
@@ -490,4 +493,47 @@ fn record_keeps_only_the_containers_asked_for_with_ebpf() {
 #[test]
 fn record_keeps_only_the_containers_asked_for_with_procfs() {
     record_keeps_only_the_containers_asked_for("procfs");
+}
+
+/// A container that is gone when the recording is replayed keeps the label it had when it was
+/// recorded: the recording keeps each cgroup id's label, not only the id (whose directory is
+/// gone by then, and whose inode the kernel may give to another group).
+fn a_gone_container_keeps_its_recorded_label(source: &str) {
+    require_root();
+    let s = Scratch::new(&format!("record-gone-container-{source}"));
+    let file = s.path("gone.rec");
+    let id = format!("{:064x}", 0x9e37_79b9_u64 * u64::from(std::process::id()));
+    let group = Group::new(format!("docker-{id}.scope"));
+    let mut w = Workload::start(&[format!("write:{}:20:4096", s.path("w"))]);
+    group.adopt(w.pid());
+    w.run_ops();
+    let wpid = w.pid();
+    let pid = wpid.to_string();
+    let out = profiler(&[
+        "record", "--source", source, "-p", &pid, "-n", "2", "-d", "0.2", "-o", &file,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    w.finish();
+    drop(group);
+    assert!(!cgroup2_mount().join(format!("docker-{id}.scope")).exists());
+
+    let out = profiler(&["replay", &file, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let objects = json_lines(&out);
+    assert!(!objects.is_empty());
+    let label = format!("docker:{}", &id[..12]);
+    for object in objects {
+        let task = task_of(&object, wpid).unwrap_or_else(|| panic!("no task {pid}: {object}"));
+        assert_eq!(task["container"], label.as_str(), "{object}");
+    }
+}
+
+#[test]
+fn a_gone_container_keeps_its_recorded_label_with_ebpf() {
+    a_gone_container_keeps_its_recorded_label("ebpf");
+}
+
+#[test]
+fn a_gone_container_keeps_its_recorded_label_with_procfs() {
+    a_gone_container_keeps_its_recorded_label("procfs");
 }

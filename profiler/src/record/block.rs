@@ -2,7 +2,7 @@
 //! format says (see `format`), and decoded back. Works on `Record`, the format's own view of
 //! a sample, so nothing here depends on `Sample`'s shape.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::sample::Command;
 
@@ -38,6 +38,8 @@ pub struct Record {
     pub skipped_tasks: u64,
     pub denied_tasks: u64,
     pub tasks: Vec<TaskRecord>,
+    /// Container labels of the cgroup ids of the block's tasks, as the recorder knew them.
+    pub container_labels: Vec<(u64, String)>,
 }
 
 /// Counter values and exit flag of a task, as the decoder tracks them from record to record.
@@ -132,6 +134,10 @@ pub struct BlockEncoder {
     /// Per dictionary entry: another has its tid and start time. Those are always looked up
     /// by hash, which picks among them as the format's order of entries wants.
     shared_key: Vec<bool>,
+    /// Container label by cgroup id, for the block's tasks; None where none was found.
+    container_labels: BTreeMap<u64, Option<String>>,
+    /// Tasks (pid, cgroup id, exited) whose cgroup id the block has no label for yet.
+    unlabelled: Vec<(u32, u64, bool)>,
     records: Vec<u8>,
     /// Reused from record to record: (dictionary entry, place in the record) of each task,
     /// the record's entries, and one task's counters.
@@ -164,6 +170,22 @@ impl BlockEncoder {
         self.records.len()
     }
 
+    /// Keeps the container labels of cgroup ids in the block (the first one given for an id).
+    pub fn label_containers(&mut self, labels: &[(u64, String)]) {
+        for (id, label) in labels {
+            let known = self.container_labels.entry(*id).or_default();
+            if known.is_none() {
+                *known = Some(label.clone());
+            }
+        }
+    }
+
+    /// The tasks new to the block since the last call whose cgroup id has no label in it yet
+    /// (pid, cgroup id, exited), each id once; they are taken as having none until labelled.
+    pub fn take_unlabelled(&mut self) -> std::vec::Drain<'_, (u32, u64, bool)> {
+        self.unlabelled.drain(..)
+    }
+
     /// The dictionary entry for `t`, the `at`th task of record `stamp`: the one of the task at
     /// that place in the last record, else the one its labels hash to, else a new one.
     fn entry_of<T: EncodeTask>(&mut self, at: usize, t: &T, stamp: u64) -> u32 {
@@ -187,7 +209,16 @@ impl BlockEncoder {
             // New, or a second task with the same labels in one sample: an entry of its own.
             _ => {
                 let i = self.dict.len() as u32;
-                self.dict.push(t.labels());
+                let labels = t.labels();
+                if let Some(id) = labels.cgroup_id {
+                    if let std::collections::btree_map::Entry::Vacant(e) =
+                        self.container_labels.entry(id)
+                    {
+                        e.insert(None);
+                        self.unlabelled.push((labels.pid, id, t.exited()));
+                    }
+                }
+                self.dict.push(labels);
                 let candidates = self.index.entry(key).or_default();
                 let shared = !candidates.is_empty();
                 for &c in candidates.iter() {
@@ -358,6 +389,16 @@ impl BlockEncoder {
                 put_varint(&mut out, c);
             }
         }
+        let labelled = || {
+            self.container_labels
+                .iter()
+                .filter_map(|(id, label)| Some((*id, label.as_ref()?)))
+        };
+        put_varint(&mut out, labelled().count() as u64);
+        for (id, label) in labelled() {
+            put_varint(&mut out, id);
+            put_str(&mut out, label);
+        }
         out.extend_from_slice(&self.records);
         *self = BlockEncoder::new(self.counters);
         out
@@ -365,8 +406,14 @@ impl BlockEncoder {
 }
 
 /// Decodes a block's payload into its records. `counters` is the number of counters the
-/// header names. The error says what was malformed and in which record.
-pub fn decode(payload: &[u8], records: u32, counters: usize) -> Result<Vec<Record>, String> {
+/// header names, `version` the file's format version. The error says what was malformed and
+/// in which record.
+pub fn decode(
+    payload: &[u8],
+    records: u32,
+    counters: usize,
+    version: u16,
+) -> Result<Vec<Record>, String> {
     let mut c = Cursor::new(payload);
     let at = |what: &str, rec: Option<u32>| match rec {
         None => format!("task dictionary: {what}"),
@@ -412,6 +459,20 @@ pub fn decode(payload: &[u8], records: u32, counters: usize) -> Result<Vec<Recor
         .map_err(|e| at(e, None))?;
         dict.push(labels);
     }
+
+    let container_labels = if version >= 2 {
+        (|| {
+            let n = c.count(2)?;
+            let mut labels = Vec::with_capacity(n);
+            for _ in 0..n {
+                labels.push((c.varint()?, c.string()?));
+            }
+            Ok(labels)
+        })()
+        .map_err(|e: &str| format!("container labels: {e}"))?
+    } else {
+        Vec::new()
+    };
 
     let mut state: Vec<Option<State>> = vec![None; dict.len()];
     let mut out = Vec::with_capacity(records as usize);
@@ -492,6 +553,7 @@ pub fn decode(payload: &[u8], records: u32, counters: usize) -> Result<Vec<Recor
                 skipped_tasks,
                 denied_tasks,
                 tasks,
+                container_labels: container_labels.clone(),
             })
         })()
         .map_err(|e: &str| at(e, Some(r)))?;

@@ -97,6 +97,7 @@ pub fn sample_from_record(r: Record, columns: &[Option<usize>], anchor: Monotoni
         lost_events: r.lost_events,
         skipped_tasks: r.skipped_tasks,
         denied_tasks: r.denied_tasks,
+        container_labels: r.container_labels,
     }
 }
 

@@ -1,4 +1,4 @@
-//! The recording file format, version 1: what `profiler` writes with `Recorder` and reads back
+//! The recording file format, version 2: what `profiler` writes with `Recorder` and reads back
 //! with `RecordingReader`. This comment is the specification; the code below implements its
 //! byte-level pieces (varints, the file header, the block frame, compression).
 //!
@@ -20,7 +20,7 @@
 //!
 //! ```text
 //! magic          8 bytes  "PROFREC\n"
-//! version        u16      1 (see Compatibility)
+//! version        u16      2 (see Compatibility)
 //! header_len     u32      length of the header body
 //! header_crc     u32      CRC-32 (IEEE) of the header body
 //! header body:
@@ -34,7 +34,7 @@
 //!   unavailable        varint n, then n times: varint m, m counter names, reason string
 //! ```
 //!
-//! Bytes after the last field of the header body are ignored, so a later version 1 writer may
+//! Bytes after the last field of the header body are ignored, so a later writer of this version may
 //! append header fields. A reader maps counters by name: a counter it does not know is
 //! skipped, a counter it knows that the file lacks reads as unmeasured. At most 64 counters.
 //!
@@ -73,6 +73,11 @@
 //!   string   command
 //!   varint   start_time   (if flagged)
 //!   varint   cgroup_id    (if flagged)
+//! then the container labels (version 2; absent in version 1):
+//!   varint   c, then c times:
+//!     varint   cgroup_id
+//!     string   container label, as the recorder labelled the id (`docker:4f1c2a…`, `host`,
+//!              a systemd unit), in increasing cgroup id
 //! then `records` records:
 //!   zigzag   wall time - previous record's (the first: - 0)
 //!   zigzag   monotonic time - previous record's (the first: - 0)
@@ -87,6 +92,11 @@
 //!                       (wrapping, modulo 2^64) per changed counter
 //!       kind 2 "gone":  nothing; the task is not in this sample
 //! ```
+//!
+//! The container labels name the container of each cgroup id of the block's dictionary that
+//! the recorder could label when the id first appeared in the block, so that a replay shows the
+//! containers as they were, also once they are gone or on another host (a replay of a version
+//! 1 file resolves the ids against its own host's cgroup tree).
 //!
 //! A dictionary entry is one task with its labels (tid, pid, uid, command, start time, cgroup);
 //! a task whose labels change (exec renames it, setuid) becomes a new entry. A record lists
@@ -115,15 +125,16 @@
 //!
 //! # Compatibility
 //!
-//! `version` changes only when a version 1 reader would misread the file; such a file is
-//! refused with its version named. Adding counters, header fields at the end of the header
-//! body, or codecs (an unknown one costs its blocks, each refused with its number) keep
-//! version 1.
+//! `version` changes only when a reader of the previous version would misread the file; a
+//! file of a version newer than the reader's is refused with its version named, older ones are
+//! read. Adding counters, header fields at the end of the header body, or codecs (an unknown
+//! one costs its blocks, each refused with its number) keep the version. Version 2 added the
+//! container labels of each block.
 
 use std::io::{self, Read, Write};
 
 pub const MAGIC: [u8; 8] = *b"PROFREC\n";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 pub const BLOCK_MAGIC: [u8; 4] = *b"RBLK";
 /// Bytes before the header body: magic, version, header_len, header_crc.
 pub const PREAMBLE_LEN: usize = 8 + 2 + 4 + 4;

@@ -45,8 +45,8 @@ pub enum Problem {
     #[error("not a profiler recording (it does not start with the recording magic)")]
     NotARecording,
     #[error(
-        "recorded in format version {found}, and this profiler reads version {supported}: \
-         replay it with a newer profiler"
+        "recorded in format version {found}, and this profiler reads versions 1 to \
+         {supported}: replay it with a newer profiler"
     )]
     NewerVersion { found: u16, supported: u16 },
     #[error("the file ends inside {0} (the recording was interrupted); what comes before replays")]

@@ -24,6 +24,8 @@ pub struct RecordingReader {
     path: PathBuf,
     file: BufReader<File>,
     header: Header,
+    /// The file's format version.
+    version: u16,
     columns: Vec<Option<usize>>,
     /// Where the next block frame starts.
     offset: u64,
@@ -102,6 +104,7 @@ impl RecordingReader {
             file,
             columns: columns(&header.counters),
             header,
+            version,
             offset: (PREAMBLE_LEN + len as usize) as u64,
             pending: VecDeque::new(),
             begin_ns: 0,
@@ -222,8 +225,13 @@ impl RecordingReader {
         let raw = codec
             .decompress(&stored, frame.raw_len as usize)
             .ok_or_else(|| lost("block does not decompress".into()))?;
-        let records =
-            block::decode(&raw, frame.records, self.header.counters.len()).map_err(lost)?;
+        let records = block::decode(
+            &raw,
+            frame.records,
+            self.header.counters.len(),
+            self.version,
+        )
+        .map_err(lost)?;
         self.pending = records.into();
         Ok(())
     }

@@ -68,6 +68,7 @@ fn sample(anchor: Monotonic, tick: u64) -> Sample {
         lost_events: tick.is_multiple_of(2).then_some(tick),
         skipped_tasks: tick % 3,
         denied_tasks: 1,
+        container_labels: Vec::new(),
     }
 }
 
@@ -206,6 +207,7 @@ fn random_samples_round_trip_exactly() {
             lost_events: (rng.below(2) == 0).then(|| rng.next_u64() >> 1),
             skipped_tasks: rng.next_u64(),
             denied_tasks: rng.below(3) as u64,
+            container_labels: Vec::new(),
         };
         w.append(&s).expect("append");
         written.push(s);
@@ -313,14 +315,14 @@ fn a_newer_format_version_is_refused_by_name() {
     let path = tmp("newer");
     record(&path, 3, 10);
     let mut bytes = fs::read(&path).expect("read");
-    bytes[8] = 2;
+    bytes[8] = 3;
     fs::write(&path, &bytes).expect("write");
     let e = RecordingReader::open(&path).err().expect("error");
     assert_eq!(
         e.to_string(),
         format!(
-            "{}: at byte 8: recorded in format version 2, and this profiler reads version 1: \
-             replay it with a newer profiler",
+            "{}: at byte 8: recorded in format version 3, and this profiler reads versions 1 to \
+             2: replay it with a newer profiler",
             path.display()
         )
     );
@@ -527,6 +529,7 @@ fn a_file_with_other_counters_maps_them_by_name() {
             values: vec![Some(2), Some(99), Some(1)],
             exited: false,
         }],
+        container_labels: Vec::new(),
     })
     .expect("append");
     w.finish().expect("finish");
@@ -592,4 +595,55 @@ fn a_replay_tells_what_the_recorded_source_told() {
         (t.counters.rchar, t.counters.wchar, t.counters.syscr),
         (want.rchar, want.wchar, None)
     );
+}
+
+/// A recording made by the version 1 writer (procfs, a `sleep` process, 3 samples) replays:
+/// its blocks have no container labels, which version 2 added after the dictionary.
+#[test]
+fn a_version_1_recording_still_replays() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/record/testdata/v1.rec");
+    let (ok, errors) = read_all(&path);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(ok.len(), 3);
+    for s in &ok {
+        assert!(s.container_labels.is_empty());
+        let t = &s.tasks[0];
+        assert_eq!((t.tid, t.pid, t.command.as_str()), (11527, 11527, "sleep"));
+        assert!(t.counters.rchar.is_some());
+    }
+}
+
+/// The labeller is asked once per cgroup id and block, for ids new to the block, and every
+/// replayed sample of a block gets the labels of the block's ids.
+#[test]
+fn container_labels_are_kept_per_block() {
+    let path = tmp("labels");
+    let anchor = Monotonic::now();
+    let mut w = Recorder::create(&path, &header())
+        .expect("create")
+        .with_limits(limits(2));
+    let mut asked = Vec::new();
+    for tick in 0..4 {
+        let mut s = sample(anchor, tick);
+        for (i, t) in s.tasks.iter_mut().enumerate() {
+            t.cgroup_id = Some(100 + i as u64 % 2);
+        }
+        w.append_labelled(&s, |_, id, _| {
+            asked.push(id);
+            (id == 100).then(|| "docker:0123456789ab".to_string())
+        })
+        .expect("append");
+    }
+    w.finish().expect("finish");
+    // Two blocks of two records: each asks for both ids once.
+    assert_eq!(asked, [100, 101, 100, 101]);
+    let (ok, errors) = read_all(&path);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(ok.len(), 4);
+    for s in &ok {
+        assert_eq!(
+            s.container_labels,
+            [(100, "docker:0123456789ab".to_string())]
+        );
+    }
 }

@@ -107,9 +107,27 @@ impl Recorder {
     }
 
     pub fn append(&mut self, sample: &Sample) -> Result<(), RecordError> {
+        self.append_labelled(sample, |_, _, _| None)
+    }
+
+    /// Appends a sample whose tasks' cgroup ids `label` tells the container of (called with
+    /// pid, cgroup id and exited flag, once per id and block, for ids the sample's own
+    /// `container_labels` do not name).
+    pub fn append_labelled(
+        &mut self,
+        sample: &Sample,
+        mut label: impl FnMut(u32, u64, bool) -> Option<String>,
+    ) -> Result<(), RecordError> {
         let anchor = *self.anchor.get_or_insert(sample.taken_at);
+        self.block.label_containers(&sample.container_labels);
         self.block
             .push(&record_head(sample, anchor), &sample.tasks, &self.fields);
+        let found: Vec<(u64, String)> = self
+            .block
+            .take_unlabelled()
+            .filter_map(|(pid, id, exited)| Some((id, label(pid, id, exited)?)))
+            .collect();
+        self.block.label_containers(&found);
         self.close_block_at_limit()
     }
 
@@ -129,6 +147,7 @@ impl Recorder {
             denied_tasks: record.denied_tasks,
         };
         self.block.push(&head, &record.tasks, &());
+        self.block.label_containers(&record.container_labels);
         self.close_block_at_limit()
     }
 
