@@ -51,6 +51,11 @@ macro_rules! counters {
                     $( Counter::$variant => &mut self.$field, )*
                 }
             }
+
+            /// Every value, one per counter.
+            pub fn values(&self) -> PerCounter<Option<u64>> {
+                PerCounter([$( self.$field, )*])
+            }
         }
     };
 }
@@ -287,6 +292,11 @@ impl<T> PerCounter<T> {
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (Counter, &mut T)> {
         Counter::ALL.into_iter().zip(&mut self.0)
     }
+
+    /// The values in the order of [`Counter::ALL`].
+    pub fn as_slice(&self) -> &[T] {
+        &self.0
+    }
 }
 
 impl<T> Index<Counter> for PerCounter<T> {
@@ -303,10 +313,6 @@ impl<T> IndexMut<Counter> for PerCounter<T> {
 }
 
 impl Counters {
-    pub fn values(&self) -> PerCounter<Option<u64>> {
-        PerCounter::from_fn(|c| self.get(c))
-    }
-
     pub fn from_values(values: PerCounter<Option<u64>>) -> Counters {
         let mut out = Counters::default();
         for (c, v) in values.iter() {

@@ -27,7 +27,7 @@ pub fn record_head(s: &Sample, anchor: Monotonic) -> RecordHead {
 /// A sample's task is encoded as it is, without a copy into a `TaskRecord`: its columns are
 /// the counters of this build that the file's columns hold (see `fields`).
 impl EncodeTask for TaskSample {
-    type Columns = [Option<Counter>];
+    type Columns = Fields;
 
     fn tid(&self) -> u32 {
         self.tid
@@ -57,9 +57,13 @@ impl EncodeTask for TaskSample {
         }
     }
 
-    fn values(&self, fields: &[Option<Counter>], out: &mut [Option<u64>]) {
-        for (v, f) in out.iter_mut().zip(fields) {
-            *v = f.and_then(|c| self.counters.get(c));
+    fn values(&self, fields: &Fields, out: &mut [Option<u64>]) {
+        if fields.all_in_order {
+            out.copy_from_slice(self.counters.values().as_slice());
+        } else {
+            for (v, f) in out.iter_mut().zip(&fields.counters) {
+                *v = f.and_then(|c| self.counters.get(c));
+            }
         }
     }
 
@@ -120,8 +124,23 @@ pub fn columns(file_counters: &[String]) -> Vec<Option<usize>> {
 }
 
 /// For each counter a file names, which counter of this build it is.
-pub fn fields(file_counters: &[String]) -> Vec<Option<Counter>> {
-    file_counters.iter().map(|f| by_name(f)).collect()
+pub struct Fields {
+    pub counters: Vec<Option<Counter>>,
+    /// The file names every counter of this build, in its order (what `header_for` makes):
+    /// a sample's counters are the file's columns as they are.
+    all_in_order: bool,
+}
+
+pub fn fields(file_counters: &[String]) -> Fields {
+    let counters: Vec<Option<Counter>> = file_counters.iter().map(|f| by_name(f)).collect();
+    let all_in_order = counters
+        .iter()
+        .copied()
+        .eq(Counter::ALL.iter().map(|&c| Some(c)));
+    Fields {
+        counters,
+        all_in_order,
+    }
 }
 
 /// The recorded source's unavailable counters, as a replay reports them. Names this build

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::block::{BlockEncoder, Record, RecordHead};
-use super::convert::{fields, record_head};
+use super::convert::{fields, record_head, Fields};
 use super::format::{Codec, Frame, Header, FRAME_LEN, MAX_COUNTERS};
 use super::RecordError;
 use crate::sample::Sample;
@@ -51,7 +51,7 @@ pub struct Recorder {
     path: PathBuf,
     header: Vec<u8>,
     /// Where each counter the header names is in a sample.
-    fields: Vec<Option<crate::counter::Counter>>,
+    fields: Fields,
     file: File,
     file_len: u64,
     block: BlockEncoder,
@@ -73,7 +73,7 @@ impl Recorder {
         );
         let path = path.as_ref().to_path_buf();
         let fields = fields(&header.counters);
-        let counters = fields.len();
+        let counters = fields.counters.len();
         let header = header.encode();
         let file = start_file(&path, &header)?;
         Ok(Recorder {
@@ -134,7 +134,7 @@ impl Recorder {
     /// Appends a record as the file stores it (its tasks' values in the order of the header's
     /// counters); closes the block when it reaches a limit.
     pub fn append_record(&mut self, record: &Record) -> Result<(), RecordError> {
-        let counters = self.fields.len();
+        let counters = self.fields.counters.len();
         assert!(
             record.tasks.iter().all(|t| t.values.len() == counters),
             "every task of a record has the {counters} counters the header names"
