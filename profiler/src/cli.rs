@@ -103,7 +103,7 @@ pub enum Command {
         mut_arg("delay", |a| a.default_value("10").help("Seconds between records (fractions allowed)")),
     )]
     Record(RecordArgs),
-    /// Replay a recording in any view: full-screen (t/T step, g time), -b text, --json
+    /// Replay a recording in any view: full-screen (t/T step, j jumps to a time), -b text, --json
     Replay(ReplayArgs),
 }
 
