@@ -157,6 +157,18 @@ pub struct ReplayArgs {
     /// Only tasks of these users, by name or uid (repeatable)
     #[arg(short, long = "user", value_name = "USER")]
     pub users: Vec<String>,
+    /// OpenMetrics text on stdout, a timestamp on every sample: the series `profiler serve`
+    /// would have exported at each recorded refresh, for Prometheus' backfill (`promtool tsdb
+    /// create-blocks-from openmetrics FILE DIR`)
+    #[arg(long, conflicts_with_all = ["json", "group"])]
+    pub openmetrics: bool,
+    /// With --openmetrics: export the N tasks with the most I/O in each interval, as `serve
+    /// --top`
+    #[arg(long, default_value = "20", value_name = "N")]
+    pub top: usize,
+    /// With --openmetrics: one series per thread, as `serve --per-thread`
+    #[arg(long, requires = "openmetrics")]
+    pub per_thread: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -261,11 +273,25 @@ fn parse_iter(s: &str) -> Result<u64, IterError> {
     }
 }
 
-/// clap's error as one line: its first, without the `error: ` prefix, the usage and the tips.
+/// clap's error as one line: its first, without the `error: ` prefix, the usage and the tips;
+/// a first line that ends in a colon takes the indented lines that list what it announces
+/// (the missing arguments).
 pub fn one_line_error(e: &clap::Error) -> String {
     let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or_default();
-    let message = first.strip_prefix("error: ").unwrap_or(first).trim();
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or_default();
+    let mut message = first
+        .strip_prefix("error: ")
+        .unwrap_or(first)
+        .trim()
+        .to_string();
+    if message.ends_with(':') {
+        let listed: Vec<&str> = lines
+            .take_while(|l| l.starts_with("  "))
+            .map(str::trim)
+            .collect();
+        message = format!("{} {}", message, listed.join(", "));
+    }
     format!("{message} (see --help)")
 }
 
@@ -305,6 +331,22 @@ mod tests {
                 "{args:?}: {line}"
             );
             assert!(line.len() > 20, "{args:?}: says why: {line}");
+        }
+    }
+
+    #[test]
+    fn a_missing_argument_is_named() {
+        for (args, missing) in [
+            (&["profiler", "replay"][..], "<FILE>"),
+            (
+                &["profiler", "replay", "x.rec", "--per-thread"],
+                "--openmetrics",
+            ),
+        ] {
+            let e = Cli::try_parse_from(args).expect_err("refused");
+            let line = one_line_error(&e);
+            assert!(line.contains(missing), "{args:?}: {line}");
+            assert!(!line.contains('\n'), "{args:?}: {line}");
         }
     }
 

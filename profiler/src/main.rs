@@ -8,10 +8,12 @@ mod cli;
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, DisplayArgs, Generate, RecordArgs, ReplayArgs, ServeArgs, ViewArgs};
 use profiler::config;
+use profiler::counter::{Counter, PerCounter};
 use profiler::history;
 use profiler::model::ModelOptions;
 use profiler::record;
 use profiler::runner::{self, Consumer, Flow};
+use profiler::serve;
 use profiler::session::{Session, Snapshot};
 use profiler::settings::Settings;
 use profiler::source::{self, Scope, SourceError, SourceKind};
@@ -402,6 +404,9 @@ fn replay(args: ReplayArgs) -> ExitCode {
         header.host_name,
         header.kernel_release
     );
+    if args.openmetrics {
+        return backfill(&args, session, uids, begin.is_some() || end.is_some());
+    }
     let mut view_args = args.view;
     text_on_dumb_terminal(&mut view_args);
     let view = view_options(&mut session, &view_args, &settings, uids);
@@ -453,6 +458,55 @@ fn replay(args: ReplayArgs) -> ExitCode {
                 ""
             };
             eprintln!("profiler: {}: {what}{range}", args.file.display());
+            ExitCode::FAILURE
+        }
+        Err(e) => exit_code(Err(e)),
+    }
+}
+
+/// `replay --openmetrics`: every recorded refresh's series, as `serve` exports them, with their
+/// recorded times, on stdout.
+fn backfill(args: &ReplayArgs, mut session: Session, uids: Vec<u32>, ranged: bool) -> ExitCode {
+    session.model_options = ModelOptions {
+        processes: !args.per_thread,
+    };
+    let unavailable: Vec<Counter> = session
+        .unavailable()
+        .into_iter()
+        .flat_map(|(_, u)| u.counters.to_vec())
+        .collect();
+    let measurable = PerCounter::from_fn(|c| !unavailable.contains(&c));
+    let mut backfill = serve::Backfill::new(
+        args.top,
+        args.per_thread,
+        uids,
+        args.view.containers.clone(),
+        measurable,
+    );
+    let replayed = runner::run_unpaced(&mut session, &mut backfill, |e| eprintln!("profiler: {e}"));
+    match replayed {
+        Ok(_) if backfill.refreshes > 0 => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            match backfill.write(&mut out).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // A closed pipe (`| head`) is how a reader says it has enough.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("profiler: writing stdout: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Ok(_) => {
+            let range = if ranged {
+                " between --begin and --end"
+            } else {
+                ""
+            };
+            eprintln!(
+                "profiler: {}: fewer than two samples{range}",
+                args.file.display()
+            );
             ExitCode::FAILURE
         }
         Err(e) => exit_code(Err(e)),

@@ -3,6 +3,7 @@
 //! through a watch channel: a scrape never waits on the kernel, and a slow scrape never delays
 //! a sample.
 
+mod backfill;
 pub(crate) mod exposition;
 mod http;
 pub(crate) mod series;
@@ -22,6 +23,7 @@ use crate::session::{Session, Snapshot};
 use crate::source::{SourceChoice, SourceError};
 use crate::startup::{self, chain, usage_error, SignalRuntime};
 use crate::users::UserNames;
+pub use backfill::Backfill;
 use exposition::{exported_name, Frame, SelfMetrics, TaskSeries};
 use series::Tracker;
 
@@ -128,6 +130,39 @@ pub fn exposure_warning(listen: SocketAddr) -> String {
     )
 }
 
+/// The series of one refresh: the top tasks of `rows` (of the users `uids`, if any) with their
+/// values, `other`, and how many rows were in scope.
+fn select(
+    tracker: &mut Tracker,
+    users: &mut UserNames,
+    uids: &[u32],
+    per_thread: bool,
+    rows: &[Row],
+) -> (Vec<TaskSeries>, series::Values, usize) {
+    let rows: Vec<Row> = rows
+        .iter()
+        .filter(|r| uids.is_empty() || r.uid.is_some_and(|u| uids.contains(&u)))
+        .cloned()
+        .collect();
+    let selection = tracker.update(&rows);
+    let tasks = selection
+        .top
+        .iter()
+        .map(|(row, values)| TaskSeries {
+            pid: row.pid,
+            tid: if per_thread { row.tid } else { None },
+            command: row.command.clone(),
+            user: row
+                .uid
+                .map(|u| users.name(u).to_string())
+                .unwrap_or_default(),
+            container: row.container.clone().unwrap_or_default(),
+            values: *values,
+        })
+        .collect();
+    (tasks, selection.other, rows.len())
+}
+
 /// The sampler's state between samples: the series, the user names, the self-metrics.
 struct Exporter {
     uids: Vec<u32>,
@@ -190,35 +225,21 @@ impl Exporter {
             return;
         };
         let model = &view.model;
-        let rows: Vec<Row> = model
-            .rows
-            .iter()
-            .filter(|r| self.uids.is_empty() || r.uid.is_some_and(|u| self.uids.contains(&u)))
-            .cloned()
-            .collect();
-        let selection = self.tracker.update(&rows);
-        let mut tasks = Vec::with_capacity(selection.top.len());
-        for (row, values) in &selection.top {
-            tasks.push(TaskSeries {
-                pid: row.pid,
-                tid: if self.frame.per_thread { row.tid } else { None },
-                command: row.command.clone(),
-                user: row
-                    .uid
-                    .map(|u| self.users.name(u).to_string())
-                    .unwrap_or_default(),
-                container: row.container.clone().unwrap_or_default(),
-                values: *values,
-            });
-        }
+        let (tasks, other, observed) = select(
+            &mut self.tracker,
+            &mut self.users,
+            &self.uids,
+            self.frame.per_thread,
+            &model.rows,
+        );
         self.frame.tasks = tasks;
-        self.frame.other = selection.other;
+        self.frame.other = other;
         let meta = &mut self.frame.meta;
         meta.samples += 1;
         meta.last_sample_duration_s = took.as_secs_f64();
         meta.lost_events = model.lost_events;
         meta.skipped_tasks += model.skipped_tasks;
-        meta.observed_tasks = rows.len() as u64;
+        meta.observed_tasks = observed as u64;
         self.last_ok = Instant::now();
         self.last_error = None;
     }

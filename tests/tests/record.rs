@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use profiler_tests::{
-    cgroup2_mount, profiler_bin, require_root, settle, Group, Run, Scratch, Workload,
+    cgroup2_mount, profiler_bin, require_root, settle, Group, ProcIo, Run, Scratch, Workload,
 };
 use serde_json::Value;
 
@@ -536,4 +536,90 @@ fn a_gone_container_keeps_its_recorded_label_with_ebpf() {
 #[test]
 fn a_gone_container_keeps_its_recorded_label_with_procfs() {
     a_gone_container_keeps_its_recorded_label("procfs");
+}
+
+/// `replay --openmetrics` gives, for every recorded refresh and at its recorded time, the
+/// series `profiler serve` would have exported, and Prometheus' own backfill tool loads them:
+/// the child's write_chars series ends on the bytes /proc says it wrote.
+#[test]
+fn openmetrics_replay_backfills_prometheus() {
+    require_root();
+    const N: u64 = 100;
+    const B: u64 = 4096;
+    let s = Scratch::new("record-openmetrics");
+    let rec = s.path("om.rec");
+    let mut child = Workload::start(&[format!("write:{}:{N}:{B}", s.path("out"))]);
+    let pid = child.pid().to_string();
+    let recording = Run::start(&[
+        "record", "--source", "procfs", "-d", "0.25", "-n", "6", "-p", &pid, "-o", &rec,
+    ]);
+    settle();
+    child.run_ops();
+    let wrote = ProcIo::read(child.pid()).wchar;
+    let (status, _, err) = recording.finish();
+    assert!(status.success(), "record: {err}");
+
+    let out = profiler(&["replay", &rec, "--openmetrics"]);
+    assert!(out.status.success(), "replay: {}", stderr(&out));
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let series = format!(
+        "profiler_write_chars_bytes_total{{pid=\"{pid}\",command=\"workload\",user=\"root\","
+    );
+    let points: Vec<(u64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with(&series))
+        .map(|l| {
+            let mut fields = l.rsplitn(3, ' ');
+            let at: f64 = fields
+                .next()
+                .and_then(|t| t.parse().ok())
+                .expect("timestamp");
+            let value: u64 = fields.next().and_then(|v| v.parse().ok()).expect("value");
+            (value, at)
+        })
+        .collect();
+    assert_eq!(
+        points.len(),
+        5,
+        "6 records: a baseline and 5 refreshes\n{text}"
+    );
+    assert!(
+        points
+            .windows(2)
+            .all(|w| w[0].1 < w[1].1 && w[0].0 <= w[1].0),
+        "{points:?}"
+    );
+    assert_eq!(points.last().expect("points").0, wrote, "{text}");
+
+    let om = s.path("backfill.om");
+    std::fs::write(&om, &text).expect("writing the backfill");
+    let tsdb = s.path("tsdb");
+    let promtool = |args: &[&str]| {
+        let out = Command::new("promtool")
+            .args(args)
+            .output()
+            .expect("running promtool (Debian's prometheus package)");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    promtool(&["tsdb", "create-blocks-from", "openmetrics", &om, &tsdb]);
+    // The blocks alone are a database to read; `dump` also wants the (empty) write-ahead log.
+    std::fs::create_dir_all(format!("{tsdb}/wal")).expect("creating tsdb/wal");
+    let selector = format!("profiler_write_chars_bytes_total{{pid=\"{pid}\"}}");
+    let dumped = promtool(&["tsdb", "dump", "--match", &selector, &tsdb]);
+    let stored: Vec<u64> = dumped
+        .lines()
+        .filter_map(|l| l.rsplitn(3, ' ').nth(1)?.parse().ok())
+        .collect();
+    assert_eq!(
+        stored,
+        points.iter().map(|p| p.0).collect::<Vec<_>>(),
+        "{dumped}"
+    );
 }

@@ -285,6 +285,26 @@ impl Collector for Frame {
     }
 }
 
+/// A frame's I/O families alone, in OpenMetrics (without the exporter's own metrics and
+/// without `# EOF`): what a recorded refresh contributes to a backfill.
+pub fn io_openmetrics(frame: Frame) -> String {
+    #[derive(Debug)]
+    struct Io(Frame);
+    impl Collector for Io {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            self.0.encode_io(&mut encoder)
+        }
+    }
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Io(frame)));
+    let mut text = String::new();
+    // Writing into a String cannot fail, nor can a collector that only formats numbers.
+    prometheus_client::encoding::text::encode(&mut text, &registry)
+        .expect("encoding into a String");
+    text.truncate(text.trim_end_matches("# EOF\n").len());
+    text
+}
+
 /// A frame rendered once in each format, so that scrapes only copy a pointer.
 #[derive(Clone, Debug, Default)]
 pub struct Rendered {
