@@ -112,15 +112,10 @@ pub fn join<'a>(snapshot: &'a Snapshot, opts: &ViewOptions) -> Vec<Joined<'a>> {
     for (i, view) in snapshot.models.iter().enumerate() {
         let mut seen: HashMap<Ids<'a>, usize> = HashMap::new();
         for row in &view.model.rows {
+            // A container row is its label: sources that count its processes differently
+            // (one misses a short-lived one) still show it on one line, side by side.
             let label = opts.by_container.then_some(row.name());
-            // A container's process count stays part of its key, as when it was kept in
-            // `pid`: sources that count a container's processes differently keep apart.
-            let ids = (
-                row.processes().unwrap_or(row.pid),
-                row.tid,
-                label,
-                row.exited,
-            );
+            let ids = (row.pid, row.tid, label, row.exited);
             let nth = seen.entry(ids).or_default();
             let key = (ids, *nth);
             *nth += 1;
@@ -210,6 +205,60 @@ mod tests {
             },
             exited,
         }
+    }
+
+    #[test]
+    fn a_container_is_one_row_whatever_each_source_counts_in_it() {
+        use crate::model::{Model, RowKind};
+        use crate::session::SourceModel;
+        use crate::source::SourceKind;
+        let container = |label: &str, processes, wchar| Row {
+            kind: RowKind::Container { processes },
+            pid: 0,
+            tid: None,
+            command: Default::default(),
+            container: Some(label.into()),
+            ..task_row(0, 0, wchar, false)
+        };
+        let view = |kind, rows| SourceModel {
+            kind,
+            model: Model {
+                rows,
+                ..Model::default()
+            },
+        };
+        let snapshot = Snapshot {
+            time: std::time::SystemTime::now(),
+            models: vec![
+                view(
+                    SourceKind::Ebpf,
+                    vec![container("docker:aa", 3, 30), container("host", 90, 1)],
+                ),
+                view(
+                    SourceKind::Procfs,
+                    vec![container("host", 88, 2), container("docker:aa", 2, 20)],
+                ),
+            ],
+        };
+        let opts = ViewOptions {
+            by_container: true,
+            ..ViewOptions::default()
+        };
+        let joined = join(&snapshot, &opts);
+        let got: Vec<(&str, Option<u64>, Option<u64>)> = joined
+            .iter()
+            .map(|j| {
+                let wchar = |i: usize| j.per_source[i].and_then(|r| r.delta.wchar);
+                (j.label().name(), wchar(0), wchar(1))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("docker:aa", Some(30), Some(20)),
+                ("host", Some(1), Some(2))
+            ]
+        );
     }
 
     #[test]
