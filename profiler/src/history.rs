@@ -100,26 +100,21 @@ pub fn check_output(path: &Path, keep: u32, force: bool) -> Result<(), OutputErr
 struct TaskFilter {
     uids: Vec<u32>,
     filters: Vec<String>,
-    containers: Option<Containers>,
 }
 
 impl TaskFilter {
-    fn apply(&mut self, sample: &mut Sample) {
+    fn apply(&self, containers: &mut Containers, sample: &mut Sample) {
         if !self.uids.is_empty() {
             sample
                 .tasks
                 .retain(|t| t.uid.is_some_and(|u| self.uids.contains(&u)));
         }
-        if let Some(containers) = &mut self.containers {
-            // Labels are cached per live process, those filtered out included.
-            let live: HashSet<u32> = sample.tasks.iter().map(|t| t.pid).collect();
-            let filters = &self.filters;
+        if !self.filters.is_empty() {
             sample.tasks.retain(|t| {
                 containers
                     .of_task(t.pid, t.cgroup_id, t.exited)
-                    .is_some_and(|label| filters.iter().any(|f| label_matches(&label, f)))
+                    .is_some_and(|label| self.filters.iter().any(|f| label_matches(&label, f)))
             });
-            containers.retain_pids(|pid| live.contains(&pid));
         }
     }
 }
@@ -181,7 +176,6 @@ impl Recording {
             recorder,
             filter: TaskFilter {
                 uids,
-                containers: (!container_filters.is_empty()).then(|| Containers::new(proc_root)),
                 filters: container_filters,
             },
             cgroup_ids: CgroupIds {
@@ -192,14 +186,17 @@ impl Recording {
     }
 
     pub fn append(&mut self, mut sample: Sample) -> Result<(), RecordError> {
-        self.filter.apply(&mut sample);
+        // Labels cached per live process (those filtered out included) go with the process.
+        let live: Option<HashSet<u32>> = (!self.filter.filters.is_empty()
+            || self.containers.knows_pids())
+        .then(|| sample.tasks.iter().map(|t| t.pid).collect());
+        self.filter.apply(&mut self.containers, &mut sample);
         self.cgroup_ids.apply(&self.containers, &mut sample);
         let containers = &mut self.containers;
         let appended = self.recorder.append_labelled(&sample, |pid, id, exited| {
             containers.of_task(pid, Some(id), exited)
         });
-        if self.containers.knows_pids() {
-            let live: HashSet<u32> = sample.tasks.iter().map(|t| t.pid).collect();
+        if let Some(live) = live {
             self.containers.retain_pids(|pid| live.contains(&pid));
         }
         appended
