@@ -1,6 +1,8 @@
-//! One block's payload: the task dictionary and the records that refer to it, encoded as the
-//! format says (see `format`), and decoded back. Works on `Record`, the format's own view of
-//! a sample, so nothing here depends on `Sample`'s shape.
+//! One block's payload: the task dictionary, the container labels and the records that refer
+//! to them, encoded as the format says (see `format`), and decoded back. Encodes any task that
+//! tells its labels and counters (`EncodeTask`: a `TaskRecord`, or a sample's task as `convert`
+//! reads it) and decodes into `Record`, the format's own view of a sample, so nothing here
+//! depends on `Sample`'s shape.
 
 use std::collections::{BTreeMap, HashMap};
 
