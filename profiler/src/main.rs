@@ -483,6 +483,7 @@ fn backfill(args: &ReplayArgs, mut session: Session, uids: Vec<u32>, ranged: boo
         args.view.containers.clone(),
         measurable,
     );
+    backfill.iterations = args.view.iterations;
     let replayed = runner::run_unpaced(&mut session, &mut backfill, |e| eprintln!("profiler: {e}"));
     match replayed {
         Ok(_) if backfill.refreshes > 0 => {

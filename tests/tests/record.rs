@@ -591,6 +591,13 @@ fn openmetrics_replay_backfills_prometheus() {
         "{points:?}"
     );
     assert_eq!(points.last().expect("points").0, wrote, "{text}");
+    let out = profiler(&["replay", &rec, "--openmetrics", "-n", "2"]);
+    let two = String::from_utf8(out.stdout).expect("UTF-8");
+    assert_eq!(
+        two.lines().filter(|l| l.starts_with(&series)).count(),
+        2,
+        "-n 2\n{two}"
+    );
 
     let om = s.path("backfill.om");
     std::fs::write(&om, &text).expect("writing the backfill");

@@ -38,6 +38,8 @@ pub struct Backfill {
     users: UserNames,
     families: Vec<(String, Family)>,
     index: HashMap<String, usize>,
+    /// Stop after this many refreshes (`-n`).
+    pub iterations: Option<u64>,
     pub refreshes: u64,
 }
 
@@ -65,6 +67,7 @@ impl Backfill {
             users: UserNames::default(),
             families: Vec::new(),
             index: HashMap::new(),
+            iterations: None,
             refreshes: 0,
         }
     }
@@ -164,7 +167,11 @@ impl Consumer for Backfill {
         _: Duration,
     ) -> anyhow::Result<Flow> {
         self.add(&refresh?);
-        Ok(Flow::Continue)
+        Ok(if self.iterations.is_some_and(|n| self.refreshes >= n) {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
     }
 }
 
