@@ -163,13 +163,16 @@ pub struct ReplayArgs {
     #[arg(long, conflicts_with_all = ["json", "group"])]
     pub openmetrics: bool,
     /// With --openmetrics: export the N tasks with the most I/O in each interval, as `serve
-    /// --top`
-    #[arg(long, default_value = "20", value_name = "N")]
-    pub top: usize,
+    /// --top` (and by default as many)
+    #[arg(long, value_name = "N", requires = "openmetrics")]
+    pub top: Option<usize>,
     /// With --openmetrics: one series per thread, as `serve --per-thread`
     #[arg(long, requires = "openmetrics")]
     pub per_thread: bool,
 }
+
+/// How many tasks get a series of their own when `--top` is not given.
+pub const SERVE_TOP: usize = 20;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -184,7 +187,7 @@ pub struct ServeArgs {
     pub per_thread: bool,
     /// Export the N tasks with the most I/O in the last interval; the rest are summed in one
     /// series with pid="other"
-    #[arg(long, default_value = "20", value_name = "N")]
+    #[arg(long, default_value_t = SERVE_TOP, value_name = "N")]
     pub top: usize,
     /// Answer /metrics only to requests with `Authorization: Bearer TOKEN`, TOKEN being this
     /// file's content (Prometheus: `authorization: {credentials_file: FILE}`)

@@ -477,7 +477,7 @@ fn backfill(args: &ReplayArgs, mut session: Session, uids: Vec<u32>, ranged: boo
         .collect();
     let measurable = PerCounter::from_fn(|c| !unavailable.contains(&c));
     let mut backfill = serve::Backfill::new(
-        args.top,
+        args.top.unwrap_or(cli::SERVE_TOP),
         args.per_thread,
         uids,
         args.view.containers.clone(),
