@@ -207,10 +207,20 @@ mod tests {
         }
     }
 
+    /// What `kind` saw in one refresh: `rows`.
+    fn view(kind: crate::source::SourceKind, rows: Vec<Row>) -> crate::session::SourceModel {
+        crate::session::SourceModel {
+            kind,
+            model: crate::model::Model {
+                rows,
+                ..crate::model::Model::default()
+            },
+        }
+    }
+
     #[test]
     fn a_container_is_one_row_whatever_each_source_counts_in_it() {
-        use crate::model::{Model, RowKind};
-        use crate::session::SourceModel;
+        use crate::model::RowKind;
         use crate::source::SourceKind;
         let container = |label: &str, processes, wchar| Row {
             kind: RowKind::Container { processes },
@@ -219,13 +229,6 @@ mod tests {
             command: Default::default(),
             container: Some(label.into()),
             ..task_row(0, 0, wchar, false)
-        };
-        let view = |kind, rows| SourceModel {
-            kind,
-            model: Model {
-                rows,
-                ..Model::default()
-            },
         };
         let snapshot = Snapshot {
             time: std::time::SystemTime::now(),
@@ -263,16 +266,7 @@ mod tests {
 
     #[test]
     fn rows_with_the_same_ids_in_one_refresh_all_stay() {
-        use crate::model::Model;
-        use crate::session::SourceModel;
         use crate::source::SourceKind;
-        let view = |kind, rows| SourceModel {
-            kind,
-            model: Model {
-                rows,
-                ..Model::default()
-            },
-        };
         // Thread 9 exited and its id went to a new thread; then that one exited too.
         let snapshot = Snapshot {
             time: std::time::SystemTime::now(),
