@@ -11,10 +11,12 @@ use ratatui::Terminal;
 use crate::counter::{Counter, PerCounter};
 use crate::model::{self, Model, Row};
 use crate::sample::Counters;
-use crate::serve::exposition::{self, exported_name, Frame, SelfMetrics, TaskSeries};
+use crate::serve::exposition::{self, exported_name, Frame, SelfMetrics};
+use crate::serve::select;
 use crate::serve::series::Tracker;
 use crate::session::{Snapshot, SourceModel};
 use crate::source::{Fallback, SourceError, SourceKind, Unavailable};
+use crate::users::UserNames;
 use crate::view::batch::{self, BatchOptions};
 use crate::view::lookup::Lookup;
 use crate::view::tui::render::draw;
@@ -503,22 +505,18 @@ fn exposition_text(per_thread: bool, openmetrics: bool) -> String {
         Counter::SwapinDelay,
     ];
     let mut tracker = Tracker::new(2, PerCounter::from_fn(|c| !unavailable.contains(&c)));
-    let selection = tracker.update(rows);
+    // The rows' uids are all 0, whose name is root everywhere.
+    let (tasks, other, observed) = select(
+        &mut tracker,
+        &mut UserNames::default(),
+        &[],
+        per_thread,
+        rows,
+    );
     let frame = Frame {
         per_thread,
-        tasks: selection
-            .top
-            .iter()
-            .map(|(row, values)| TaskSeries {
-                pid: row.pid,
-                tid: if per_thread { row.tid } else { None },
-                command: row.command.clone(),
-                user: row.uid.map(|_| "root".to_string()).unwrap_or_default(),
-                container: row.container.clone().unwrap_or_default(),
-                values: *values,
-            })
-            .collect(),
-        other: selection.other,
+        tasks,
+        other,
         meta: SelfMetrics {
             source: "ebpf".into(),
             fallbacks: vec![("taskstats".into(), "taskstats: refused".into())],
@@ -533,7 +531,7 @@ fn exposition_text(per_thread: bool, openmetrics: bool) -> String {
             interval_s: 2.0,
             lost_events: Some(3),
             skipped_tasks: 1,
-            observed_tasks: rows.len() as u64,
+            observed_tasks: observed as u64,
         },
     };
     let rendered = exposition::render(frame);

@@ -132,7 +132,7 @@ pub fn exposure_warning(listen: SocketAddr) -> String {
 
 /// The series of one refresh: the top tasks of `rows` (of the users `uids`, if any) with their
 /// values, `other`, and how many rows were in scope.
-fn select(
+pub(crate) fn select(
     tracker: &mut Tracker,
     users: &mut UserNames,
     uids: &[u32],
