@@ -203,7 +203,6 @@ fn generate(what: Generate) -> ExitCode {
     }
 }
 
-/// The man page's sections that clap does not know: the config file and the environment.
 /// The man page's KEYS section: the full-screen view's keys, from the list its help window shows.
 fn man_keys() -> String {
     // roff: a hyphen is `\-`, a backslash `\e`; a line must not start with a dot.
@@ -215,6 +214,7 @@ fn man_keys() -> String {
     section
 }
 
+/// The man page's sections that clap does not know: the config file and the environment.
 const MAN_FILES: &str = r#".SH FILES
 .TP
 \fB$XDG_CONFIG_HOME/profiler/config\fR (or \fB~/.config/profiler/config\fR)
