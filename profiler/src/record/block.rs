@@ -12,6 +12,9 @@ use super::format::{
     put_opt, put_str, put_varint, put_zigzag, Cursor, KIND_DELTA, KIND_GONE, KIND_SET, TAG_EXITED,
 };
 
+/// No dictionary entry (see `Slot::older`).
+const NONE: u32 = u32::MAX;
+
 /// What names a task within a block.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Labels {
@@ -70,8 +73,9 @@ pub trait EncodeTask {
     /// Whether the task's labels are `labels`.
     fn labels_are(&self, labels: &Labels) -> bool;
     fn labels(&self) -> Labels;
-    /// Writes the task's counters into `out`, which has one slot per column.
-    fn values(&self, columns: &Self::Columns, out: &mut [Option<u64>]);
+    /// Writes the task's counters into `out`, which has one slot per column (0 for a counter
+    /// not measured), and returns which were measured, one bit each.
+    fn values(&self, columns: &Self::Columns, out: &mut [u64]) -> u64;
     fn exited(&self) -> bool;
 }
 
@@ -94,8 +98,8 @@ impl EncodeTask for TaskRecord {
         self.labels.clone()
     }
 
-    fn values(&self, (): &(), out: &mut [Option<u64>]) {
-        out.copy_from_slice(&self.values);
+    fn values(&self, (): &(), out: &mut [u64]) -> u64 {
+        measured_into(&self.values, out)
     }
 
     fn exited(&self) -> bool {
@@ -103,12 +107,35 @@ impl EncodeTask for TaskRecord {
     }
 }
 
-/// Where each task of the last record stands: present (whether it had exited, and which of
-/// its counters were measured, one bit each) or not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Presence {
-    Absent,
-    Present { exited: bool, measured: u64 },
+/// Writes `values` into `out`, 0 for those that are `None`; returns which are `Some`, one bit
+/// each.
+#[inline]
+pub fn measured_into(values: &[Option<u64>], out: &mut [u64]) -> u64 {
+    let mut measured = 0;
+    for (i, (o, v)) in out.iter_mut().zip(values).enumerate() {
+        *o = v.unwrap_or(0);
+        measured |= u64::from(v.is_some()) << i;
+    }
+    measured
+}
+
+/// What the encoder keeps of a dictionary entry from record to record, in one place, so that
+/// a task costs few cache lines (its counters are in `BlockEncoder::values`).
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// Which of its counters were measured in the last record it was in, one bit each.
+    measured: u64,
+    /// The last record that used it, to catch a task listed twice.
+    used_in: u32,
+    /// The entry with its tid and start time added before it, if any (`NONE`), so that
+    /// `BlockEncoder::index` and these chains list every entry of a key, newest first.
+    older: u32,
+    /// It was in the last record; `exited`: as an exited task.
+    present: bool,
+    exited: bool,
+    /// Another entry has its tid and start time. Those are always looked up by hash, which
+    /// picks among them as the format's order of entries wants.
+    shared_key: bool,
 }
 
 /// The open block: its dictionary, the state of every task as of the last record, and the
@@ -118,24 +145,20 @@ pub struct BlockEncoder {
     /// Counters per task, as the header names them.
     counters: usize,
     dict: Vec<Labels>,
-    /// Dictionary entries by tid and start time (cheaper to hash than every label), newest
-    /// last; an entry matches only if all its labels are equal.
-    index: HashMap<(u32, Option<u64>), Vec<u32>>,
-    /// Per dictionary entry: whether it was in the last record.
-    presence: Vec<Presence>,
+    /// The newest dictionary entry of each tid and start time (cheaper to hash than every
+    /// label); an entry matches only if all its labels are equal.
+    index: HashMap<(u32, Option<u64>), u32>,
+    /// Per dictionary entry.
+    slots: Vec<Slot>,
     /// Per dictionary entry, `counters` values each: its counters in the last record it was
-    /// in (0 where not measured, see `presence`).
+    /// in (0 where not measured, see `Slot::measured`).
     values: Vec<u64>,
-    /// Per dictionary entry: the last record that used it, to catch a task listed twice.
-    used_in: Vec<u64>,
+    /// The dictionary entries of the last record's tasks, in index order.
     present: Vec<u32>,
     /// The dictionary entry of each task of the last record, in its order: sources list tasks
     /// in a stable order, so the task at the same place is usually the same, found without
     /// hashing.
     order: Vec<u32>,
-    /// Per dictionary entry: another has its tid and start time. Those are always looked up
-    /// by hash, which picks among them as the format's order of entries wants.
-    shared_key: Vec<bool>,
     /// Container label by cgroup id, for the block's tasks; None where none was found.
     container_labels: BTreeMap<u64, Option<String>>,
     /// Tasks (pid, cgroup id, exited) whose cgroup id the block has no label for yet.
@@ -146,7 +169,7 @@ pub struct BlockEncoder {
     current: Vec<(u32, u32)>,
     next_order: Vec<u32>,
     entries: Vec<u8>,
-    task_values: Vec<Option<u64>>,
+    task_values: Vec<u64>,
     pub count: u32,
     pub first_wall_ns: u64,
     pub last_wall_ns: u64,
@@ -190,24 +213,20 @@ impl BlockEncoder {
 
     /// The dictionary entry for `t`, the `at`th task of record `stamp`: the one of the task at
     /// that place in the last record, else the one its labels hash to, else a new one.
-    fn entry_of<T: EncodeTask>(&mut self, at: usize, t: &T, stamp: u64) -> u32 {
-        let same_place = self
-            .order
-            .get(at)
-            .copied()
-            .filter(|&i| !self.shared_key[i as usize] && t.labels_are(&self.dict[i as usize]));
+    fn entry_of<T: EncodeTask>(&mut self, at: usize, t: &T, stamp: u32) -> u32 {
+        let same_place = self.order.get(at).copied().filter(|&i| {
+            !self.slots[i as usize].shared_key && t.labels_are(&self.dict[i as usize])
+        });
         let key = (t.tid(), t.start_time());
         let found = same_place.or_else(|| {
-            self.index.get(&key).and_then(|candidates| {
-                candidates
-                    .iter()
-                    .rev()
-                    .find(|&&i| t.labels_are(&self.dict[i as usize]))
-                    .copied()
-            })
+            let mut i = self.index.get(&key).copied().unwrap_or(NONE);
+            while i != NONE && !t.labels_are(&self.dict[i as usize]) {
+                i = self.slots[i as usize].older;
+            }
+            (i != NONE).then_some(i)
         });
         match found {
-            Some(i) if self.used_in[i as usize] != stamp => i,
+            Some(i) if self.slots[i as usize].used_in != stamp => i,
             // New, or a second task with the same labels in one sample: an entry of its own.
             _ => {
                 let i = self.dict.len() as u32;
@@ -221,16 +240,22 @@ impl BlockEncoder {
                     }
                 }
                 self.dict.push(labels);
-                let candidates = self.index.entry(key).or_default();
-                let shared = !candidates.is_empty();
-                for &c in candidates.iter() {
-                    self.shared_key[c as usize] = true;
+                let older = self.index.insert(key, i).unwrap_or(NONE);
+                let mut c = older;
+                while c != NONE {
+                    let slot = &mut self.slots[c as usize];
+                    slot.shared_key = true;
+                    c = slot.older;
                 }
-                candidates.push(i);
-                self.shared_key.push(shared);
-                self.presence.push(Presence::Absent);
+                self.slots.push(Slot {
+                    measured: 0,
+                    used_in: 0,
+                    older,
+                    present: false,
+                    exited: false,
+                    shared_key: older != NONE,
+                });
                 self.values.extend(std::iter::repeat_n(0, self.counters));
-                self.used_in.push(0);
                 i
             }
         }
@@ -243,7 +268,7 @@ impl BlockEncoder {
             self.last_wall_ns = head.wall_ns;
         }
         self.count += 1;
-        let stamp = u64::from(self.count);
+        let stamp = self.count;
         self.first_wall_ns = self.first_wall_ns.min(head.wall_ns);
         self.last_wall_ns = self.last_wall_ns.max(head.wall_ns);
 
@@ -253,7 +278,7 @@ impl BlockEncoder {
         order.clear();
         for (at, t) in tasks.iter().enumerate() {
             let idx = self.entry_of(at, t, stamp);
-            self.used_in[idx as usize] = stamp;
+            self.slots[idx as usize].used_in = stamp;
             current.push((idx, at as u32));
             order.push(idx);
         }
@@ -277,7 +302,7 @@ impl BlockEncoder {
         let mut new = std::mem::take(&mut self.task_values);
         entries.clear();
         new.clear();
-        new.resize(self.counters, None);
+        new.resize(self.counters, 0);
         let mut prev_idx: Option<u32> = None;
         let mut entry = |entries: &mut Vec<u8>, idx: u32| {
             put_varint(entries, u64::from(idx - prev_idx.map_or(0, |p| p + 1)));
@@ -292,7 +317,7 @@ impl BlockEncoder {
             let cur = current.get(b).map(|&(i, _)| i);
             if gone(&self.present, a, cur) {
                 let idx = self.present[a];
-                self.presence[idx as usize] = Presence::Absent;
+                self.slots[idx as usize].present = false;
                 entry(&mut entries, idx);
                 entries.push(KIND_GONE);
                 n_entries += 1;
@@ -305,57 +330,45 @@ impl BlockEncoder {
             }
             let t = &tasks[current[b].1 as usize];
             b += 1;
-            t.values(columns, &mut new);
+            let measured = t.values(columns, &mut new);
             let exited = t.exited();
             let tag = if exited { TAG_EXITED } else { 0 };
-            let measured = new
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.is_some())
-                .fold(0u64, |m, (i, _)| m | 1 << i);
             let at = idx as usize * self.counters;
             let old = &mut self.values[at..at + self.counters];
-            let presence = &mut self.presence[idx as usize];
-            let was = *presence;
-            *presence = Presence::Present { exited, measured };
-            // The counters that changed; with the same ones measured, a change fits in a delta.
-            let changed = || {
-                new.iter()
-                    .zip(old.iter())
-                    .enumerate()
-                    .filter(|(_, (n, o))| n.is_some_and(|n| n != **o))
-                    .fold(0u64, |m, (i, _)| m | 1 << i)
-            };
-            match was {
-                Presence::Present {
-                    exited: e,
-                    measured: m,
-                } if m == measured => {
-                    let mask = changed();
-                    if mask == 0 && e == exited {
-                        continue;
-                    }
-                    entry(&mut entries, idx);
-                    entries.push(KIND_DELTA | tag);
-                    put_varint(&mut entries, mask);
-                    for (n, o) in new.iter().zip(old.iter()) {
-                        if let Some(n) = n.filter(|n| n != o) {
-                            put_zigzag(&mut entries, n.wrapping_sub(*o) as i64);
-                        }
+            let slot = &mut self.slots[idx as usize];
+            // With the same counters measured (those not measured are 0 on both sides), a
+            // change fits in a delta.
+            let delta = slot.present && slot.measured == measured;
+            let changed = new
+                .iter()
+                .zip(old.iter())
+                .enumerate()
+                .fold(0u64, |m, (i, (n, o))| m | u64::from(n != o) << i);
+            if delta && changed == 0 && slot.exited == exited {
+                continue;
+            }
+            entry(&mut entries, idx);
+            if delta {
+                entries.push(KIND_DELTA | tag);
+                put_varint(&mut entries, changed);
+                for (i, (n, o)) in new.iter().zip(old.iter()).enumerate() {
+                    if changed & 1 << i != 0 {
+                        put_zigzag(&mut entries, n.wrapping_sub(*o) as i64);
                     }
                 }
-                _ => {
-                    entry(&mut entries, idx);
-                    entries.push(KIND_SET | tag);
-                    put_varint(&mut entries, measured);
-                    for v in new.iter().flatten() {
+            } else {
+                entries.push(KIND_SET | tag);
+                put_varint(&mut entries, measured);
+                for (i, v) in new.iter().enumerate() {
+                    if measured & 1 << i != 0 {
                         put_varint(&mut entries, *v);
                     }
                 }
             }
-            for (o, n) in old.iter_mut().zip(new.iter()) {
-                *o = n.unwrap_or(0);
-            }
+            slot.present = true;
+            slot.exited = exited;
+            slot.measured = measured;
+            old.copy_from_slice(&new);
             n_entries += 1;
         }
         put_varint(out, n_entries);
@@ -367,28 +380,29 @@ impl BlockEncoder {
         self.task_values = new;
     }
 
-    /// The payload (dictionary then records), and the encoder ready for the next block.
-    pub fn take(&mut self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.dict.len() * 16 + self.records.len() + 8);
-        put_varint(&mut out, self.dict.len() as u64);
+    /// Appends the payload (dictionary then records) to `out`, and makes the encoder ready
+    /// for the next block; it keeps its allocations, which the next block would make again.
+    pub fn take_into(&mut self, out: &mut Vec<u8>) {
+        out.reserve(self.dict.len() * 16 + self.records.len() + 8);
+        put_varint(out, self.dict.len() as u64);
         let mut prev_tid = 0u32;
         for l in &self.dict {
-            put_zigzag(&mut out, i64::from(l.tid) - i64::from(prev_tid));
-            put_zigzag(&mut out, i64::from(l.pid) - i64::from(l.tid));
+            put_zigzag(out, i64::from(l.tid) - i64::from(prev_tid));
+            put_zigzag(out, i64::from(l.pid) - i64::from(l.tid));
             prev_tid = l.tid;
             let flags = u8::from(l.uid.is_some())
                 | u8::from(l.start_time.is_some()) << 1
                 | u8::from(l.cgroup_id.is_some()) << 2;
             out.push(flags);
             if let Some(uid) = l.uid {
-                put_varint(&mut out, u64::from(uid));
+                put_varint(out, u64::from(uid));
             }
-            put_str(&mut out, &l.command);
+            put_str(out, &l.command);
             if let Some(s) = l.start_time {
-                put_varint(&mut out, s);
+                put_varint(out, s);
             }
             if let Some(c) = l.cgroup_id {
-                put_varint(&mut out, c);
+                put_varint(out, c);
             }
         }
         let labelled = || {
@@ -396,14 +410,57 @@ impl BlockEncoder {
                 .iter()
                 .filter_map(|(id, label)| Some((*id, label.as_ref()?)))
         };
-        put_varint(&mut out, labelled().count() as u64);
+        put_varint(out, labelled().count() as u64);
         for (id, label) in labelled() {
-            put_varint(&mut out, id);
-            put_str(&mut out, label);
+            put_varint(out, id);
+            put_str(out, label);
         }
         out.extend_from_slice(&self.records);
-        *self = BlockEncoder::new(self.counters);
-        out
+        self.reset();
+    }
+
+    /// Empties the encoder, keeping what it allocated. Every field is named, so that a new
+    /// one cannot be forgotten here.
+    fn reset(&mut self) {
+        let BlockEncoder {
+            counters: _,
+            dict,
+            index,
+            slots,
+            values,
+            present,
+            order,
+            container_labels,
+            unlabelled,
+            records,
+            current,
+            next_order,
+            entries,
+            task_values,
+            count,
+            first_wall_ns,
+            last_wall_ns,
+            last_record_wall_ns,
+            last_mono_ns,
+        } = self;
+        dict.clear();
+        index.clear();
+        slots.clear();
+        values.clear();
+        present.clear();
+        order.clear();
+        container_labels.clear();
+        unlabelled.clear();
+        records.clear();
+        current.clear();
+        next_order.clear();
+        entries.clear();
+        task_values.clear();
+        *count = 0;
+        *first_wall_ns = 0;
+        *last_wall_ns = 0;
+        *last_record_wall_ns = 0;
+        *last_mono_ns = 0;
     }
 }
 

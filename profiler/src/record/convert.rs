@@ -4,7 +4,7 @@
 use crate::sample::Monotonic;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::block::{EncodeTask, Labels, Record, RecordHead};
+use super::block::{measured_into, EncodeTask, Labels, Record, RecordHead};
 use super::format::{Header, UnavailableCounters};
 use crate::counter::{Counter, Counters};
 use crate::sample::{Sample, TaskSample};
@@ -37,6 +37,7 @@ impl EncodeTask for TaskSample {
         self.start_time
     }
 
+    #[inline]
     fn labels_are(&self, l: &Labels) -> bool {
         self.tid == l.tid
             && self.pid == l.pid
@@ -57,13 +58,18 @@ impl EncodeTask for TaskSample {
         }
     }
 
-    fn values(&self, fields: &Fields, out: &mut [Option<u64>]) {
+    #[inline]
+    fn values(&self, fields: &Fields, out: &mut [u64]) -> u64 {
         if fields.all_in_order {
-            out.copy_from_slice(self.counters.values().as_slice());
+            measured_into(self.counters.values().as_slice(), out)
         } else {
-            for (v, f) in out.iter_mut().zip(&fields.counters) {
-                *v = f.and_then(|c| self.counters.get(c));
+            let mut measured = 0;
+            for (i, (v, f)) in out.iter_mut().zip(&fields.counters).enumerate() {
+                let value = f.and_then(|c| self.counters.get(c));
+                *v = value.unwrap_or(0);
+                measured |= u64::from(value.is_some()) << i;
             }
+            measured
         }
     }
 

@@ -165,10 +165,17 @@ impl Codec {
         }
     }
 
-    pub fn compress(self, raw: &[u8]) -> Vec<u8> {
+    /// Appends `raw`, as this codec stores it, to `out`.
+    pub fn compress_into(self, raw: &[u8], out: &mut Vec<u8>) {
         match self {
-            Codec::Stored => raw.to_vec(),
-            Codec::Lz4 => lz4_flex::block::compress(raw),
+            Codec::Stored => out.extend_from_slice(raw),
+            Codec::Lz4 => {
+                let at = out.len();
+                out.resize(at + lz4_flex::block::get_maximum_output_size(raw.len()), 0);
+                let n = lz4_flex::block::compress_into(raw, &mut out[at..])
+                    .expect("the output has room for the worst case");
+                out.truncate(at + n);
+            }
         }
     }
 

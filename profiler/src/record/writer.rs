@@ -61,6 +61,9 @@ pub struct Recorder {
     /// Monotonic stamps count from the first sample's `taken_at`.
     anchor: Option<Monotonic>,
     finished: bool,
+    /// Reused from block to block: the payload, and the frame with the payload as stored.
+    raw: Vec<u8>,
+    framed: Vec<u8>,
 }
 
 impl Recorder {
@@ -88,6 +91,8 @@ impl Recorder {
             codec: Codec::Lz4,
             anchor: None,
             finished: false,
+            raw: Vec::new(),
+            framed: Vec::new(),
         })
     }
 
@@ -172,18 +177,23 @@ impl Recorder {
             self.block.first_wall_ns,
             self.block.last_wall_ns,
         );
-        let raw = self.block.take();
-        let stored = self.codec.compress(&raw);
+        self.raw.clear();
+        self.block.take_into(&mut self.raw);
+        self.framed.clear();
+        self.framed.resize(FRAME_LEN, 0);
+        self.codec.compress_into(&self.raw, &mut self.framed);
+        let stored = &self.framed[FRAME_LEN..];
         let frame = Frame {
             codec: self.codec as u8,
             stored_len: stored.len() as u32,
-            raw_len: raw.len() as u32,
+            raw_len: self.raw.len() as u32,
             records,
             first_wall_ns,
             last_wall_ns,
-            payload_crc: crc32fast::hash(&stored),
+            payload_crc: crc32fast::hash(stored),
         };
-        let len = (FRAME_LEN + stored.len()) as u64;
+        self.framed[..FRAME_LEN].copy_from_slice(&frame.encode());
+        let len = self.framed.len() as u64;
         if let Some(r) = self.rotation {
             if self.file_len > self.header.len() as u64 && self.file_len + len > r.file_bound() {
                 self.rotate(r.keep)?;
@@ -192,8 +202,7 @@ impl Recorder {
         let at = self.file_len;
         let wrote = self
             .file
-            .write_all(&frame.encode())
-            .and_then(|()| self.file.write_all(&stored))
+            .write_all(&self.framed)
             .and_then(|()| self.file.sync_data());
         if let Err(e) = wrote {
             // A partial block (disk full) would hide every later one from readers: cut it off,
