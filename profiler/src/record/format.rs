@@ -60,7 +60,8 @@
 //! A reader seeks by time from frames alone: it skips a block whose `last_wall` is before the
 //! range and stops at one whose `first_wall` is after it, without reading its payload. Each
 //! block is self-contained (it needs nothing from earlier blocks), so damage costs the damaged
-//! block only, and a crash (kill -9) costs the block that was still open in memory.
+//! block only, and a crash (kill -9) costs the block that was still open in memory (see
+//! "Durability" below).
 //!
 //! # Block payload (decompressed)
 //!
@@ -111,8 +112,19 @@
 //!
 //! after 60 records, or once they span 10 minutes of wall time, or their records take 4 MiB
 //! uncompressed, whichever comes first (`BlockLimits`), and on `Recorder::finish` (or when
-//! the recorder is dropped). The writer writes and
-//! fsyncs a block when it closes it.
+//! the recorder is dropped). The writer writes a block when it closes it.
+//!
+//! # Durability
+//!
+//! A closed block is written but not fsynced: the profiler's own end (kill -9, a crash, the
+//! OOM killer) loses only the open block, and the kernel writes a closed one back within its
+//! dirty expiry (`vm.dirty_expire_centisecs`, 30 s by default). A power cut or a kernel crash
+//! therefore loses the open block and, in the half minute after a block closed, that block
+//! too. An fsync per block would save the latter only: for blocks of 10 minutes, it keeps the
+//! expected loss of a power cut at a random time at about 5 minutes instead of 5.5, while an
+//! fsync in the sampling loop waits for the disk the profiler is watching, which is slowest
+//! exactly when it is busy. The header is fsynced when a file starts, and the whole file when
+//! the recording ends (`Recorder::finish`).
 //!
 //! # Size bound and rotation
 //!

@@ -13,7 +13,7 @@ use super::format::{Codec, Frame, Header, FRAME_LEN, MAX_COUNTERS};
 use super::RecordError;
 use crate::sample::Sample;
 
-/// When the open block is closed (written, flushed and fsynced): whichever comes first.
+/// When the open block is closed (compressed and written): whichever comes first.
 #[derive(Clone, Copy, Debug)]
 pub struct BlockLimits {
     pub records: u32,
@@ -167,7 +167,8 @@ impl Recorder {
         Ok(())
     }
 
-    /// Writes the open block, if any, and fsyncs it.
+    /// Writes the open block, if any. Not fsynced (see "Durability" in `format`): it is in the
+    /// page cache, safe from the profiler's own end, and the kernel writes it back.
     pub fn close_block(&mut self) -> Result<(), RecordError> {
         if self.block.is_empty() {
             return Ok(());
@@ -200,10 +201,7 @@ impl Recorder {
             }
         }
         let at = self.file_len;
-        let wrote = self
-            .file
-            .write_all(&self.framed)
-            .and_then(|()| self.file.sync_data());
+        let wrote = self.file.write_all(&self.framed);
         if let Err(e) = wrote {
             // A partial block (disk full) would hide every later one from readers: cut it off,
             // so that recording can go on once there is room again.
@@ -215,10 +213,13 @@ impl Recorder {
         Ok(())
     }
 
-    /// Closes the open block; what was appended is then all on disk.
+    /// Closes the open block and fsyncs the file: what was appended is then all on disk.
     pub fn finish(mut self) -> Result<(), RecordError> {
         self.finished = true;
-        self.close_block()
+        self.close_block()?;
+        self.file
+            .sync_data()
+            .map_err(|e| RecordError::io(&self.path, self.file_len, "syncing the recording", e))
     }
 
     fn rotate(&mut self, keep: u32) -> Result<(), RecordError> {
@@ -256,8 +257,8 @@ impl Drop for Recorder {
     /// Keeps what was appended when the recorder goes away without `finish` (an error
     /// path, a panic); errors can no longer be told to anyone here.
     fn drop(&mut self) {
-        if !self.finished {
-            let _ = self.close_block();
+        if !self.finished && self.close_block().is_ok() {
+            let _ = self.file.sync_data();
         }
     }
 }
