@@ -172,7 +172,7 @@ fn record(path: &Path, machine: &mut Machine, records: u64, codec: Codec) -> (u6
         .expect("create")
         .with_codec(codec);
     let t = Instant::now();
-    for s in &samples {
+    for s in samples {
         w.append(s).expect("append");
     }
     w.finish().expect("finish");

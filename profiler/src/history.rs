@@ -193,7 +193,7 @@ impl Recording {
         self.filter.apply(&mut self.containers, &mut sample);
         self.cgroup_ids.apply(&self.containers, &mut sample);
         let containers = &mut self.containers;
-        let appended = self.recorder.append_labelled(&sample, |pid, id, exited| {
+        let appended = self.recorder.append_labelled(sample, |pid, id, exited| {
             containers.of_task(pid, Some(id), exited)
         });
         if let Some(live) = live {

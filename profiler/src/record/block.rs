@@ -64,6 +64,18 @@ pub struct RecordHead {
     pub denied_tasks: u64,
 }
 
+impl From<&Record> for RecordHead {
+    fn from(r: &Record) -> RecordHead {
+        RecordHead {
+            wall_ns: r.wall_ns,
+            mono_ns: r.mono_ns,
+            lost_events: r.lost_events,
+            skipped_tasks: r.skipped_tasks,
+            denied_tasks: r.denied_tasks,
+        }
+    }
+}
+
 /// A task as the encoder reads it: its labels, and its counters in the order of the header's
 /// names. `Columns` is what the task needs to find them (nothing for a [`TaskRecord`]).
 pub trait EncodeTask {
@@ -161,8 +173,8 @@ pub struct BlockEncoder {
     order: Vec<u32>,
     /// Container label by cgroup id, for the block's tasks; None where none was found.
     container_labels: BTreeMap<u64, Option<String>>,
-    /// Tasks (pid, cgroup id, exited) whose cgroup id the block has no label for yet.
-    unlabelled: Vec<(u32, u64, bool)>,
+    /// cgroup ids of the block's tasks that it has no label for yet.
+    unlabelled: Vec<u64>,
     records: Vec<u8>,
     /// Reused from record to record: (dictionary entry, place in the record) of each task,
     /// the record's entries, and one task's counters.
@@ -205,9 +217,9 @@ impl BlockEncoder {
         }
     }
 
-    /// The tasks new to the block since the last call whose cgroup id has no label in it yet
-    /// (pid, cgroup id, exited), each id once; they are taken as having none until labelled.
-    pub fn take_unlabelled(&mut self) -> std::vec::Drain<'_, (u32, u64, bool)> {
+    /// The cgroup ids of tasks new to the block since the last call that have no label in it
+    /// yet, each once; they are taken as having none until labelled.
+    pub fn take_unlabelled(&mut self) -> std::vec::Drain<'_, u64> {
         self.unlabelled.drain(..)
     }
 
@@ -236,7 +248,7 @@ impl BlockEncoder {
                         self.container_labels.entry(id)
                     {
                         e.insert(None);
-                        self.unlabelled.push((labels.pid, id, t.exited()));
+                        self.unlabelled.push(id);
                     }
                 }
                 self.dict.push(labels);
@@ -283,7 +295,11 @@ impl BlockEncoder {
             order.push(idx);
         }
         self.next_order = std::mem::replace(&mut self.order, order);
-        current.sort_unstable_by_key(|&(i, _)| i);
+        // Usually sorted already (the same tasks in the same order): checked first, as the
+        // sort's code is large and, a refresh later, out of the cache.
+        if !current.is_sorted_by_key(|&(i, _)| i) {
+            current.sort_unstable_by_key(|&(i, _)| i);
+        }
 
         let out = &mut self.records;
         put_zigzag(

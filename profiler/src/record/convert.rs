@@ -10,13 +10,17 @@ use crate::counter::{Counter, Counters};
 use crate::sample::{Sample, TaskSample};
 use crate::source::{IoSource, Unavailable};
 
+/// When `s` was taken, as a record stores it.
+pub fn wall_ns(s: &Sample) -> u64 {
+    s.wall_time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// What `s` stores besides its tasks; `anchor` is the instant monotonic stamps count from.
 pub fn record_head(s: &Sample, anchor: Monotonic) -> RecordHead {
     RecordHead {
-        wall_ns: s
-            .wall_time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
+        wall_ns: wall_ns(s),
         mono_ns: s.taken_at.saturating_duration_since(anchor).as_nanos() as u64,
         lost_events: s.lost_events,
         skipped_tasks: s.skipped_tasks,

@@ -121,7 +121,7 @@ fn record(path: &Path, n: u64, per_block: u32) -> (Vec<Sample>, Monotonic) {
         .expect("create")
         .with_limits(limits(per_block));
     for s in &samples {
-        w.append(s).expect("append");
+        w.append(s.clone()).expect("append");
     }
     w.finish().expect("finish");
     (samples, anchor)
@@ -209,7 +209,7 @@ fn random_samples_round_trip_exactly() {
             denied_tasks: rng.below(3) as u64,
             container_labels: Vec::new(),
         };
-        w.append(&s).expect("append");
+        w.append(s.clone()).expect("append");
         written.push(s);
     }
     w.finish().expect("finish");
@@ -371,7 +371,7 @@ fn a_recorder_dropped_without_finish_keeps_its_open_block() {
     let anchor = Monotonic::now();
     let mut w = Recorder::create(&path, &header()).expect("create");
     for i in 0..5 {
-        w.append(&sample(anchor, i)).expect("append");
+        w.append(sample(anchor, i)).expect("append");
     }
     drop(w);
     assert_eq!(read_all(&path).0.len(), 5);
@@ -455,7 +455,7 @@ fn rotation_keeps_the_newest_history_within_the_bound() {
         .with_limits(limits(5))
         .with_rotation(rotation);
     for i in 0..200 {
-        w.append(&sample(anchor, i)).expect("append");
+        w.append(sample(anchor, i)).expect("append");
     }
     w.finish().expect("finish");
     let files = series(&path);
@@ -581,7 +581,7 @@ fn a_replay_tells_what_the_recorded_source_told() {
     let path = tmp("told");
     let anchor = Monotonic::now();
     let mut w = Recorder::create(&path, &h).expect("create");
-    w.append(&sample(anchor, 1)).expect("append");
+    w.append(sample(anchor, 1)).expect("append");
     w.finish().expect("finish");
     let mut replay = ReplaySource::open(std::slice::from_ref(&path), None, None).expect("open");
     assert_eq!(replay.kind(), SourceKind::Ebpf);
@@ -613,7 +613,8 @@ fn a_version_1_recording_still_replays() {
     }
 }
 
-/// The labeller is asked once per cgroup id and block, for ids new to the block, and every
+/// The labeller is asked once per cgroup id and block, for ids new to the block, when the
+/// sample comes (its container may be gone by the time the block is encoded), and every
 /// replayed sample of a block gets the labels of the block's ids.
 #[test]
 fn container_labels_are_kept_per_block() {
@@ -628,11 +629,16 @@ fn container_labels_are_kept_per_block() {
         for (i, t) in s.tasks.iter_mut().enumerate() {
             t.cgroup_id = Some(100 + i as u64 % 2);
         }
-        w.append_labelled(&s, |_, id, _| {
+        w.append_labelled(s, |_, id, _| {
             asked.push(id);
             (id == 100).then(|| "docker:0123456789ab".to_string())
         })
         .expect("append");
+        assert_eq!(
+            asked.len() as u64,
+            2 * (tick / 2 + 1),
+            "asked at tick {tick}"
+        );
     }
     w.finish().expect("finish");
     // Two blocks of two records: each asks for both ids once.
@@ -645,5 +651,40 @@ fn container_labels_are_kept_per_block() {
             s.container_labels,
             [(100, "docker:0123456789ab".to_string())]
         );
+    }
+}
+
+/// A block's samples wait to be encoded together, but no more than `PENDING_TASKS` tasks of
+/// them: past that they are encoded at once, into the open block, and replay the same.
+#[test]
+fn pending_samples_are_bounded_and_replay_the_same() {
+    let path = tmp("pending");
+    let anchor = Monotonic::now();
+    let mut w = Recorder::create(&path, &header()).expect("create");
+    let big = |tick: u64| {
+        let mut s = sample(anchor, tick);
+        let tasks: Vec<TaskSample> = (0..6_000).map(|t| task(1000 + t, tick)).collect();
+        s.tasks = tasks;
+        s
+    };
+    let mut written = Vec::new();
+    for tick in 0..5 {
+        let s = big(tick);
+        written.push(s.clone());
+        w.append(s).expect("append");
+        assert!(
+            w.pending_tasks() <= writer::PENDING_TASKS,
+            "{} tasks pending after sample {tick}",
+            w.pending_tasks()
+        );
+    }
+    assert!(w.pending_tasks() > 0, "the open block's last samples wait");
+    w.finish().expect("finish");
+    let (ok, errors) = read_all(&path);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(ok.len(), written.len());
+    for (got, want) in ok.iter().zip(&written) {
+        assert_eq!(got.tasks, want.tasks);
+        assert_eq!(got.wall_time, want.wall_time);
     }
 }

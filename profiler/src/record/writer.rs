@@ -2,13 +2,14 @@
 //! the file, or the rotated files, within a size bound.
 
 use crate::sample::Monotonic;
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::block::{BlockEncoder, Record, RecordHead};
-use super::convert::{fields, record_head, Fields};
+use super::convert::{fields, record_head, wall_ns, Fields};
 use super::format::{Codec, Frame, Header, FRAME_LEN, MAX_COUNTERS};
 use super::RecordError;
 use crate::sample::Sample;
@@ -64,7 +65,19 @@ pub struct Recorder {
     /// Reused from block to block: the payload, and the frame with the payload as stored.
     raw: Vec<u8>,
     framed: Vec<u8>,
+    /// Samples of the open block not encoded yet, and their tasks: a block's samples are
+    /// encoded together when it closes, one after the other while the encoder's code and
+    /// state are in the cache (a refresh apart, encoding one sample cost twice as much).
+    /// Past `PENDING_TASKS` tasks they are encoded at once, so memory stays bounded.
+    pending: Vec<Sample>,
+    pending_tasks: usize,
+    /// Container label of each cgroup id of the pending samples and of the open block, asked
+    /// for when a sample comes (the container may be gone by the time it is encoded).
+    labels: HashMap<u64, Option<String>>,
 }
+
+/// Tasks of the samples a recorder holds before encoding them (about 3.5 MB).
+pub(super) const PENDING_TASKS: usize = 16_384;
 
 impl Recorder {
     /// Starts a recording at `path`, replacing what was there. Samples are recorded with the
@@ -93,6 +106,9 @@ impl Recorder {
             finished: false,
             raw: Vec::new(),
             framed: Vec::new(),
+            pending: Vec::new(),
+            pending_tasks: 0,
+            labels: HashMap::new(),
         })
     }
 
@@ -111,47 +127,106 @@ impl Recorder {
         self
     }
 
-    pub fn append(&mut self, sample: &Sample) -> Result<(), RecordError> {
+    pub fn append(&mut self, sample: Sample) -> Result<(), RecordError> {
         self.append_labelled(sample, |_, _, _| None)
     }
 
     /// Appends a sample whose tasks' cgroup ids `label` tells the container of (called with
-    /// pid, cgroup id and exited flag, once per id and block, for ids the sample's own
-    /// `container_labels` do not name).
+    /// pid, cgroup id and exited flag, at once, once per id and block, for ids the sample's
+    /// own `container_labels` do not name).
     pub fn append_labelled(
         &mut self,
-        sample: &Sample,
+        sample: Sample,
         mut label: impl FnMut(u32, u64, bool) -> Option<String>,
     ) -> Result<(), RecordError> {
-        let anchor = *self.anchor.get_or_insert(sample.taken_at);
-        self.block.label_containers(&sample.container_labels);
-        self.block
-            .push(&record_head(sample, anchor), &sample.tasks, &self.fields);
-        let found: Vec<(u64, String)> = self
-            .block
-            .take_unlabelled()
-            .filter_map(|(pid, id, exited)| Some((id, label(pid, id, exited)?)))
-            .collect();
-        self.block.label_containers(&found);
-        self.close_block_at_limit()
+        self.anchor.get_or_insert(sample.taken_at);
+        for (id, l) in &sample.container_labels {
+            let known = self.labels.entry(*id).or_default();
+            if known.is_none() {
+                *known = Some(l.clone());
+            }
+        }
+        // Tasks of one process are listed together and share their cgroup: one lookup a run.
+        let mut last = None;
+        for t in &sample.tasks {
+            let Some(id) = t.cgroup_id.filter(|&id| last != Some(id)) else {
+                continue;
+            };
+            last = Some(id);
+            self.labels
+                .entry(id)
+                .or_insert_with(|| label(t.pid, id, t.exited));
+        }
+        self.pending_tasks += sample.tasks.len();
+        let last_ns = wall_ns(&sample);
+        self.pending.push(sample);
+
+        let records = self.block.count as usize + self.pending.len();
+        let first_ns = if self.block.is_empty() {
+            wall_ns(&self.pending[0])
+        } else {
+            self.block.first_wall_ns
+        };
+        if records >= self.limits.records as usize
+            || u128::from(last_ns.saturating_sub(first_ns)) >= self.limits.span.as_nanos()
+            || self.pending_tasks > PENDING_TASKS
+        {
+            self.encode_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Tasks of the samples appended and not encoded yet.
+    pub fn pending_tasks(&self) -> usize {
+        self.pending_tasks
+    }
+
+    /// Encodes the pending samples into the open block, closing it (and starting another)
+    /// whenever it reaches a limit. On an error, the samples not encoded stay pending.
+    fn encode_pending(&mut self) -> Result<(), RecordError> {
+        let anchor = match (self.anchor, self.pending.first()) {
+            (Some(a), Some(_)) => a,
+            _ => return Ok(()),
+        };
+        let mut pending = std::mem::take(&mut self.pending);
+        let mut done = 0;
+        let mut result = Ok(());
+        for sample in &pending {
+            self.block
+                .push(&record_head(sample, anchor), &sample.tasks, &self.fields);
+            let labels = &self.labels;
+            let found: Vec<(u64, String)> = self
+                .block
+                .take_unlabelled()
+                .filter_map(|id| Some((id, labels.get(&id)?.clone()?)))
+                .collect();
+            self.block.label_containers(&found);
+            done += 1;
+            result = self.close_block_at_limit();
+            if result.is_err() {
+                break;
+            }
+        }
+        pending.drain(..done);
+        self.pending_tasks = pending.iter().map(|s| s.tasks.len()).sum();
+        self.pending = pending;
+        if self.pending.is_empty() && self.block.is_empty() {
+            self.labels.clear();
+        }
+        result
     }
 
     /// Appends a record as the file stores it (its tasks' values in the order of the header's
     /// counters); closes the block when it reaches a limit.
     pub fn append_record(&mut self, record: &Record) -> Result<(), RecordError> {
+        self.encode_pending()?;
         let counters = self.fields.counters.len();
         assert!(
             record.tasks.iter().all(|t| t.values.len() == counters),
             "every task of a record has the {counters} counters the header names"
         );
-        let head = RecordHead {
-            wall_ns: record.wall_ns,
-            mono_ns: record.mono_ns,
-            lost_events: record.lost_events,
-            skipped_tasks: record.skipped_tasks,
-            denied_tasks: record.denied_tasks,
-        };
-        self.block.push(&head, &record.tasks, &());
+        self.block
+            .push(&RecordHead::from(record), &record.tasks, &());
         self.block.label_containers(&record.container_labels);
         self.close_block_at_limit()
     }
@@ -162,14 +237,22 @@ impl Recorder {
             || u128::from(span_ns) >= self.limits.span.as_nanos()
             || self.block.records_len() >= self.limits.raw_bytes
         {
-            self.close_block()?;
+            self.write_block()?;
         }
         Ok(())
     }
 
-    /// Writes the open block, if any. Not fsynced (see "Durability" in `format`): it is in the
-    /// page cache, safe from the profiler's own end, and the kernel writes it back.
+    /// Closes the open block: encodes what is pending and writes it (see `write_block`).
     pub fn close_block(&mut self) -> Result<(), RecordError> {
+        self.encode_pending()?;
+        self.write_block()?;
+        self.labels.clear();
+        Ok(())
+    }
+
+    /// Writes the open block, if any, encoded as it is. Not fsynced (see "Durability" in `format`): it is in the
+    /// page cache, safe from the profiler's own end, and the kernel writes it back.
+    fn write_block(&mut self) -> Result<(), RecordError> {
         if self.block.is_empty() {
             return Ok(());
         }
