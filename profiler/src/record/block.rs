@@ -111,7 +111,7 @@ impl EncodeTask for TaskRecord {
     }
 
     fn values(&self, (): &(), out: &mut [u64]) -> u64 {
-        measured_into(&self.values, out)
+        measured_into(self.values.iter().copied(), out)
     }
 
     fn exited(&self) -> bool {
@@ -122,7 +122,7 @@ impl EncodeTask for TaskRecord {
 /// Writes `values` into `out`, 0 for those that are `None`; returns which are `Some`, one bit
 /// each.
 #[inline]
-pub fn measured_into(values: &[Option<u64>], out: &mut [u64]) -> u64 {
+pub fn measured_into(values: impl IntoIterator<Item = Option<u64>>, out: &mut [u64]) -> u64 {
     let mut measured = 0;
     for (i, (o, v)) in out.iter_mut().zip(values).enumerate() {
         *o = v.unwrap_or(0);
@@ -173,8 +173,6 @@ pub struct BlockEncoder {
     order: Vec<u32>,
     /// Container label by cgroup id, for the block's tasks; None where none was found.
     container_labels: BTreeMap<u64, Option<String>>,
-    /// cgroup ids of the block's tasks that it has no label for yet.
-    unlabelled: Vec<u64>,
     records: Vec<u8>,
     /// Reused from record to record: (dictionary entry, place in the record) of each task,
     /// the record's entries, and one task's counters.
@@ -217,15 +215,16 @@ impl BlockEncoder {
         }
     }
 
-    /// The cgroup ids of tasks new to the block since the last call that have no label in it
-    /// yet, each once; they are taken as having none until labelled.
-    pub fn take_unlabelled(&mut self) -> std::vec::Drain<'_, u64> {
-        self.unlabelled.drain(..)
-    }
-
     /// The dictionary entry for `t`, the `at`th task of record `stamp`: the one of the task at
-    /// that place in the last record, else the one its labels hash to, else a new one.
-    fn entry_of<T: EncodeTask>(&mut self, at: usize, t: &T, stamp: u32) -> u32 {
+    /// that place in the last record, else the one its labels hash to, else a new one. A
+    /// cgroup id new to the block gets the container label `label` gives it.
+    fn entry_of<T: EncodeTask>(
+        &mut self,
+        at: usize,
+        t: &T,
+        stamp: u32,
+        label: &mut impl FnMut(u64) -> Option<String>,
+    ) -> u32 {
         let same_place = self.order.get(at).copied().filter(|&i| {
             !self.slots[i as usize].shared_key && t.labels_are(&self.dict[i as usize])
         });
@@ -244,12 +243,7 @@ impl BlockEncoder {
                 let i = self.dict.len() as u32;
                 let labels = t.labels();
                 if let Some(id) = labels.cgroup_id {
-                    if let std::collections::btree_map::Entry::Vacant(e) =
-                        self.container_labels.entry(id)
-                    {
-                        e.insert(None);
-                        self.unlabelled.push(id);
-                    }
+                    self.container_labels.entry(id).or_insert_with(|| label(id));
                 }
                 self.dict.push(labels);
                 let older = self.index.insert(key, i).unwrap_or(NONE);
@@ -274,7 +268,14 @@ impl BlockEncoder {
     }
 
     /// Appends one record: `head`, and `tasks` with their counters found through `columns`.
-    pub fn push<T: EncodeTask>(&mut self, head: &RecordHead, tasks: &[T], columns: &T::Columns) {
+    /// `label` tells the container label of each cgroup id new to the block.
+    pub fn push<T: EncodeTask>(
+        &mut self,
+        head: &RecordHead,
+        tasks: &[T],
+        columns: &T::Columns,
+        mut label: impl FnMut(u64) -> Option<String>,
+    ) {
         if self.count == 0 {
             self.first_wall_ns = head.wall_ns;
             self.last_wall_ns = head.wall_ns;
@@ -289,7 +290,7 @@ impl BlockEncoder {
         current.clear();
         order.clear();
         for (at, t) in tasks.iter().enumerate() {
-            let idx = self.entry_of(at, t, stamp);
+            let idx = self.entry_of(at, t, stamp, &mut label);
             self.slots[idx as usize].used_in = stamp;
             current.push((idx, at as u32));
             order.push(idx);
@@ -447,7 +448,6 @@ impl BlockEncoder {
             present,
             order,
             container_labels,
-            unlabelled,
             records,
             current,
             next_order,
@@ -466,7 +466,6 @@ impl BlockEncoder {
         present.clear();
         order.clear();
         container_labels.clear();
-        unlabelled.clear();
         records.clear();
         current.clear();
         next_order.clear();

@@ -65,15 +65,10 @@ impl EncodeTask for TaskSample {
     #[inline]
     fn values(&self, fields: &Fields, out: &mut [u64]) -> u64 {
         if fields.all_in_order {
-            measured_into(self.counters.values().as_slice(), out)
+            measured_into(self.counters.values().as_slice().iter().copied(), out)
         } else {
-            let mut measured = 0;
-            for (i, (v, f)) in out.iter_mut().zip(&fields.counters).enumerate() {
-                let value = f.and_then(|c| self.counters.get(c));
-                *v = value.unwrap_or(0);
-                measured |= u64::from(value.is_some()) << i;
-            }
-            measured
+            let values = fields.counters.iter();
+            measured_into(values.map(|f| f.and_then(|c| self.counters.get(c))), out)
         }
     }
 
